@@ -1,0 +1,62 @@
+using Engine.Paging;
+
+namespace Engine.Kvm;
+
+/// <summary>Platform type of exported TDP metadata (<c>enum kvm_exported_tdp_type</c>).</summary>
+public enum TdpType
+{
+    /// <summary>Not set: importers must refuse it.</summary>
+    None = 0,
+
+    /// <summary>Intel EPT (<c>KVM_TDP_TYPE_EPT</c> = 1), the only type KVM defines.</summary>
+    Ept = 1,
+}
+
+/// <summary>
+/// The vendor metadata KVM exports with a TDP (<c>struct kvm_exported_tdp_meta_vmx</c>, SPEC.md §1.4):
+/// what an IOMMU needs to walk KVM's EPT as its second-stage table.
+/// </summary>
+/// <param name="Type">Platform type; importers check it first.</param>
+/// <param name="Level">Levels of the TDP (4 or 5).</param>
+/// <param name="RootHpa">HPA of the root table; constant for the export's lifetime.</param>
+/// <param name="MaxHugePageLevel">Largest leaf KVM may create: 1 = 4K, 2 = 2M, 3 = 1G.</param>
+/// <param name="RsvdBitsMask">KVM's must-be-zero bits, [PS][level − 1]; KVM never sets them, not even for software use.</param>
+public sealed record ExportedTdp(TdpType Type, int Level, ulong RootHpa, int MaxHugePageLevel, ReservedBitMasks RsvdBitsMask)
+{
+    /// <summary>The size argument of <see cref="ITdpImporter.Invalidate"/> that means "everything" (C's −1).</summary>
+    public const ulong InvalidateAll = ulong.MaxValue;
+}
+
+/// <summary>
+/// An importer of an exported TDP (an IOMMU domain): told to invalidate whatever it cached of a
+/// guest-physical range every time KVM flushes after changing entries, and before any table frame
+/// freed by that change can be reused.
+/// </summary>
+/// <remarks>Called with KVM's MMU lock held: the callback must not call back into the VM.</remarks>
+public interface ITdpImporter
+{
+    /// <summary>Invalidate [<paramref name="gpa"/>, <paramref name="gpa"/> + <paramref name="size"/>); (0, <see cref="ExportedTdp.InvalidateAll"/>) means everything.</summary>
+    void Invalidate(ulong gpa, ulong size);
+}
+
+/// <summary>Outcome of KVM's fault op for an exported TDP (patch 37).</summary>
+public enum TdpFaultResult
+{
+    /// <summary>The GFN is mapped with the access asked for (RET_PF_FIXED, or already mapped).</summary>
+    Fixed = 0,
+
+    /// <summary>No memslot covers the GFN: emulated MMIO, cannot be faulted in (-EFAULT).</summary>
+    NoMemslot,
+
+    /// <summary>The GFN is write-tracked (a guest page table): a DMA write cannot be emulated (-EINVAL).</summary>
+    WriteTracked,
+
+    /// <summary>A write to a read-only memslot (-EFAULT).</summary>
+    ReadOnlyMemslot,
+
+    /// <summary>The GFN is beyond the guest address width (-EFAULT).</summary>
+    BeyondAddressWidth,
+
+    /// <summary>Host memory ran out while mapping (-ENOMEM).</summary>
+    OutOfMemory,
+}

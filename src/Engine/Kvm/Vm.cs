@@ -1,0 +1,417 @@
+using Engine.Memory;
+using Engine.Paging;
+
+namespace Engine.Kvm;
+
+/// <summary>
+/// A KVM virtual machine as far as DMA cares: memslots of guest RAM backed by host frames, and the
+/// TDP MMU whose EPT translates guest-physical to host-physical addresses and can be exported to
+/// IOMMU domains. Control operations serialize on the MMU lock; walkers never take it.
+/// </summary>
+public sealed class Vm : IDisposable
+{
+    private readonly Lock _mmuLock = new();
+    private readonly List<Memslot> _slots = [];
+    private readonly HashSet<ulong> _writeTracked = [];
+    private readonly Dictionary<ulong, int>[] _trackedPerHugePage = [new(), new()];
+    private KvmTdpFd? _export;
+    private bool _disposed;
+
+    /// <summary>Creates a VM whose tables and RAM live in <paramref name="memory"/>.</summary>
+    public Vm(HostMemory memory, VmOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(memory);
+        options ??= new VmOptions();
+        if (options.TdpLevels is not (4 or 5))
+            throw new ArgumentOutOfRangeException(nameof(options), options.TdpLevels, "TdpLevels must be 4 or 5.");
+        if (options.MaxHugePageLevel is < 1 or > 3)
+            throw new ArgumentOutOfRangeException(nameof(options), options.MaxHugePageLevel, "MaxHugePageLevel must be 1 (4K), 2 (2M) or 3 (1G).");
+        int width = options.PhysicalAddressWidth ?? memory.HostAddressWidth;
+        if (width < memory.HostAddressWidth || width > 52)
+            throw new ArgumentOutOfRangeException(nameof(options), width, $"PhysicalAddressWidth must be {memory.HostAddressWidth}..52 so every host frame is addressable.");
+        Memory = memory;
+        Name = options.Name;
+        Tdp = new TdpMmu(this, memory, options.TdpLevels, options.MaxHugePageLevel, width);
+    }
+
+    /// <summary>Name for diagnostics.</summary>
+    public string Name { get; }
+
+    /// <summary>The host memory the VM lives in.</summary>
+    public HostMemory Memory { get; }
+
+    /// <summary>The TDP MMU (KVM's EPT).</summary>
+    public TdpMmu Tdp { get; }
+
+    /// <summary>Guest frame numbers the EPT can translate: 2^(width − 12).</summary>
+    public ulong MaxGfn => 1UL << (Tdp.AddressWidth - HostMemory.FrameShift);
+
+    /// <summary>A snapshot of the memslots, ordered by address.</summary>
+    public IReadOnlyList<Memslot> Memslots
+    {
+        get
+        {
+            lock (_mmuLock)
+                return [.. _slots];
+        }
+    }
+
+    /// <summary>
+    /// Adds a memslot of guest RAM at [<paramref name="gpa"/>, +<paramref name="size"/>), backed by
+    /// host pages of <paramref name="backing"/> size allocated on first touch. Address and size must
+    /// be aligned to the backing page size; slots may not overlap.
+    /// </summary>
+    public Memslot AddMemslot(int id, ulong gpa, ulong size, PageSize backing = PageSize.Size4K, MemslotFlags flags = MemslotFlags.None)
+    {
+        if (!Enum.IsDefined(backing))
+            throw new ArgumentOutOfRangeException(nameof(backing), backing, "The backing must be 4K, 2M or 1G.");
+        if ((flags & ~(MemslotFlags.ReadOnly | MemslotFlags.LogDirtyPages)) != 0)
+            throw new ArgumentOutOfRangeException(nameof(flags), flags, "Unknown memslot flags.");
+        ulong align = backing.Bytes();
+        if (size == 0 || size % align != 0)
+            throw new ArgumentOutOfRangeException(nameof(size), size, $"The size must be a non-zero multiple of the {backing} backing page.");
+        if (gpa % align != 0)
+            throw new ArgumentOutOfRangeException(nameof(gpa), gpa, $"The GPA must be aligned to the {backing} backing page.");
+        ulong gfn = gpa >> HostMemory.FrameShift, pages = size >> HostMemory.FrameShift;
+        if (gfn + pages < gfn || gfn + pages > MaxGfn)
+            throw new ArgumentOutOfRangeException(nameof(size), size, $"The slot ends beyond the {Tdp.AddressWidth}-bit guest-physical width.");
+        lock (_mmuLock)
+        {
+            ThrowIfDisposed();
+            if (_slots.Any(s => s.Id == id))
+                throw new EngineException(Errno.EEXIST, $"memslot {id} already exists.");
+            Memslot? overlap = _slots.FirstOrDefault(s => gfn < s.BaseGfn + s.Pages && s.BaseGfn < gfn + pages);
+            if (overlap is not null)
+                throw new EngineException(Errno.EEXIST, $"GPA range 0x{gpa:x}+0x{size:x} overlaps {overlap}.");
+            var slot = new Memslot(id, gfn, pages, backing, flags & ~MemslotFlags.LogDirtyPages);
+            _slots.Add(slot);
+            _slots.Sort((a, b) => a.BaseGfn.CompareTo(b.BaseGfn));
+            if ((flags & MemslotFlags.LogDirtyPages) != 0)
+                slot.Flags |= MemslotFlags.LogDirtyPages;
+            return slot;
+        }
+    }
+
+    /// <summary>
+    /// Deletes a memslot: its mappings are zapped (the exported root stays valid, as patch 36
+    /// requires), importers flush, and its backing frames are retired.
+    /// </summary>
+    public void RemoveMemslot(int id)
+    {
+        lock (_mmuLock)
+        {
+            ThrowIfDisposed();
+            Memslot slot = _slots.FirstOrDefault(s => s.Id == id)
+                ?? throw new EngineException(Errno.ENOENT, $"memslot {id} does not exist.");
+            Tdp.Zap(slot.BaseGfn, slot.Pages);
+            Tdp.Flush();
+            Memory.RetireFrames([.. slot.BackingFrames()]);
+            slot.ForgetBacking();
+            _slots.Remove(slot);
+            _writeTracked.RemoveWhere(slot.Contains);
+            foreach (var counts in _trackedPerHugePage)
+                counts.Clear();
+            foreach (ulong gfn in _writeTracked)
+                CountTracked(gfn, +1);
+        }
+    }
+
+    /// <summary>
+    /// Maps [<paramref name="gfn"/>, +<paramref name="pages"/>) with <paramref name="permissions"/>
+    /// at the largest page size that alignment, backing and <see cref="VmOptions.MaxHugePageLevel"/>
+    /// allow. The range must lie inside memslots. Read-only slots and write-tracked pages get no W;
+    /// dirty-logged slots map 4K pages read-only until written.
+    /// </summary>
+    /// <exception cref="HostMemoryExhaustedException">Host memory ran out; what was mapped before stays mapped and consistent.</exception>
+    public void Map(ulong gfn, ulong pages, Access permissions)
+    {
+        if (permissions == Access.None || (permissions & ~Access.All) != 0)
+            throw new ArgumentOutOfRangeException(nameof(permissions), permissions, "Permissions must be a non-empty combination of Read, Write and Execute.");
+        if ((permissions & Access.ReadWrite) == Access.Write)
+            throw new ArgumentOutOfRangeException(nameof(permissions), permissions, "Write without Read is an EPT misconfiguration.");
+        lock (_mmuLock)
+        {
+            ValidateRange(gfn, pages, requireMemslots: true);
+            try
+            {
+                Tdp.Map(gfn, pages, permissions);
+            }
+            finally
+            {
+                Tdp.Flush();
+            }
+        }
+    }
+
+    /// <summary>Removes every mapping in [<paramref name="gfn"/>, +<paramref name="pages"/>), splitting large pages the range cuts.</summary>
+    public void Zap(ulong gfn, ulong pages)
+    {
+        lock (_mmuLock)
+        {
+            ValidateRange(gfn, pages, requireMemslots: false);
+            try
+            {
+                Tdp.Zap(gfn, pages);
+            }
+            finally
+            {
+                Tdp.Flush();
+            }
+        }
+    }
+
+    /// <summary>Removes W from every mapping in [<paramref name="gfn"/>, +<paramref name="pages"/>) (dirty logging), splitting large pages the range cuts.</summary>
+    public void WriteProtect(ulong gfn, ulong pages)
+    {
+        lock (_mmuLock)
+        {
+            ValidateRange(gfn, pages, requireMemslots: false);
+            try
+            {
+                Tdp.WriteProtect(gfn, pages);
+            }
+            finally
+            {
+                Tdp.Flush();
+            }
+        }
+    }
+
+    /// <summary>Faults in one GFN for a read, write or exec access on demand (the IO-page-fault path).</summary>
+    public TdpFaultResult FaultIn(ulong gfn, Access access)
+    {
+        if (access == Access.None || (access & ~Access.All) != 0)
+            throw new ArgumentOutOfRangeException(nameof(access), access, "The access must be a non-empty combination of Read, Write and Execute.");
+        lock (_mmuLock)
+        {
+            ThrowIfDisposed();
+            TdpFaultResult result;
+            try
+            {
+                result = Tdp.FaultIn(gfn, access);
+            }
+            catch (HostMemoryExhaustedException)
+            {
+                result = TdpFaultResult.OutOfMemory;
+            }
+            finally
+            {
+                Tdp.Flush();
+            }
+            Tdp.CountFault(result == TdpFaultResult.Fixed);
+            return result;
+        }
+    }
+
+    /// <summary>Marks <paramref name="gfn"/> write-tracked (KVM page tracking): it loses W now and a write fault on it fails.</summary>
+    public void AddWriteTracking(ulong gfn)
+    {
+        lock (_mmuLock)
+        {
+            ValidateRange(gfn, 1, requireMemslots: true);
+            if (!_writeTracked.Add(gfn))
+                return;
+            CountTracked(gfn, +1);
+            try
+            {
+                Tdp.WriteProtect(gfn, 1);
+            }
+            finally
+            {
+                Tdp.Flush();
+            }
+        }
+    }
+
+    /// <summary>Ends write tracking of <paramref name="gfn"/>; W comes back on the next write fault or map.</summary>
+    public void RemoveWriteTracking(ulong gfn)
+    {
+        lock (_mmuLock)
+        {
+            ThrowIfDisposed();
+            if (_writeTracked.Remove(gfn))
+                CountTracked(gfn, -1);
+        }
+    }
+
+    /// <summary>Turns on dirty logging for a memslot: the whole slot is write-protected, and write faults log pages.</summary>
+    public void EnableDirtyLogging(int slotId)
+    {
+        lock (_mmuLock)
+        {
+            Memslot slot = SlotById(slotId);
+            slot.Flags |= MemslotFlags.LogDirtyPages;
+            _ = slot.TakeDirty();
+            try
+            {
+                Tdp.WriteProtect(slot.BaseGfn, slot.Pages);
+            }
+            finally
+            {
+                Tdp.Flush();
+            }
+        }
+    }
+
+    /// <summary>Turns off dirty logging for a memslot.</summary>
+    public void DisableDirtyLogging(int slotId)
+    {
+        lock (_mmuLock)
+            SlotById(slotId).Flags &= ~MemslotFlags.LogDirtyPages;
+    }
+
+    /// <summary>
+    /// Returns the GFNs written since the last call (KVM_GET_DIRTY_LOG) and write-protects them
+    /// again so the next write is logged too.
+    /// </summary>
+    public IReadOnlyList<ulong> GetDirtyLog(int slotId)
+    {
+        lock (_mmuLock)
+        {
+            Memslot slot = SlotById(slotId);
+            if ((slot.Flags & MemslotFlags.LogDirtyPages) == 0)
+                throw new EngineException(Errno.EINVAL, $"memslot {slotId} does not log dirty pages.");
+            List<ulong> dirty = slot.TakeDirty();
+            try
+            {
+                foreach (ulong gfn in dirty)
+                    Tdp.WriteProtect(gfn, 1);
+            }
+            finally
+            {
+                Tdp.Flush();
+            }
+            return dirty;
+        }
+    }
+
+    /// <summary>
+    /// Exports the TDP of <paramref name="addressSpaceId"/> (KVM_CREATE_TDP_FD). Only address space 0
+    /// exists here (no SMM); a second export of it while the first is open is refused with EEXIST.
+    /// </summary>
+    public KvmTdpFd ExportTdp(int addressSpaceId = 0)
+    {
+        lock (_mmuLock)
+        {
+            ThrowIfDisposed();
+            if (addressSpaceId != 0)
+                throw new EngineException(Errno.EINVAL, $"address space {addressSpaceId} does not exist (only 0; SMM is not modelled).");
+            if (_export is not null)
+                throw new EngineException(Errno.EEXIST, "the TDP of address space 0 is already exported.");
+            var metadata = new ExportedTdp(TdpType.Ept, Tdp.Levels, Tdp.RootHpa, Tdp.MaxHugePageLevel, Tdp.RsvdBitsMask);
+            _export = new KvmTdpFd(this, addressSpaceId, metadata);
+            return _export;
+        }
+    }
+
+    /// <summary>Walks the EPT (the CPU's view) for <paramref name="gpa"/>, inside an epoch-protected region.</summary>
+    public WalkResult Translate(ulong gpa, Access access)
+    {
+        using (Memory.Epochs.Enter())
+            return PageWalker.Walk(Memory, Tdp.WalkerConfig, Tdp.RootHpa, Tdp.Levels, gpa, access);
+    }
+
+    internal void OnExportClosed(KvmTdpFd export)
+    {
+        lock (_mmuLock)
+        {
+            if (ReferenceEquals(_export, export))
+                _export = null;
+        }
+    }
+
+    // Called by the TDP MMU's flush, under the MMU lock.
+    internal void NotifyImporters(ulong gpa, ulong size) => _export?.Notify(gpa, size);
+
+    internal Memslot? FindSlot(ulong gfn)
+    {
+        int lo = 0, hi = _slots.Count - 1;
+        while (lo <= hi)
+        {
+            int mid = (lo + hi) >> 1;
+            Memslot slot = _slots[mid];
+            if (gfn < slot.BaseGfn)
+                hi = mid - 1;
+            else if (gfn >= slot.BaseGfn + slot.Pages)
+                lo = mid + 1;
+            else
+                return slot;
+        }
+        return null;
+    }
+
+    internal bool IsWriteTracked(ulong gfn) => _writeTracked.Count != 0 && _writeTracked.Contains(gfn);
+
+    internal bool HugePageDisallowed(ulong gfn, int level) =>
+        _writeTracked.Count != 0 && _trackedPerHugePage[level - 2].ContainsKey(gfn >> (PageSizes.LevelStride * (level - 1)));
+
+    private void CountTracked(ulong gfn, int delta)
+    {
+        for (int level = 2; level <= 3; level++)
+        {
+            ulong key = gfn >> (PageSizes.LevelStride * (level - 1));
+            var counts = _trackedPerHugePage[level - 2];
+            int n = counts.GetValueOrDefault(key) + delta;
+            if (n == 0)
+                counts.Remove(key);
+            else
+                counts[key] = n;
+        }
+    }
+
+    private Memslot SlotById(int id)
+    {
+        ThrowIfDisposed();
+        return _slots.FirstOrDefault(s => s.Id == id) ?? throw new EngineException(Errno.ENOENT, $"memslot {id} does not exist.");
+    }
+
+    private void ValidateRange(ulong gfn, ulong pages, bool requireMemslots)
+    {
+        ThrowIfDisposed();
+        if (pages == 0)
+            throw new ArgumentOutOfRangeException(nameof(pages), pages, "The page count must be at least 1.");
+        if (gfn >= MaxGfn || pages > MaxGfn - gfn)
+            throw new ArgumentOutOfRangeException(nameof(gfn), gfn, $"GFN range 0x{gfn:x}+0x{pages:x} goes beyond the {Tdp.AddressWidth}-bit guest-physical width.");
+        if (!requireMemslots)
+            return;
+        for (ulong g = gfn; g < gfn + pages;)
+        {
+            Memslot slot = FindSlot(g) ?? throw new ArgumentException($"GFN 0x{g:x} is not in any memslot.", nameof(gfn));
+            g = slot.BaseGfn + slot.Pages;
+        }
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    /// <summary>
+    /// Tears the VM down: the export is closed (importers told to drop everything), and every table
+    /// frame and backing frame is retired, so walkers still inside protected regions stay safe.
+    /// </summary>
+    public void Dispose()
+    {
+        KvmTdpFd? export;
+        lock (_mmuLock)
+        {
+            if (_disposed || Memory.IsDisposed)
+            {
+                _disposed = true;
+                return;
+            }
+            _disposed = true;
+            export = _export;
+            export?.Notify(0, ExportedTdp.InvalidateAll);
+            _export = null;
+            var frames = new List<ulong>();
+            Tdp.CollectAllTables(frames);
+            foreach (Memslot slot in _slots)
+            {
+                frames.AddRange(slot.BackingFrames());
+                slot.ForgetBacking();
+            }
+            _slots.Clear();
+            Memory.RetireFrames(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(frames));
+            Memory.Reclaim();
+        }
+        export?.Dispose();
+    }
+}

@@ -1,0 +1,43 @@
+namespace Engine.Memory;
+
+/// <summary>
+/// Gives every thread that enters an epoch-protected region a small process-wide index, shared by
+/// all <see cref="EpochManager"/> instances, so each manager can keep one cache line per thread.
+/// </summary>
+/// <remarks>
+/// The index is held in a thread-static lease object; when the thread dies the lease becomes
+/// unreachable and its finalizer returns the index. One allocation per thread, never per entry.
+/// </remarks>
+internal static class ThreadSlots
+{
+    /// <summary>Threads that may be inside protected regions at the same time.</summary>
+    public const int MaxThreads = 1024;
+
+    private static readonly int[] Owners = new int[MaxThreads];
+
+    [ThreadStatic]
+    private static Lease? _lease;
+
+    /// <summary>The calling thread's index, registering it on first use.</summary>
+    public static int Current => _lease?.Index ?? Register();
+
+    private static int Register()
+    {
+        for (int i = 0; i < MaxThreads; i++)
+        {
+            if (Volatile.Read(ref Owners[i]) == 0 && Interlocked.CompareExchange(ref Owners[i], 1, 0) == 0)
+            {
+                _lease = new Lease(i);
+                return i;
+            }
+        }
+        throw new InvalidOperationException($"More than {MaxThreads} threads are registered with epoch protection at once.");
+    }
+
+    private sealed class Lease(int index)
+    {
+        public int Index { get; } = index;
+
+        ~Lease() => Volatile.Write(ref Owners[Index], 0);
+    }
+}

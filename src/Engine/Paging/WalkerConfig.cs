@@ -1,0 +1,59 @@
+namespace Engine.Paging;
+
+/// <summary>
+/// Everything a walker needs to judge entries, validated once on the control path and handed to
+/// the hot path as immutable, blittable data.
+/// </summary>
+public readonly struct WalkerConfig
+{
+    private readonly ReservedBitMasks _masks;
+
+    private WalkerConfig(EntryFormat format, in ReservedBitMasks masks, ulong presentMask, ulong permissionMask, bool executeEnforced, bool rejectWriteOnly)
+    {
+        Format = format;
+        _masks = masks;
+        PresentMask = presentMask;
+        PermissionMask = permissionMask;
+        ExecuteEnforced = executeEnforced;
+        RejectWriteOnly = rejectWriteOnly;
+    }
+
+    /// <summary>The entry format.</summary>
+    public EntryFormat Format { get; }
+
+    /// <summary>Bits of which at least one must be set for an entry to be present.</summary>
+    public ulong PresentMask { get; }
+
+    /// <summary>Permission bits that count towards the effective permissions.</summary>
+    public ulong PermissionMask { get; }
+
+    /// <summary>Whether an execute access needs X; otherwise it is checked as a read.</summary>
+    public bool ExecuteEnforced { get; }
+
+    /// <summary>Whether W without R is a misconfiguration (EPT), reported as a reserved-bit fault.</summary>
+    public bool RejectWriteOnly { get; }
+
+    /// <summary>The must-be-zero masks, [PS][level − 1].</summary>
+    public ReservedBitMasks Masks => _masks;
+
+    internal ulong Mask(int index) => _masks[index];
+
+    /// <summary>The CPU's view of KVM's EPT, judged with the given must-be-zero masks (e.g. <see cref="ReservedBitMasks.ForEpt"/>).</summary>
+    public static WalkerConfig Ept(in ReservedBitMasks masks) =>
+        new(EntryFormat.Ept, masks, EptEntry.PermissionMask, EptEntry.PermissionMask, executeEnforced: true, rejectWriteOnly: true);
+
+    /// <summary>
+    /// The IOMMU's view: VT-d second-stage rules for a unit with this host address width, superpage
+    /// level (0 = 4K, 1 = 2M, 2 = 1G), snoop control (ECAP.SC), device TLB (ECAP.DT) and execute
+    /// requests (ECAP.ERS with SSEE).
+    /// </summary>
+    public static WalkerConfig SecondStage(int hostAddressWidth, int superpageLevel, bool snoopControl = true, bool deviceTlb = false, bool executeRequests = false)
+    {
+        var masks = ReservedBitMasks.ForSecondStage(hostAddressWidth, superpageLevel, snoopControl, deviceTlb);
+        ulong perms = executeRequests ? SlPte.ReadBit | SlPte.WriteBit | SlPte.ExecuteBit : SlPte.ReadBit | SlPte.WriteBit;
+        return new(EntryFormat.SecondStage, masks, SlPte.ReadBit | SlPte.WriteBit, perms, executeRequests, rejectWriteOnly: false);
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{Format} walker (present 0x{PresentMask:x}, permissions 0x{PermissionMask:x})";
+}
