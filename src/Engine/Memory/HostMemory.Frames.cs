@@ -127,7 +127,8 @@ public sealed unsafe partial class HostMemory
                 (ulong)Volatile.Read(ref _peak),
                 (ulong)RetiredCount,
                 (ulong)Math.Max(0, Volatile.Read(ref _freeCount)),
-                fresh);
+                fresh,
+                (ulong)Volatile.Read(ref _reclaimedCount));
         }
     }
 

@@ -8,6 +8,7 @@ public sealed unsafe partial class HostMemory
     private readonly Lock _retireLock = new();
     private readonly Queue<(uint Frame, ulong Tag)> _retired = new();
     private long _retiredCount;
+    private long _reclaimedCount;
 
     private long RetiredCount => Volatile.Read(ref _retiredCount);
 
@@ -65,6 +66,7 @@ public sealed unsafe partial class HostMemory
                 Interlocked.Decrement(ref _inUse);
                 Interlocked.Decrement(ref _retiredCount);
                 Push(item.Frame);
+                Interlocked.Increment(ref _reclaimedCount);
                 count++;
             }
         }

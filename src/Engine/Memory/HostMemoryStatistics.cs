@@ -7,10 +7,12 @@ namespace Engine.Memory;
 /// <param name="RetiredFrames">Frames waiting for their epoch grace period.</param>
 /// <param name="FreeFrames">Frames in the free pool.</param>
 /// <param name="FreshFrames">Frames never handed out.</param>
+/// <param name="ReclaimedFrames">Retired frames moved to the free pool so far.</param>
 public readonly record struct HostMemoryStatistics(
     ulong CapacityFrames,
     ulong FramesInUse,
     ulong PeakFramesInUse,
     ulong RetiredFrames,
     ulong FreeFrames,
-    ulong FreshFrames);
+    ulong FreshFrames,
+    ulong ReclaimedFrames);
