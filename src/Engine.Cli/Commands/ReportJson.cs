@@ -6,4 +6,5 @@ namespace Engine.Cli.Commands;
 /// <summary>Source-generated JSON for the reports (camelCase keys, trimming-safe).</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(WalkScenarioReport))]
+[JsonSerializable(typeof(CapsReport))]
 internal sealed partial class ReportJson : JsonSerializerContext;
