@@ -1,0 +1,358 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using Engine.Memory;
+using Engine.Paging;
+
+namespace Engine.Iommu;
+
+/// <summary>
+/// The IOTLB: a lock-free, set-associative cache of second-stage translations in native memory,
+/// tagged by DID, page size and input page number (SPEC.md §2.9).
+/// </summary>
+/// <remarks>
+/// <para>Layout: each set is one 64-byte cache line, <c>[version][tag0][data0][tag1][data1][tag2][data2][victim]</c>,
+/// so a set holds <see cref="Ways"/> entries.</para>
+/// <code>
+/// tag:  63 valid | 62:61 size (1 = 4K, 2 = 2M, 3 = 1G) | 60:45 DID | 44:0 page number at that size
+/// data: 63:52 generation | 51:12 page HPA | 4 always 1 | 3 snoop | 2 X | 1 W | 0 R
+/// </code>
+/// <para>Readers never wait and never write. A set is a seqlock: a reader reads the version, the
+/// words, and the version again, and treats an odd or changed version as a miss. Fills take a set
+/// by CAS of its version from even to odd and simply skip the fill when it is taken (a fill is only
+/// a cache), so translating threads never block; invalidations on the control path spin for it.</para>
+/// <para>Global and domain-selective invalidation are O(1): an entry carries the generation
+/// (global + per-DID counter, 12 bits) it was filled under and is valid only while that is still
+/// current. Before a 12-bit generation could wrap onto a stale entry, a sweep (every 1024 steps of
+/// either counter) erases every entry that is not current.</para>
+/// <para>The promise: once an invalidation has returned, no lookup that starts afterwards returns
+/// an entry it covered. Fills capture the generation and the page-invalidation sequence before
+/// their walk and re-check both under the set lock, so a walk that raced an invalidation never
+/// plants the stale translation afterwards.</para>
+/// </remarks>
+public sealed unsafe class Iotlb : IDisposable
+{
+    /// <summary>Entries per set (one cache line).</summary>
+    public const int Ways = 3;
+
+    private const int SetWords = 8;
+    private const ulong ValidBit = 1UL << 63;
+    private const int SizeShift = 61;
+    private const int DidShift = 45;
+    private const ulong PageNumberMask = (1UL << 45) - 1;
+    private const int GenerationShift = 52;
+    private const uint GenerationMask = 0xFFF;
+    private const uint SweepInterval = 1024;
+    private const ulong DataPresent = 1UL << 4;
+    private const ulong SnoopBit = 1UL << 3;
+
+    private readonly ulong* _sets;
+    private readonly uint* _domainGenerations;
+    private readonly ulong _setMask;
+    private readonly bool _useVector512;
+    private readonly Lock _controlLock = new();
+    private uint _globalGeneration;
+    private ulong _pageInvalidationSequence;
+    private bool _disposed;
+
+    /// <summary>Creates an IOTLB of <paramref name="sets"/> sets (a power of two) × <see cref="Ways"/> ways.</summary>
+    /// <param name="sets">Sets; default 1024 (3072 entries, 64 KiB), the size of a hardware IOTLB.</param>
+    /// <param name="useSimd">Whether a whole set may be compared with one AVX-512 instruction where the CPU has it; false forces the scalar path (its twin).</param>
+    public Iotlb(int sets = 1024, bool useSimd = true)
+    {
+        if (sets < 1 || sets > (1 << 24) || !BitOperations.IsPow2(sets))
+            throw new ArgumentOutOfRangeException(nameof(sets), sets, "The set count must be a power of two from 1 to 2^24.");
+        Sets = sets;
+        _setMask = (ulong)sets - 1;
+        nuint bytes = (nuint)sets * SetWords * sizeof(ulong);
+        _sets = (ulong*)NativeMemory.AlignedAlloc(bytes, 64);
+        NativeMemory.Clear(_sets, bytes);
+        _domainGenerations = (uint*)NativeMemory.AllocZeroed(65536, sizeof(uint));
+        NativeMemoryTracker.OnReserved(bytes + 65536 * sizeof(uint));
+        _useVector512 = useSimd && Vector512.IsHardwareAccelerated;
+    }
+
+    /// <summary>Sets in the cache.</summary>
+    public int Sets { get; }
+
+    /// <summary>Entries the cache can hold.</summary>
+    public int Capacity => Sets * Ways;
+
+    /// <summary>Whether lookups compare a whole set with AVX-512.</summary>
+    public bool UsesVector512 => _useVector512;
+
+    /// <summary>What a fill must capture before it walks, and hand back to <see cref="TryFill"/>.</summary>
+    public readonly record struct FillTicket(uint Generation, ulong PageSequence);
+
+    /// <summary>Captures the state a later fill is checked against. Call before walking.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public FillTicket BeginFill(ushort did) =>
+        new(CurrentGeneration(did), Volatile.Read(ref _pageInvalidationSequence));
+
+    /// <summary>
+    /// Looks up <paramref name="iova"/> in domain <paramref name="did"/>, probing one set per page size
+    /// allowed by <paramref name="superpageLevel"/> (0 = 4K only, 1 = 2M too, 2 = 1G too), smallest first.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryLookup(ushort did, ulong iova, int superpageLevel, out IotlbEntry entry)
+    {
+        uint generation = CurrentGeneration(did);
+        for (int level = 1; level <= superpageLevel + 1; level++)
+        {
+            ulong data = Probe(did, iova, level);
+            if (data != 0 && (uint)(data >> GenerationShift) == generation)
+            {
+                entry = new IotlbEntry(data & EptEntry.AddressMask, (PageSize)level, (Access)(data & 7), (data & SnoopBit) != 0);
+                return true;
+            }
+        }
+        entry = default;
+        return false;
+    }
+
+    /// <summary>
+    /// Caches a translation found by a walk that began with <paramref name="ticket"/>. Skipped (false)
+    /// when the set is busy or an invalidation happened since the ticket was taken.
+    /// </summary>
+    public bool TryFill(ushort did, ulong iova, in IotlbEntry entry, FillTicket ticket)
+    {
+        int level = (int)entry.Size;
+        ulong tag = Tag(did, iova, level);
+        ulong* set = SetOf(did, tag, level);
+        ulong version = Volatile.Read(ref set[0]);
+        if ((version & 1) != 0 || Interlocked.CompareExchange(ref set[0], version + 1, version) != version)
+            return false;
+        bool filled = false;
+        // Under the set lock: an invalidation since the walk began means the walk may be stale.
+        if (CurrentGeneration(did) == ticket.Generation && Volatile.Read(ref _pageInvalidationSequence) == ticket.PageSequence)
+        {
+            int way = ChooseWay(set, tag, ticket.Generation);
+            ulong data = ((ulong)ticket.Generation << GenerationShift) | (entry.PageHpa & EptEntry.AddressMask)
+                | DataPresent | (entry.Snoop ? SnoopBit : 0) | ((ulong)entry.Permissions & 7);
+            Volatile.Write(ref set[1 + 2 * way], tag);
+            Volatile.Write(ref set[2 + 2 * way], data);
+            filled = true;
+        }
+        Volatile.Write(ref set[0], version + 2);
+        return filled;
+    }
+
+    /// <summary>Invalidates everything (global invalidation): O(1).</summary>
+    public void InvalidateAll()
+    {
+        lock (_controlLock)
+        {
+            uint g = Interlocked.Increment(ref _globalGeneration);
+            if (g % SweepInterval == 0)
+                Sweep();
+        }
+    }
+
+    /// <summary>Invalidates every entry of domain <paramref name="did"/> (domain-selective): O(1).</summary>
+    public void InvalidateDomain(ushort did)
+    {
+        lock (_controlLock)
+        {
+            uint g = Interlocked.Increment(ref _domainGenerations[did]);
+            if (g % SweepInterval == 0)
+                Sweep();
+        }
+    }
+
+    /// <summary>
+    /// Page-selective invalidation: every entry of <paramref name="did"/> overlapping the 2^<paramref name="am"/>
+    /// pages at <paramref name="address"/> (aligned down to that block, as the spec's AM does). Large
+    /// entries that overlap the block go too.
+    /// </summary>
+    public void InvalidatePages(ushort did, ulong address, int am)
+    {
+        if (am is < 0 or > 52)
+            throw new ArgumentOutOfRangeException(nameof(am), am, "The address mask must be 0..52.");
+        lock (_controlLock)
+        {
+            // Announce first: a fill whose walk started before this cannot land afterwards.
+            Interlocked.Increment(ref _pageInvalidationSequence);
+            ulong pages = 1UL << am;
+            ulong first = (address >> HostMemory.FrameShift) & ~(pages - 1);
+            for (int level = 1; level <= 3; level++)
+            {
+                int shift = PageSizes.LevelStride * (level - 1);
+                ulong firstAtLevel = first >> shift;
+                ulong countAtLevel = Math.Max(1, pages >> shift);
+                if (countAtLevel >= (ulong)Sets)
+                {
+                    ClearMatching(did, level, firstAtLevel, countAtLevel);
+                    continue;
+                }
+                for (ulong i = 0; i < countAtLevel; i++)
+                {
+                    ulong tag = ValidBit | ((ulong)level << SizeShift) | ((ulong)did << DidShift) | ((firstAtLevel + i) & PageNumberMask);
+                    ClearInSet(SetOf(did, tag, level), tag);
+                }
+            }
+        }
+    }
+
+    /// <summary>Entries currently valid (a slow scan, for tests and statistics).</summary>
+    public int CountValid()
+    {
+        int n = 0;
+        for (ulong s = 0; s < (ulong)Sets; s++)
+        {
+            ulong* set = _sets + s * SetWords;
+            for (int w = 0; w < Ways; w++)
+            {
+                ulong tag = Volatile.Read(ref set[1 + 2 * w]);
+                ulong data = Volatile.Read(ref set[2 + 2 * w]);
+                if ((tag & ValidBit) != 0 && (uint)(data >> GenerationShift) == CurrentGeneration((ushort)(tag >> DidShift)))
+                    n++;
+            }
+        }
+        return n;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private uint CurrentGeneration(ushort did) =>
+        (Volatile.Read(ref _globalGeneration) + Volatile.Read(ref _domainGenerations[did])) & GenerationMask;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong Tag(ushort did, ulong iova, int level) =>
+        ValidBit | ((ulong)level << SizeShift) | ((ulong)did << DidShift)
+        | ((iova >> PageSizes.ShiftOfLevel(level)) & PageNumberMask);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong* SetOf(ushort did, ulong tag, int level)
+    {
+        ulong page = tag & PageNumberMask;
+        ulong index = (page ^ (page >> 11) ^ ((ulong)did << 6) ^ ((ulong)level << 4)) & _setMask;
+        return _sets + index * SetWords;
+    }
+
+    /// <summary>One set probe: the data word of the matching way, or 0 (miss, or a writer was active).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong Probe(ushort did, ulong iova, int level)
+    {
+        ulong tag = Tag(did, iova, level);
+        ulong* set = SetOf(did, tag, level);
+        ulong v1 = Volatile.Read(ref set[0]);
+        ulong data = _useVector512 ? SelectVector512(set, tag) : SelectScalar(set, tag);
+        ulong v2 = Volatile.Read(ref set[0]);
+        return v1 == v2 && (v1 & 1) == 0 ? data : 0;
+    }
+
+    /// <summary>The scalar twin: branch-free way select (no unpredictable branch per way).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong SelectScalar(ulong* set, ulong tag)
+    {
+        ulong m0 = (ulong)-(long)(Volatile.Read(ref set[1]) == tag ? 1 : 0);
+        ulong m1 = (ulong)-(long)(Volatile.Read(ref set[3]) == tag ? 1 : 0);
+        ulong m2 = (ulong)-(long)(Volatile.Read(ref set[5]) == tag ? 1 : 0);
+        return (Volatile.Read(ref set[2]) & m0) | (Volatile.Read(ref set[4]) & m1) | (Volatile.Read(ref set[6]) & m2);
+    }
+
+    /// <summary>One 64-byte load and compare of the whole set; identical results to <see cref="SelectScalar"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong SelectVector512(ulong* set, ulong tag)
+    {
+        Vector512<ulong> line = Vector512.LoadAligned(set);
+        // Tags sit in lanes 1, 3 and 5; a fill never leaves two ways with one tag.
+        uint hits = (uint)Vector512.Equals(line, Vector512.Create(tag)).ExtractMostSignificantBits() & 0b10_1010;
+        return hits == 0 ? 0 : Volatile.Read(ref set[BitOperations.TrailingZeroCount(hits) + 1]);
+    }
+
+    private int ChooseWay(ulong* set, ulong tag, uint generation)
+    {
+        int free = -1;
+        for (int w = 0; w < Ways; w++)
+        {
+            ulong t = set[1 + 2 * w];
+            if (t == tag)
+                return w;   // replace in place: never two ways with one tag
+            if (free < 0 && ((t & ValidBit) == 0 || (uint)(set[2 + 2 * w] >> GenerationShift) != CurrentGeneration((ushort)(t >> DidShift))))
+                free = w;
+        }
+        if (free >= 0)
+            return free;
+        ulong victim = set[7]++;
+        return (int)(victim % Ways);
+    }
+
+    private void ClearInSet(ulong* set, ulong tag)
+    {
+        ulong version = LockSet(set);
+        for (int w = 0; w < Ways; w++)
+        {
+            if (set[1 + 2 * w] == tag)
+            {
+                Volatile.Write(ref set[1 + 2 * w], 0);
+                Volatile.Write(ref set[2 + 2 * w], 0);
+            }
+        }
+        Volatile.Write(ref set[0], version + 2);
+    }
+
+    private void ClearMatching(ushort did, int level, ulong firstPage, ulong count)
+    {
+        for (ulong s = 0; s < (ulong)Sets; s++)
+        {
+            ulong* set = _sets + s * SetWords;
+            ulong version = LockSet(set);
+            for (int w = 0; w < Ways; w++)
+            {
+                ulong t = set[1 + 2 * w];
+                if ((t & ValidBit) != 0 && (int)((t >> SizeShift) & 3) == level && (ushort)(t >> DidShift) == did
+                    && (t & PageNumberMask) - firstPage < count)
+                {
+                    Volatile.Write(ref set[1 + 2 * w], 0);
+                    Volatile.Write(ref set[2 + 2 * w], 0);
+                }
+            }
+            Volatile.Write(ref set[0], version + 2);
+        }
+    }
+
+    // Erases every entry whose generation is not current, so 12-bit generations can never wrap onto one.
+    private void Sweep()
+    {
+        for (ulong s = 0; s < (ulong)Sets; s++)
+        {
+            ulong* set = _sets + s * SetWords;
+            ulong version = LockSet(set);
+            for (int w = 0; w < Ways; w++)
+            {
+                ulong t = set[1 + 2 * w];
+                if ((t & ValidBit) != 0 && (uint)(set[2 + 2 * w] >> GenerationShift) != CurrentGeneration((ushort)(t >> DidShift)))
+                {
+                    Volatile.Write(ref set[1 + 2 * w], 0);
+                    Volatile.Write(ref set[2 + 2 * w], 0);
+                }
+            }
+            Volatile.Write(ref set[0], version + 2);
+        }
+    }
+
+    // Control path: waits out a fill that holds the set (a few nanoseconds of work).
+    private static ulong LockSet(ulong* set)
+    {
+        var spinner = new SpinWait();
+        while (true)
+        {
+            ulong version = Volatile.Read(ref set[0]);
+            if ((version & 1) == 0 && Interlocked.CompareExchange(ref set[0], version + 1, version) == version)
+                return version;
+            spinner.SpinOnce();
+        }
+    }
+
+    /// <summary>Frees the native arrays. No lookup may run during or after this.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        NativeMemory.AlignedFree(_sets);
+        NativeMemory.Free(_domainGenerations);
+        NativeMemoryTracker.OnReleased((ulong)Sets * SetWords * sizeof(ulong) + 65536 * sizeof(uint));
+    }
+}

@@ -1,0 +1,193 @@
+using Engine.Iommu;
+using Engine.Paging;
+
+namespace Engine.Tests.Iommu;
+
+public class IotlbTests
+{
+    public static TheoryData<bool> Paths() => new() { false, true };
+
+    private static IotlbEntry Entry(ulong hpa, PageSize size = PageSize.Size4K, Access perms = Access.ReadWrite, bool snoop = true) => new(hpa, size, perms, snoop);
+
+    private static void Fill(Iotlb tlb, ushort did, ulong iova, IotlbEntry entry) =>
+        Assert.True(tlb.TryFill(did, iova, entry, tlb.BeginFill(did)), "fill was skipped");
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void AFilledTranslationHitsWithItsAttributes(bool simd)
+    {
+        using var tlb = new Iotlb(64, simd);
+        Assert.False(tlb.TryLookup(1, 0x1234_5000, 2, out _));
+        Fill(tlb, 1, 0x1234_5000, Entry(0x9_8765_4000, perms: Access.Read, snoop: false));
+        Assert.True(tlb.TryLookup(1, 0x1234_5ABC, 2, out IotlbEntry hit));
+        Assert.Equal(Entry(0x9_8765_4000, perms: Access.Read, snoop: false), hit);
+        // Another domain, another page: misses.
+        Assert.False(tlb.TryLookup(2, 0x1234_5000, 2, out _));
+        Assert.False(tlb.TryLookup(1, 0x1234_6000, 2, out _));
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void LargePagesHitAnywhereInsideAndOnlyWhereTheDomainUsesThem(bool simd)
+    {
+        using var tlb = new Iotlb(64, simd);
+        Fill(tlb, 3, 0x4000_0000, Entry(0x8000_0000, PageSize.Size1G));
+        Fill(tlb, 3, 0x20_0000, Entry(0x60_0000, PageSize.Size2M));
+        Assert.True(tlb.TryLookup(3, 0x7FFF_F000, 2, out IotlbEntry g));
+        Assert.Equal(PageSize.Size1G, g.Size);
+        Assert.True(tlb.TryLookup(3, 0x3F_F000, 1, out IotlbEntry m));
+        Assert.Equal(0x60_0000UL, m.PageHpa);
+        Assert.False(tlb.TryLookup(3, 0x7FFF_F000, 1, out _), "a 2M-only domain must not probe for 1G entries");
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void SetsEvictWhenMoreThanThreeTagsCollide(bool simd)
+    {
+        using var tlb = new Iotlb(1, simd);
+        for (ulong p = 0; p < 5; p++)
+            Fill(tlb, 1, p << 12, Entry((p + 100) << 12));
+        Assert.Equal(3, tlb.CountValid());
+        int hits = 0;
+        for (ulong p = 0; p < 5; p++)
+        {
+            if (tlb.TryLookup(1, p << 12, 0, out IotlbEntry e))
+            {
+                hits++;
+                Assert.Equal((p + 100) << 12, e.PageHpa);
+            }
+        }
+        Assert.Equal(3, hits);
+    }
+
+    [Fact]
+    public void RefillingATagReplacesItInPlace()
+    {
+        using var tlb = new Iotlb(1);
+        Fill(tlb, 1, 0x1000, Entry(0x5000));
+        Fill(tlb, 1, 0x1000, Entry(0x6000));
+        Assert.Equal(1, tlb.CountValid());
+        Assert.True(tlb.TryLookup(1, 0x1000, 0, out IotlbEntry e));
+        Assert.Equal(0x6000UL, e.PageHpa);
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void DomainAndGlobalInvalidationDropExactlyWhatTheyCover(bool simd)
+    {
+        using var tlb = new Iotlb(64, simd);
+        Fill(tlb, 1, 0x1000, Entry(0x5000));
+        Fill(tlb, 2, 0x1000, Entry(0x7000));
+        tlb.InvalidateDomain(1);
+        Assert.False(tlb.TryLookup(1, 0x1000, 0, out _));
+        Assert.True(tlb.TryLookup(2, 0x1000, 0, out _));
+        tlb.InvalidateAll();
+        Assert.False(tlb.TryLookup(2, 0x1000, 0, out _));
+        Fill(tlb, 2, 0x1000, Entry(0x7000));
+        Assert.True(tlb.TryLookup(2, 0x1000, 0, out _));
+    }
+
+    [Fact]
+    public void PageSelectiveInvalidationHonoursTheAddressMaskAndHitsOverlappingLargePages()
+    {
+        using var tlb = new Iotlb(256);
+        for (ulong p = 0; p < 16; p++)
+            Fill(tlb, 1, p << 12, Entry((p + 64) << 12));
+        Fill(tlb, 1, 0x4000_0000, Entry(0x8000_0000, PageSize.Size1G));
+        Fill(tlb, 2, 0x4000_0000, Entry(0x8000_0000, PageSize.Size1G));
+        tlb.InvalidatePages(1, 0x5000, am: 2); // pages 4..7
+        for (ulong p = 0; p < 16; p++)
+            Assert.Equal(p is < 4 or > 7, tlb.TryLookup(1, p << 12, 2, out _));
+        tlb.InvalidatePages(1, 0x4123_4000, am: 0); // one 4K page inside the 1G entry
+        Assert.False(tlb.TryLookup(1, 0x4000_0000, 2, out _));
+        Assert.True(tlb.TryLookup(2, 0x4000_0000, 2, out _));
+        // A mask wider than the cache sweeps every set.
+        tlb.InvalidatePages(1, 0, am: 20);
+        Assert.Equal(1, tlb.CountValid());
+        Assert.Throws<ArgumentOutOfRangeException>(() => tlb.InvalidatePages(1, 0, 53));
+    }
+
+    [Fact]
+    public void AFillWhoseWalkRacedAnInvalidationIsDropped()
+    {
+        using var tlb = new Iotlb(64);
+        Iotlb.FillTicket ticket = tlb.BeginFill(1);
+        tlb.InvalidatePages(1, 0x1000, 0);
+        Assert.False(tlb.TryFill(1, 0x1000, Entry(0x5000), ticket));
+        ticket = tlb.BeginFill(1);
+        tlb.InvalidateDomain(1);
+        Assert.False(tlb.TryFill(1, 0x1000, Entry(0x5000), ticket));
+        Assert.False(tlb.TryLookup(1, 0x1000, 0, out _));
+    }
+
+    [Fact]
+    public void GenerationsNeverWrapOntoAStaleEntry()
+    {
+        using var tlb = new Iotlb(16);
+        Fill(tlb, 5, 0x1000, Entry(0x5000));
+        for (int i = 0; i < 4096; i++)
+            tlb.InvalidateDomain(5);   // the 12-bit generation comes back to where it was
+        Assert.False(tlb.TryLookup(5, 0x1000, 0, out _));
+        Fill(tlb, 6, 0x1000, Entry(0x6000));
+        for (int i = 0; i < 4096; i++)
+            tlb.InvalidateAll();
+        Assert.False(tlb.TryLookup(6, 0x1000, 0, out _));
+    }
+
+    [Fact]
+    public void TheScalarAndVectorPathsAgreeOnEverySetContent()
+    {
+        using var scalar = new Iotlb(8, useSimd: false);
+        using var vector = new Iotlb(8, useSimd: true);
+        var rng = new Random(11);
+        for (int i = 0; i < 20_000; i++)
+        {
+            ushort did = (ushort)rng.Next(4);
+            ulong iova = (ulong)rng.Next(64) << 12;
+            int op = rng.Next(10);
+            if (op < 4)
+            {
+                var e = Entry((ulong)rng.Next(1 << 20) << 12, perms: (Access)rng.Next(1, 4));
+                scalar.TryFill(did, iova, e, scalar.BeginFill(did));
+                vector.TryFill(did, iova, e, vector.BeginFill(did));
+            }
+            else if (op == 4)
+            {
+                int am = rng.Next(3);
+                scalar.InvalidatePages(did, iova, am);
+                vector.InvalidatePages(did, iova, am);
+            }
+            else
+            {
+                bool a = scalar.TryLookup(did, iova, 0, out IotlbEntry ea);
+                bool b = vector.TryLookup(did, iova, 0, out IotlbEntry eb);
+                Assert.Equal(a, b);
+                Assert.Equal(ea, eb);
+            }
+        }
+    }
+
+    [Fact]
+    public void BadSizesAreRefused()
+    {
+        Assert.Equal("sets", Assert.Throws<ArgumentOutOfRangeException>(() => new Iotlb(3)).ParamName);
+        Assert.Equal("sets", Assert.Throws<ArgumentOutOfRangeException>(() => new Iotlb(0)).ParamName);
+    }
+
+    [Fact]
+    public void LookupsAllocateNothing()
+    {
+        using var tlb = new Iotlb();
+        for (ulong p = 0; p < 1000; p++)
+            Fill(tlb, 1, p << 12, Entry(p << 12));
+        ulong sum = 0;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1_000_000; i++)
+        {
+            if (tlb.TryLookup(1, (ulong)(i % 1000) << 12, 2, out IotlbEntry e))
+                sum += e.PageHpa;
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.NotEqual(0UL, sum);
+    }
+}
