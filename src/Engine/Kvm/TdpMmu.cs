@@ -72,11 +72,20 @@ public sealed partial class TdpMmu
     private static ulong EntryAddress(ulong table, ulong gfn, int level) =>
         table + (((gfn >> (PageSizes.LevelStride * (level - 1))) & PageSizes.LevelMask) << 3);
 
-    private ulong Read(ulong entryHpa) => Volatile.Read(ref _memory.EntryRef(entryHpa));
+    // The MMU follows pointers it wrote itself, but an embedder can write any bits into host memory:
+    // a pointer that leaves the region is a clear error, never an access violation.
+    private ulong Read(ulong entryHpa) => Volatile.Read(ref Checked(entryHpa));
 
     // One atomic 64-bit release store: a walker sees the old or the new entry, and when it sees a
     // new table pointer it also sees the table's contents written before.
-    private void Write(ulong entryHpa, ulong value) => Volatile.Write(ref _memory.EntryRef(entryHpa), value);
+    private void Write(ulong entryHpa, ulong value) => Volatile.Write(ref Checked(entryHpa), value);
+
+    private ref ulong Checked(ulong entryHpa)
+    {
+        if (!_memory.Contains(entryHpa, 8))
+            throw new InvalidOperationException($"The EPT is corrupted: an entry at HPA 0x{entryHpa:x} lies outside host memory.");
+        return ref _memory.EntryRef(entryHpa);
+    }
 
     private ulong AllocateTable()
     {
@@ -187,8 +196,10 @@ public sealed partial class TdpMmu
             for (int i = 0; i < PageSizes.EntriesPerTable; i++)
             {
                 ulong entry = Read(table + ((ulong)i << 3));
-                if (IsPresent(entry) && !IsLeaf(entry, level))
-                    Visit(entry & EptEntry.AddressMask, level - 1);
+                ulong child = entry & EptEntry.AddressMask;
+                // A corrupted pointer is not followed: teardown frees what it can reach.
+                if (IsPresent(entry) && !IsLeaf(entry, level) && _memory.Contains(child, HostMemory.FrameSize))
+                    Visit(child, level - 1);
             }
         }
         Visit(RootHpa, Levels);

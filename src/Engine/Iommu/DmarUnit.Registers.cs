@@ -1,0 +1,170 @@
+namespace Engine.Iommu;
+
+// Register side effects: what the hardware does when software writes a command register.
+public sealed partial class DmarUnit
+{
+    private const ulong RtaddrScalableMode = 1UL << 10;
+    private const ulong RtaddrTtmMask = 3UL << 10;
+    private readonly Lock _registerLock = new();
+
+    /// <summary>A software register read (4 or 8 bytes); bad offsets and sizes are answered, not thrown.</summary>
+    public RegisterAccessStatus ReadRegister(int offset, int size, out ulong value) => Registers.Read(offset, size, out value);
+
+    /// <summary>A software register write (4 or 8 bytes) with its hardware side effects; bad offsets and sizes are answered, not thrown.</summary>
+    public RegisterAccessStatus WriteRegister(int offset, int size, ulong value) => Registers.Write(offset, size, value);
+
+    /// <summary>Programs RTADDR and issues SRTP, as the driver does (scalable or legacy root table).</summary>
+    public void SetRootTable(ulong rootTableHpa, bool scalable)
+    {
+        if ((rootTableHpa & 0xFFF) != 0)
+            throw new ArgumentException($"The root table HPA 0x{rootTableHpa:x} must be 4 KiB aligned.", nameof(rootTableHpa));
+        WriteRegister(RegisterOffsets.RootTableAddress, 8, rootTableHpa | (scalable ? RtaddrScalableMode : 0));
+        IssueGlobalCommand(GlobalCommand.SetRootTablePointer);
+    }
+
+    /// <summary>Sets or clears GCMD.TE.</summary>
+    public void SetTranslationEnabled(bool enabled)
+    {
+        GlobalCommand status = (GlobalCommand)Registers.Get(RegisterOffsets.GlobalStatus);
+        GlobalCommand persistent = status & (GlobalCommand.TranslationEnable | GlobalCommand.QueuedInvalidationEnable
+            | GlobalCommand.InterruptRemappingEnable | GlobalCommand.CompatibilityFormatInterrupt);
+        persistent = enabled ? persistent | GlobalCommand.TranslationEnable : persistent & ~GlobalCommand.TranslationEnable;
+        WriteRegister(RegisterOffsets.GlobalCommand, 4, (uint)persistent);
+    }
+
+    /// <summary>Writes GCMD with the current persistent bits plus <paramref name="command"/> (how Linux issues one-shot commands).</summary>
+    public void IssueGlobalCommand(GlobalCommand command)
+    {
+        GlobalCommand status = (GlobalCommand)Registers.Get(RegisterOffsets.GlobalStatus);
+        GlobalCommand persistent = status & (GlobalCommand.TranslationEnable | GlobalCommand.QueuedInvalidationEnable
+            | GlobalCommand.InterruptRemappingEnable | GlobalCommand.CompatibilityFormatInterrupt);
+        WriteRegister(RegisterOffsets.GlobalCommand, 4, (uint)(persistent | command));
+    }
+
+    private void OnRegisterWritten(RegisterDeclaration register, ulong before, ulong after)
+    {
+        lock (_registerLock)
+        {
+            switch (register.Offset)
+            {
+                case RegisterOffsets.GlobalCommand:
+                    OnGlobalCommand((GlobalCommand)after);
+                    break;
+                case RegisterOffsets.ContextCommand:
+                    OnContextCommand(after);
+                    break;
+                case RegisterOffsets.InvalidationQueueTail:
+                    ProcessInvalidationQueue();
+                    break;
+                case RegisterOffsets.FaultStatus when (before & FaultStatusIqe) != 0 && (after & FaultStatusIqe) == 0:
+                    // Software fixed the bad descriptor and cleared IQE: processing resumes at IQH.
+                    ProcessInvalidationQueue();
+                    break;
+                default:
+                    if (register.Offset == Ecap.IotlbRegisterOffset + 8)
+                        OnIotlbCommand(after);
+                    break;
+            }
+        }
+    }
+
+    private void OnGlobalCommand(GlobalCommand command)
+    {
+        var status = (GlobalCommand)Registers.Get(RegisterOffsets.GlobalStatus);
+        if ((command & GlobalCommand.SetRootTablePointer) != 0)
+        {
+            ulong rtaddr = Registers.Get(RegisterOffsets.RootTableAddress);
+            Volatile.Write(ref _rootTable, rtaddr & RootEntry.PointerMask);
+            // TTM 01 selects scalable mode; 10/11 are reserved and fault as an invalid root-table address.
+            ulong ttm = rtaddr & RtaddrTtmMask;
+            Volatile.Write(ref _scalableRoot, ttm != 0);
+            _invalidTtm = ttm > RtaddrScalableMode;
+            status |= GlobalCommand.SetRootTablePointer;
+            // The model drops cached contexts on SRTP (ESRTPS behaviour); software flushes anyway.
+            _contextCache.InvalidateAll();
+            if (Cap.Esrtps)
+                Iotlb.InvalidateAll();
+        }
+        status = Reflect(status, command, GlobalCommand.TranslationEnable);
+        status = Reflect(status, command, GlobalCommand.InterruptRemappingEnable);
+        status = Reflect(status, command, GlobalCommand.CompatibilityFormatInterrupt);
+        if ((command & GlobalCommand.SetInterruptRemapTablePointer) != 0)
+            status |= GlobalCommand.SetInterruptRemapTablePointer;
+        if ((command & GlobalCommand.SetFaultLog) != 0)
+            status |= GlobalCommand.SetFaultLog;
+        bool qi = (command & GlobalCommand.QueuedInvalidationEnable) != 0;
+        if (qi && (status & GlobalCommand.QueuedInvalidationEnable) == 0)
+        {
+            if (Ecap.Qi)
+                Registers.SetByHardware(RegisterOffsets.InvalidationQueueHead, 0);
+            else
+                qi = false;  // no QI support: the enable does not stick
+        }
+        status = qi ? status | GlobalCommand.QueuedInvalidationEnable : status & ~GlobalCommand.QueuedInvalidationEnable;
+        // WBF completes at once: WBFS never stays set.
+        Registers.SetByHardware(RegisterOffsets.GlobalStatus, (uint)(status & ~GlobalCommand.WriteBufferFlush));
+        Registers.SetByHardware(RegisterOffsets.GlobalCommand, 0);
+        Volatile.Write(ref _translationEnabled, (status & GlobalCommand.TranslationEnable) != 0);
+    }
+
+    private static GlobalCommand Reflect(GlobalCommand status, GlobalCommand command, GlobalCommand bit) =>
+        (command & bit) != 0 ? status | bit : status & ~bit;
+
+    private void OnContextCommand(ulong ccmd)
+    {
+        const ulong Icc = 1UL << 63;
+        if ((ccmd & Icc) == 0)
+            return;
+        ulong cirg = (ccmd >> 61) & 3;
+        ulong caig = 0;
+        if (cirg != 0)
+        {
+            // Global, domain- or device-selective: the model invalidates everything (allowed: the
+            // actual granularity reported is then global).
+            _contextCache.InvalidateAll();
+            caig = 1;
+        }
+        Registers.SetByHardware(RegisterOffsets.ContextCommand, (ccmd & ~Icc & ~(3UL << 59)) | (caig << 59));
+    }
+
+    private void OnIotlbCommand(ulong command)
+    {
+        const ulong Ivt = 1UL << 63;
+        if ((command & Ivt) == 0)
+            return;
+        int iro = Ecap.IotlbRegisterOffset;
+        ulong iirg = (command >> 60) & 3;
+        ushort did = (ushort)(command >> 32);
+        ulong iaig = InvalidateIotlb(iirg, did, Registers.Get(iro));
+        Registers.SetByHardware(iro + 8, (command & ~Ivt & ~(3UL << 57)) | (iaig << 57));
+    }
+
+    /// <summary>
+    /// One IOTLB invalidation (register or descriptor): granularity 1 global, 2 domain, 3 page (IVA
+    /// format: address 63:12, IH 6, AM 5:0). Page-selective without CAP.PSI, or with AM above MAMV,
+    /// is performed domain-selective. Returns the actual granularity (0 when the request is invalid).
+    /// </summary>
+    private ulong InvalidateIotlb(ulong granularity, ushort did, ulong iva)
+    {
+        switch (granularity)
+        {
+            case 1:
+                Iotlb.InvalidateAll();
+                return 1;
+            case 2:
+                Iotlb.InvalidateDomain(did);
+                return 2;
+            case 3:
+                int am = (int)(iva & 0x3F);
+                if (!Cap.Psi || am > Cap.Mamv)
+                {
+                    Iotlb.InvalidateDomain(did);
+                    return 2;
+                }
+                Iotlb.InvalidatePages(did, iva & ~0xFFFUL, am);
+                return 3;
+            default:
+                return 0;
+        }
+    }
+}

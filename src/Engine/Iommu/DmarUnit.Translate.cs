@@ -1,0 +1,148 @@
+using System.Runtime.CompilerServices;
+using Engine.Paging;
+
+namespace Engine.Iommu;
+
+// The hot path. Allocates nothing, throws nothing, takes no lock: a fault is a value.
+public sealed partial class DmarUnit
+{
+    private long _iotlbMisses;
+    private long _contextMisses;
+    private long _faults;
+
+    /// <summary>Translations that missed the IOTLB and walked.</summary>
+    public long IotlbMisses => Interlocked.Read(ref _iotlbMisses);
+
+    /// <summary>Translations that missed the context cache and read the tables.</summary>
+    public long ContextMisses => Interlocked.Read(ref _contextMisses);
+
+    /// <summary>Translations that faulted (recorded or not).</summary>
+    public long Faults => Interlocked.Read(ref _faults);
+
+    /// <summary>
+    /// Translates one request: context (cached) → IOTLB → second-stage walk → fill, or a fault with
+    /// its VT-d reason code. Thread-safe; concurrent with invalidations and table changes.
+    /// </summary>
+    [SkipLocalsInit]
+    public TranslationResult Translate(in TranslationRequest request)
+    {
+        // Step 1: with translation disabled, DMA addresses are host-physical.
+        if (!Volatile.Read(ref _translationEnabled))
+            return new TranslationResult(TranslationStatus.PassThrough, request.Iova, PageSize.Size4K, Access.All, false, FaultReason.None, 0, false);
+
+        // Step 2: the context, from the context/PASID cache or the tables.
+        uint pasidKey = request.HasPasid ? request.Pasid & 0xF_FFFF : NoPasidKey;
+        if (!_contextCache.TryGet(request.SourceId, pasidKey, out ResolvedContext context))
+        {
+            FaultReason contextFault = ResolveSlow(request, pasidKey, out context, out bool fpd);
+            if (contextFault != FaultReason.None)
+                return Fault(request, contextFault, 0, fpd);
+        }
+
+        // Step 3: pass-through entries translate nothing.
+        if ((context.Flags & ContextFlags.PassThrough) != 0)
+            return new TranslationResult(TranslationStatus.PassThrough, request.Iova, PageSize.Size4K, Access.All, true, FaultReason.None, context.Did, false);
+
+        // Step 4: the input address must fit the domain's width (AW, capped by MGAW).
+        bool scalable = (context.Flags & ContextFlags.Scalable) != 0;
+        if ((request.Iova >> context.Width) != 0)
+            return Fault(request, scalable ? FaultReason.SmAddressBeyondMax : FaultReason.AddressBeyondMgaw, context.Did, Fpd(context));
+
+        // Step 5: the IOTLB, one probe per page size this unit can walk.
+        if (Iotlb.TryLookup(context.Did, request.Iova, _superpageLevel, out IotlbEntry hit))
+            return Complete(request, context, hit, iotlbHit: true);
+
+        // Step 6: walk the second-stage table and cache what it found.
+        return WalkAndFill(request, context);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)] // the miss path stays out of the hit path's code
+    private TranslationResult WalkAndFill(in TranslationRequest request, in ResolvedContext context)
+    {
+        Interlocked.Increment(ref _iotlbMisses);
+        Iotlb.FillTicket ticket = Iotlb.BeginFill(context.Did);
+        WalkResult walk;
+        _memory.Epochs.Protect();
+        try
+        {
+            walk = PageWalker.Walk(_memory, _walker, context.Root, context.Levels, request.Iova, Access.None);
+        }
+        finally
+        {
+            _memory.Epochs.Unprotect();
+        }
+        bool scalable = (context.Flags & ContextFlags.Scalable) != 0;
+        if (!walk.IsSuccess)
+        {
+            FaultReason reason = walk.Fault switch
+            {
+                WalkFault.NotPresent => PermissionFault(request.Access, scalable),
+                WalkFault.ReservedBit => scalable ? FaultReason.SmSecondLevelReserved : FaultReason.PagingEntryReserved,
+                WalkFault.AddressBeyondWidth => scalable ? FaultReason.SmAddressBeyondMax : FaultReason.AddressBeyondMgaw,
+                WalkFault.TablePointerOutsideMemory => scalable ? FaultReason.SmSecondLevelPointerInvalid : FaultReason.PagingEntryInvalid,
+                _ => scalable ? FaultReason.SmPasidEntryInvalid : FaultReason.ContextEntryInvalid,
+            };
+            return Fault(request, reason, context.Did, Fpd(context));
+        }
+        bool snoop = (context.Flags & ContextFlags.PageSnoop) != 0 || (Ecap.SnoopControl && (walk.Entry & SlPte.SnoopBit) != 0);
+        var entry = new IotlbEntry(walk.PageHpa, walk.PageSize, walk.Permissions, snoop);
+        Iotlb.TryFill(context.Did, request.Iova, entry, ticket);
+        return Complete(request, context, entry, iotlbHit: false);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private TranslationResult Complete(in TranslationRequest request, in ResolvedContext context, in IotlbEntry entry, bool iotlbHit)
+    {
+        // Without execute requests (ECAP.ERS and SSEE) an execute access needs read permission.
+        Access required = request.Access;
+        if ((required & Access.Execute) != 0)
+            required = (required & ~Access.Execute) | Access.Read;
+        if ((required & ~entry.Permissions) != 0)
+            return Fault(request, PermissionFault(request.Access & ~entry.Permissions, (context.Flags & ContextFlags.Scalable) != 0), context.Did, Fpd(context));
+        ulong offsetMask = entry.Size.Bytes() - 1;
+        return new TranslationResult(TranslationStatus.Translated, entry.PageHpa | (request.Iova & offsetMask), entry.Size,
+            entry.Permissions, entry.Snoop, FaultReason.None, context.Did, iotlbHit);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private FaultReason ResolveSlow(in TranslationRequest request, uint pasidKey, out ResolvedContext context, out bool fpd)
+    {
+        Interlocked.Increment(ref _contextMisses);
+        uint generation = _contextCache.Generation;
+        FaultReason fault;
+        _memory.Epochs.Protect();
+        try
+        {
+            fault = Resolve(request, out context, out fpd);
+        }
+        finally
+        {
+            _memory.Epochs.Unprotect();
+        }
+        if (fault == FaultReason.None)
+            _contextCache.TryPut(request.SourceId, pasidKey, context, generation);
+        return fault;
+    }
+
+    private FaultReason PermissionFault(Access missing, bool scalable)
+    {
+        bool write = (missing & Access.Write) != 0;
+        if (!scalable)
+            return write ? FaultReason.Write : FaultReason.Read;
+        if (_legacyStylePermissions)
+            return write ? FaultReason.SmWrite : FaultReason.SmRead;
+        return FaultReason.SmSecondLevelPermission;
+    }
+
+    private static bool Fpd(in ResolvedContext context) => (context.Flags & ContextFlags.FaultProcessingDisabled) != 0;
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private TranslationResult Fault(in TranslationRequest request, FaultReason reason, ushort did, bool fpd)
+    {
+        Interlocked.Increment(ref _faults);
+        OnFault(request, reason, fpd);
+        return TranslationResult.Faulted(reason, did);
+    }
+
+    partial void OnFault(in TranslationRequest request, FaultReason reason, bool fpd);
+}

@@ -1,0 +1,100 @@
+using Engine.Memory;
+using Engine.Paging;
+
+namespace Engine.Iommu;
+
+/// <summary>
+/// One VT-d DMA-remapping unit: its registers, translation structures in host memory, context/PASID
+/// cache, IOTLB and invalidation interfaces, and <see cref="Translate"/>.
+/// </summary>
+/// <remarks>
+/// Split by concern: this file holds construction and the latched state; <c>DmarUnit.Translate.cs</c>
+/// the hot path; <c>DmarUnit.Context.cs</c> the root/context/PASID resolution; <c>DmarUnit.Registers.cs</c>
+/// the register side effects; <c>DmarUnit.Queue.cs</c> queued invalidation.
+/// </remarks>
+public sealed partial class DmarUnit : IDisposable
+{
+    private readonly HostMemory _memory;
+    private readonly WalkerConfig _walker;
+    private readonly ContextCache _contextCache;
+    private readonly int _superpageLevel;
+    private readonly int _mgaw;
+    private readonly bool _legacyStylePermissions;
+    private ulong _rootTable;
+    private bool _scalableRoot;
+    private bool _translationEnabled;
+    private bool _invalidTtm;
+    private bool _disposed;
+
+    /// <summary>Creates a unit whose tables live in <paramref name="memory"/>.</summary>
+    public DmarUnit(HostMemory memory, DmarUnitOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(memory);
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.ContextCacheSlots < 1 || (options.ContextCacheSlots & (options.ContextCacheSlots - 1)) != 0)
+            throw new ArgumentOutOfRangeException(nameof(options), options.ContextCacheSlots, "ContextCacheSlots must be a power of two.");
+        Options = options;
+        _memory = memory;
+        Cap = options.Cap;
+        Ecap = options.Ecap;
+        Driver = new DriverView(Cap, Ecap);
+        _superpageLevel = Driver.SuperpageLevel;
+        _mgaw = Cap.Mgaw;
+        _legacyStylePermissions = options.ScalablePermissionFaults == ScalablePermissionFaultStyle.ByRequest;
+        _walker = WalkerConfig.SecondStage(memory.HostAddressWidth, _superpageLevel, Ecap.SnoopControl, Ecap.DeviceTlb, executeRequests: false);
+        Registers = DmarRegisters.CreateFile(Cap, Ecap);
+        Iotlb = new Iotlb(options.IotlbSets, options.UseSimd);
+        _contextCache = new ContextCache(options.ContextCacheSlots);
+        Registers.Written += OnRegisterWritten;
+    }
+
+    /// <summary>How the unit was built.</summary>
+    public DmarUnitOptions Options { get; }
+
+    /// <summary>Name for diagnostics.</summary>
+    public string Name => Options.Name;
+
+    /// <summary>The capability register.</summary>
+    public CapabilityRegister Cap { get; }
+
+    /// <summary>The extended capability register.</summary>
+    public ExtendedCapabilityRegister Ecap { get; }
+
+    /// <summary>What the Linux driver derives from CAP/ECAP.</summary>
+    public DriverView Driver { get; }
+
+    /// <summary>The register page.</summary>
+    public RegisterFile Registers { get; }
+
+    /// <summary>The IOTLB.</summary>
+    public Iotlb Iotlb { get; }
+
+    /// <summary>Host memory the unit's structures live in.</summary>
+    public HostMemory Memory => _memory;
+
+    /// <summary>The second-stage walker configuration of this unit (HAW, superpages, SC, DT).</summary>
+    public WalkerConfig WalkerConfig => _walker;
+
+    /// <summary>Whether GCMD.TE is set (GSTS.TES).</summary>
+    public bool TranslationEnabled => Volatile.Read(ref _translationEnabled);
+
+    /// <summary>The latched root-table address (GSTS.RTPS), or 0.</summary>
+    public ulong RootTableAddress => Volatile.Read(ref _rootTable);
+
+    /// <summary>Whether the latched root table is in scalable mode (RTADDR.TTM = 01).</summary>
+    public bool ScalableMode => Volatile.Read(ref _scalableRoot);
+
+    /// <summary>Context-cache and PASID-cache invalidations so far (the cache's generation).</summary>
+    public uint ContextCacheGeneration => _contextCache.Generation;
+
+    /// <summary>Frees the native caches.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        Registers.Written -= OnRegisterWritten;
+        Iotlb.Dispose();
+        _contextCache.Dispose();
+    }
+}

@@ -1,0 +1,125 @@
+using System.Runtime.InteropServices;
+using Engine.Paging;
+
+namespace Engine.Iommu;
+
+/// <summary>One DMA translation request as it reaches a remapping unit.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public readonly record struct TranslationRequest
+{
+    /// <summary>The <see cref="Pasid"/> value of a request without PASID.</summary>
+    public const uint NoPasid = uint.MaxValue;
+
+    /// <summary>Creates a request.</summary>
+    /// <param name="sourceId">Requester id: bus &lt;&lt; 8 | device &lt;&lt; 3 | function.</param>
+    /// <param name="iova">Input address.</param>
+    /// <param name="access">Read, write, or execute (combinations for atomics).</param>
+    /// <param name="pasid">PASID (20 bits) or <see cref="NoPasid"/>.</param>
+    public TranslationRequest(ushort sourceId, ulong iova, Access access, uint pasid = NoPasid)
+    {
+        SourceId = sourceId;
+        Iova = iova;
+        Access = access;
+        Pasid = pasid;
+    }
+
+    /// <summary>Input address.</summary>
+    public ulong Iova { get; }
+
+    /// <summary>PASID, or <see cref="NoPasid"/>.</summary>
+    public uint Pasid { get; }
+
+    /// <summary>Requester id (bus/device/function).</summary>
+    public ushort SourceId { get; }
+
+    /// <summary>The access asked for.</summary>
+    public Access Access { get; }
+
+    /// <summary>Whether the request carries a PASID.</summary>
+    public bool HasPasid => Pasid != NoPasid;
+
+    /// <summary>Bus number.</summary>
+    public byte Bus => (byte)(SourceId >> 8);
+
+    /// <summary>Device/function number.</summary>
+    public byte DevFn => (byte)SourceId;
+
+    /// <summary>Composes a source id from bus, device (0..31) and function (0..7).</summary>
+    public static ushort Bdf(int bus, int device, int function)
+    {
+        if ((uint)bus > 255 || (uint)device > 31 || (uint)function > 7)
+            throw new ArgumentOutOfRangeException(nameof(bus), $"{bus:x2}:{device:x2}.{function} is not a valid bus/device/function.");
+        return (ushort)(bus << 8 | device << 3 | function);
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() =>
+        $"{Bus:x2}:{DevFn >> 3:x2}.{DevFn & 7} {Access} 0x{Iova:x}" + (HasPasid ? $" PASID {Pasid}" : "");
+}
+
+/// <summary>How a translation ended.</summary>
+public enum TranslationStatus : byte
+{
+    /// <summary>Translated through the IOTLB or a walk.</summary>
+    Translated = 0,
+
+    /// <summary>Translation is disabled (GCMD.TE = 0) or the entry is pass-through: output = input.</summary>
+    PassThrough = 1,
+
+    /// <summary>The request faulted; <see cref="TranslationResult.Fault"/> says why.</summary>
+    Faulted = 2,
+}
+
+/// <summary>The outcome of <see cref="DmarUnit.Translate"/>: an HPA with its page, or a VT-d fault reason. A value, never an exception.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public readonly record struct TranslationResult
+{
+    /// <summary>Creates a result.</summary>
+    public TranslationResult(TranslationStatus status, ulong hpa, PageSize size, Access permissions, bool snoop, FaultReason fault, ushort did, bool iotlbHit)
+    {
+        Status = status;
+        Hpa = hpa;
+        Size = size;
+        Permissions = permissions;
+        Snoop = snoop;
+        Fault = fault;
+        Did = did;
+        IotlbHit = iotlbHit;
+    }
+
+    /// <summary>Translated host-physical address (page + offset); 0 on a fault.</summary>
+    public ulong Hpa { get; }
+
+    /// <summary>How it ended.</summary>
+    public TranslationStatus Status { get; }
+
+    /// <summary>Page size of the translation.</summary>
+    public PageSize Size { get; }
+
+    /// <summary>Effective permissions of the translation.</summary>
+    public Access Permissions { get; }
+
+    /// <summary>Whether the access snoops the CPU caches (PGSNP, or the leaf's SNP with snoop control).</summary>
+    public bool Snoop { get; }
+
+    /// <summary>The fault reason, or <see cref="FaultReason.None"/>.</summary>
+    public FaultReason Fault { get; }
+
+    /// <summary>Domain id the request was translated in (0 if none was reached).</summary>
+    public ushort Did { get; }
+
+    /// <summary>Whether the IOTLB answered.</summary>
+    public bool IotlbHit { get; }
+
+    /// <summary>Whether the request may proceed.</summary>
+    public bool IsSuccess => Status != TranslationStatus.Faulted;
+
+    /// <summary>A fault.</summary>
+    public static TranslationResult Faulted(FaultReason reason, ushort did = 0) =>
+        new(TranslationStatus.Faulted, 0, PageSize.Size4K, Access.None, false, reason, did, false);
+
+    /// <inheritdoc/>
+    public override string ToString() => IsSuccess
+        ? $"{Status} 0x{Hpa:x} ({Size}, {Permissions}{(Snoop ? ", snoop" : "")}, DID {Did}{(IotlbHit ? ", IOTLB hit" : "")})"
+        : $"fault 0x{(byte)Fault:x2} {Fault} (DID {Did})";
+}

@@ -1,0 +1,170 @@
+using Engine.Memory;
+
+namespace Engine.Iommu;
+
+/// <summary>
+/// Builds and edits a unit's translation structures in host memory the way the driver does: a root
+/// table, legacy or scalable context tables, PASID directories and tables. Multi-qword entries are
+/// written with the qword that holds P last, each qword one atomic store, so a concurrent reader
+/// never sees a present entry with half-written fields.
+/// </summary>
+/// <remarks>After changing a present entry the caller must invalidate the unit's caches (context cache, PASID cache, IOTLB) as the spec's order requires.</remarks>
+public sealed class TranslationTables
+{
+    private readonly HostMemory _memory;
+    private readonly Dictionary<(int Bus, bool Upper), ulong> _contextTables = [];
+    private readonly Dictionary<ushort, ulong> _pasidDirectories = [];
+    private readonly Dictionary<(ushort SourceId, uint DirIndex), ulong> _pasidTables = [];
+    private readonly Lock _lock = new();
+
+    /// <summary>Allocates an empty root table in <paramref name="memory"/>.</summary>
+    public TranslationTables(HostMemory memory, bool scalable)
+    {
+        ArgumentNullException.ThrowIfNull(memory);
+        _memory = memory;
+        Scalable = scalable;
+        RootTable = memory.AllocateFrame();
+    }
+
+    /// <summary>HPA of the root table.</summary>
+    public ulong RootTable { get; }
+
+    /// <summary>Whether the tables are in scalable-mode format.</summary>
+    public bool Scalable { get; }
+
+    /// <summary>PASID-directory size code used for new scalable context entries (2^(PDTS+7) entries; default 0 → 128 entries, PASIDs below 8192).</summary>
+    public int Pdts { get; init; }
+
+    /// <summary>Writes a legacy context entry for <paramref name="sourceId"/> (creating its context table and root entry).</summary>
+    public void SetContext(ushort sourceId, in ContextEntry entry)
+    {
+        RequireMode(scalable: false);
+        lock (_lock)
+        {
+            ulong table = ContextTable(sourceId >> 8, upper: false);
+            ulong at = table + (ulong)(byte)sourceId * ContextEntry.Size;
+            _memory.WriteEntry(at, 0);
+            _memory.WriteEntry(at + 8, entry.Hi);
+            _memory.WriteEntry(at, entry.Lo);
+        }
+    }
+
+    /// <summary>
+    /// Writes a scalable context entry for <paramref name="sourceId"/> pointing at its PASID directory
+    /// (created on first use), with these enables and RID_PASID.
+    /// </summary>
+    public void SetScalableContext(ushort sourceId, uint ridPasid = 0, bool pasidEnable = false, bool pageRequestEnable = false, bool deviceTlbEnable = false, bool fpd = false)
+    {
+        RequireMode(scalable: true);
+        lock (_lock)
+        {
+            ulong table = ContextTable(sourceId >> 8, upper: (byte)sourceId >= 0x80);
+            ulong at = table + (ulong)((byte)sourceId & 0x7F) * ScalableContextEntry.Size;
+            var entry = ScalableContextEntry.Create(PasidDirectory(sourceId), Pdts, ridPasid, pasidEnable, pageRequestEnable, deviceTlbEnable, fpd);
+            _memory.WriteEntry(at, 0);
+            _memory.WriteEntry(at + 8, entry.Qw1);
+            _memory.WriteEntry(at, entry.Qw0);
+        }
+    }
+
+    /// <summary>Writes the PASID-table entry of (<paramref name="sourceId"/>, <paramref name="pasid"/>), creating its directory entry and table.</summary>
+    public void SetPasidEntry(ushort sourceId, uint pasid, in PasidEntry entry)
+    {
+        RequireMode(scalable: true);
+        if (pasid > 0xF_FFFF)
+            throw new ArgumentOutOfRangeException(nameof(pasid), pasid, "A PASID has 20 bits.");
+        if ((pasid >> 6) >= 1u << (Pdts + 7))
+            throw new ArgumentOutOfRangeException(nameof(pasid), pasid, $"PASID {pasid} does not fit a PASID directory of PDTS {Pdts}.");
+        lock (_lock)
+        {
+            ulong at = PasidTable(sourceId, pasid >> 6) + (pasid & 0x3F) * PasidEntry.Size;
+            _memory.WriteEntry(at, 0);
+            _memory.WriteEntry(at + 16, entry.Qw2);
+            _memory.WriteEntry(at + 8, entry.Qw1);
+            _memory.WriteEntry(at, entry.Qw0);
+        }
+    }
+
+    /// <summary>Clears the P bit of a legacy context entry (the requester's DMA then faults).</summary>
+    public void ClearContext(ushort sourceId)
+    {
+        lock (_lock)
+        {
+            if (_contextTables.TryGetValue((sourceId >> 8, !Scalable ? false : (byte)sourceId >= 0x80), out ulong table))
+            {
+                ulong at = Scalable ? table + (ulong)((byte)sourceId & 0x7F) * ScalableContextEntry.Size : table + (ulong)(byte)sourceId * ContextEntry.Size;
+                _memory.WriteEntry(at, 0);
+            }
+        }
+    }
+
+    /// <summary>Clears a PASID-table entry (blocks the PASID).</summary>
+    public void ClearPasidEntry(ushort sourceId, uint pasid)
+    {
+        lock (_lock)
+        {
+            if (_pasidTables.TryGetValue((sourceId, pasid >> 6), out ulong table))
+                _memory.WriteEntry(table + (pasid & 0x3F) * PasidEntry.Size, 0);
+        }
+    }
+
+    /// <summary>Writes a raw qword into a structure (tests use it to plant reserved bits).</summary>
+    public void Poke(ulong hpa, ulong value) => _memory.WriteEntry(hpa, value);
+
+    /// <summary>HPA of the context entry of <paramref name="sourceId"/> (its table must exist).</summary>
+    public ulong ContextEntryAddress(ushort sourceId)
+    {
+        lock (_lock)
+        {
+            ulong table = _contextTables[(sourceId >> 8, Scalable && (byte)sourceId >= 0x80)];
+            return Scalable ? table + (ulong)((byte)sourceId & 0x7F) * ScalableContextEntry.Size : table + (ulong)(byte)sourceId * ContextEntry.Size;
+        }
+    }
+
+    /// <summary>HPA of the PASID-table entry (its table must exist).</summary>
+    public ulong PasidEntryAddress(ushort sourceId, uint pasid)
+    {
+        lock (_lock)
+            return _pasidTables[(sourceId, pasid >> 6)] + (pasid & 0x3F) * PasidEntry.Size;
+    }
+
+    private void RequireMode(bool scalable)
+    {
+        if (Scalable != scalable)
+            throw new InvalidOperationException($"These tables are in {(Scalable ? "scalable" : "legacy")} format.");
+    }
+
+    private ulong ContextTable(int bus, bool upper)
+    {
+        if (_contextTables.TryGetValue((bus, upper), out ulong table))
+            return table;
+        table = _memory.AllocateFrame();
+        _contextTables[(bus, upper)] = table;
+        ulong rootEntry = RootTable + (ulong)bus * RootEntry.Size + (upper ? 8UL : 0);
+        _memory.WriteEntry(rootEntry, (table & RootEntry.PointerMask) | RootEntry.PresentBit);
+        return table;
+    }
+
+    private ulong PasidDirectory(ushort sourceId)
+    {
+        if (!_pasidDirectories.TryGetValue(sourceId, out ulong dir))
+        {
+            // 2^(PDTS+7) 8-byte entries: one frame holds 512, so PDTS ≤ 2 fits a single frame.
+            ulong frames = Math.Max(1, (8UL << (Pdts + 7)) / HostMemory.FrameSize);
+            dir = frames == 1 ? _memory.AllocateFrame() : _memory.AllocateContiguous(frames, 1);
+            _pasidDirectories[sourceId] = dir;
+        }
+        return dir;
+    }
+
+    private ulong PasidTable(ushort sourceId, uint dirIndex)
+    {
+        if (_pasidTables.TryGetValue((sourceId, dirIndex), out ulong table))
+            return table;
+        ulong dir = PasidDirectory(sourceId);
+        table = _memory.AllocateFrame();
+        _pasidTables[(sourceId, dirIndex)] = table;
+        _memory.WriteEntry(dir + dirIndex * 8, PasidDirectoryEntry.Create(table).Value);
+        return table;
+    }
+}
