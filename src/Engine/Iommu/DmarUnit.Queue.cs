@@ -146,6 +146,11 @@ public sealed unsafe partial class DmarUnit
                 break;
             case InvalidationDescriptorType.InterruptEntryCache:
                 break;
+            case InvalidationDescriptorType.PageGroupResponse:
+                if (!Ecap.Prs)
+                    return InvalidationQueueError.InvalidDescriptor;
+                OnPageGroupResponse(d);
+                break;
             case InvalidationDescriptorType.Wait:
                 return CompleteWait(d);
         }

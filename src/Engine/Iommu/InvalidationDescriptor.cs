@@ -19,6 +19,8 @@ public enum InvalidationDescriptorType : byte
     PasidCache = 7,
     /// <summary>PASID-based device-TLB invalidation.</summary>
     PasidDeviceTlb = 8,
+    /// <summary>Page-group response.</summary>
+    PageGroupResponse = 9,
 }
 
 /// <summary>
@@ -77,6 +79,8 @@ public readonly record struct InvalidationDescriptor(ulong Qw0, ulong Qw1, ulong
         InvalidationDescriptorType.PasidCache => (0xFFF0_0000_0000_FFC0UL, ulong.MaxValue),
         // QDEP 8:4, PFSID 15:12 and 63:52, SID 31:16, PASID 51:32 | ADDR 63:12, S 11, G 0.
         InvalidationDescriptorType.PasidDeviceTlb => (0xE00UL, 0x7FEUL),
+        // PASID present 4, PDP 5, response code 15:12, RID 31:16, PASID 51:32 | LPIG 2, PRG index 11:3.
+        InvalidationDescriptorType.PageGroupResponse => (0xFFF0_0000_0000_0FC0UL, 0xFFFF_FFFF_FFFF_F003UL),
         _ => null,
     };
 }

@@ -1,0 +1,136 @@
+namespace Engine.Iommu;
+
+// The page-request queue: a ring of 32-byte descriptors between PQH (software) and PQT (hardware).
+// A device whose DMA faulted sends a page request; software handles it and answers with a
+// page-group response descriptor through queued invalidation.
+public sealed unsafe partial class DmarUnit
+{
+    private const ulong PrsPpr = 1, PrsPro = 2;
+    private long _pageRequests;
+    private long _pageRequestOverflows;
+
+    /// <summary>Raised after a page request is queued, unless PECTL.IM masks the event (then PECTL.IP is set).</summary>
+    public event Action? PageRequestEvent;
+
+    /// <summary>Raised for each page-group response software submits (descriptor type 9): the device's answer.</summary>
+    public event Action<PageGroupResponse>? PageResponse;
+
+    /// <summary>Page requests queued so far.</summary>
+    public long PageRequests => Interlocked.Read(ref _pageRequests);
+
+    /// <summary>Page requests dropped because the queue was full.</summary>
+    public long PageRequestOverflows => Interlocked.Read(ref _pageRequestOverflows);
+
+    /// <summary>Programs PQA with a queue of 2^<paramref name="queueSizeOrder"/> frames at <paramref name="queueHpa"/> and empties it.</summary>
+    public void EnablePageRequestQueue(ulong queueHpa, int queueSizeOrder = 0)
+    {
+        if (!Ecap.Prs)
+            throw new EngineException(Errno.EOPNOTSUPP, $"{Name} does not support page requests (ECAP.PRS = 0).");
+        if ((queueHpa & 0xFFF) != 0 || queueSizeOrder is < 0 or > 7)
+            throw new ArgumentException("The page-request queue must be 4 KiB aligned and 2^0..2^7 frames.", nameof(queueHpa));
+        lock (_registerLock)
+        {
+            Registers.SetByHardware(RegisterOffsets.PageRequestQueueTail, 0);
+            WriteRegister(RegisterOffsets.PageRequestQueueHead, 8, 0);
+            WriteRegister(RegisterOffsets.PageRequestQueueAddress, 8, queueHpa | (uint)queueSizeOrder);
+        }
+    }
+
+    /// <summary>
+    /// A device's page request (PCIe PRI) arriving at the unit: checked against the requester's
+    /// context (scalable mode with PRE), then written at PQT. Faults on the way are reported as
+    /// translation faults are.
+    /// </summary>
+    public PageRequestStatus SubmitPageRequest(in PageRequest request)
+    {
+        if (!Ecap.Prs)
+            return PageRequestStatus.NotEnabled;
+        var probe = new TranslationRequest(request.SourceId, request.Address, Paging.Access.Read, request.Pasid);
+        ResolvedContext context;
+        FaultReason fault;
+        bool fpd;
+        _memory.Epochs.Protect();
+        try
+        {
+            fault = Resolve(probe, out context, out fpd);
+        }
+        finally
+        {
+            _memory.Epochs.Unprotect();
+        }
+        if (fault == FaultReason.None && (context.Flags & ContextFlags.Scalable) == 0)
+            fault = FaultReason.SmTtmLegacyPageRequest;
+        else if (fault == FaultReason.None && (context.Flags & ContextFlags.PageRequest) == 0)
+            fault = FaultReason.SmPageRequestEnableClear;
+        if (fault != FaultReason.None)
+        {
+            Fault(probe, fault, context.Did, fpd);
+            return PageRequestStatus.Refused;
+        }
+
+        bool raise;
+        lock (_registerLock)
+        {
+            ulong pqa = Registers.Get(RegisterOffsets.PageRequestQueueAddress);
+            ulong baseHpa = pqa & RootEntry.PointerMask;
+            if (baseHpa == 0)
+                return PageRequestStatus.NotEnabled;
+            ulong count = ((ulong)Engine.Memory.HostMemory.FrameSize << (int)(pqa & 7)) / PageRequest.Size;
+            ulong tail = (Registers.Get(RegisterOffsets.PageRequestQueueTail) >> 5) % count;
+            ulong head = (Registers.Get(RegisterOffsets.PageRequestQueueHead) >> 5) % count;
+            ulong next = (tail + 1) % count;
+            byte* slot = _memory.TryGetPointer(baseHpa + tail * PageRequest.Size, PageRequest.Size);
+            if (next == head || slot == null)
+            {
+                Registers.SetByHardware(RegisterOffsets.PageRequestStatus, Registers.Get(RegisterOffsets.PageRequestStatus) | PrsPro);
+                Interlocked.Increment(ref _pageRequestOverflows);
+                return PageRequestStatus.Overflow;
+            }
+            Volatile.Write(ref *(ulong*)(slot + 8), request.Qw1);
+            Volatile.Write(ref *(ulong*)(slot + 16), 0UL);
+            Volatile.Write(ref *(ulong*)(slot + 24), 0UL);
+            Volatile.Write(ref *(ulong*)slot, request.Qw0);
+            Registers.SetByHardware(RegisterOffsets.PageRequestQueueTail, next << 5);
+            Registers.SetByHardware(RegisterOffsets.PageRequestStatus, Registers.Get(RegisterOffsets.PageRequestStatus) | PrsPpr);
+            ulong pectl = Registers.Get(RegisterOffsets.PageRequestEventControl);
+            const ulong Im = 1UL << 31, Ip = 1UL << 30;
+            raise = (pectl & Im) == 0;
+            if (!raise)
+                Registers.SetByHardware(RegisterOffsets.PageRequestEventControl, pectl | Ip);
+            Interlocked.Increment(ref _pageRequests);
+        }
+        if (raise)
+            PageRequestEvent?.Invoke();
+        return PageRequestStatus.Queued;
+    }
+
+    /// <summary>
+    /// The driver's side: reads every queued page request from PQH to PQT and advances PQH
+    /// (clearing PRS.PPR once the queue is empty).
+    /// </summary>
+    public IReadOnlyList<PageRequest> DrainPageRequests()
+    {
+        var drained = new List<PageRequest>();
+        lock (_registerLock)
+        {
+            ulong pqa = Registers.Get(RegisterOffsets.PageRequestQueueAddress);
+            ulong baseHpa = pqa & RootEntry.PointerMask;
+            if (baseHpa == 0)
+                return drained;
+            ulong count = ((ulong)Engine.Memory.HostMemory.FrameSize << (int)(pqa & 7)) / PageRequest.Size;
+            ulong tail = (Registers.Get(RegisterOffsets.PageRequestQueueTail) >> 5) % count;
+            ulong head = (Registers.Get(RegisterOffsets.PageRequestQueueHead) >> 5) % count;
+            while (head != tail)
+            {
+                ulong at = baseHpa + head * PageRequest.Size;
+                drained.Add(PageRequest.Decode(_memory.ReadEntry(at), _memory.ReadEntry(at + 8)));
+                head = (head + 1) % count;
+            }
+            WriteRegister(RegisterOffsets.PageRequestQueueHead, 8, head << 5);
+            WriteRegister(RegisterOffsets.PageRequestStatus, 4, PrsPpr);
+        }
+        return drained;
+    }
+
+    private void OnPageGroupResponse(in InvalidationDescriptor d) => PageResponse?.Invoke(PageGroupResponse.Decode(d));
+}

@@ -1,0 +1,73 @@
+namespace Engine.Iommu;
+
+/// <summary>
+/// A page request (PCIe PRI) as a unit queues it: the 256-bit descriptor Linux reads in
+/// <c>struct page_req_dsc</c> — qw0: type 7:0 (1), PASID present 8, RID 31:16, PASID 51:32,
+/// execute 52, privileged 53; qw1: read 0, write 1, last-in-group 2, PRG index 11:3, address 63:12.
+/// </summary>
+public readonly record struct PageRequest(ushort SourceId, ulong Address, bool Read, bool Write, bool Execute, bool LastInGroup, ushort GroupIndex, uint Pasid = TranslationRequest.NoPasid)
+{
+    /// <summary>Bytes per page-request descriptor.</summary>
+    public const int Size = 32;
+
+    /// <summary>Whether the request carries a PASID.</summary>
+    public bool HasPasid => Pasid != TranslationRequest.NoPasid;
+
+    /// <summary>qw0 of the descriptor.</summary>
+    public ulong Qw0 => 1UL | (HasPasid ? 1UL << 8 : 0) | ((ulong)SourceId << 16) | (HasPasid ? (ulong)(Pasid & 0xF_FFFF) << 32 : 0) | (Execute ? 1UL << 52 : 0);
+
+    /// <summary>qw1 of the descriptor.</summary>
+    public ulong Qw1 => (Address & ~0xFFFUL) | ((ulong)(GroupIndex & 0x1FF) << 3) | (LastInGroup ? 4UL : 0) | (Write ? 2UL : 0) | (Read ? 1UL : 0);
+
+    /// <summary>Decodes a descriptor.</summary>
+    public static PageRequest Decode(ulong qw0, ulong qw1) => new(
+        (ushort)(qw0 >> 16), qw1 & ~0xFFFUL, (qw1 & 1) != 0, (qw1 & 2) != 0, (qw0 & (1UL << 52)) != 0, (qw1 & 4) != 0,
+        (ushort)((qw1 >> 3) & 0x1FF), (qw0 & (1UL << 8)) != 0 ? (uint)((qw0 >> 32) & 0xF_FFFF) : TranslationRequest.NoPasid);
+}
+
+/// <summary>Page-group response codes (Linux <c>QI_RESP_*</c>).</summary>
+public enum PageResponseCode : byte
+{
+    /// <summary>The pages are there: retry.</summary>
+    Success = 0x0,
+
+    /// <summary>The request was invalid.</summary>
+    Invalid = 0x1,
+
+    /// <summary>The request failed: the DMA faults.</summary>
+    Failure = 0xF,
+}
+
+/// <summary>
+/// A page-group response (queued-invalidation descriptor type 9, Linux <c>QI_PGRP_*</c>): qw0 type 9,
+/// PASID present 4, PDP 5, response code 15:12, RID 31:16, PASID 51:32; qw1 last-in-group 2, PRG index 11:3.
+/// </summary>
+public readonly record struct PageGroupResponse(ushort SourceId, ushort GroupIndex, PageResponseCode Code, bool LastInGroup = true, uint Pasid = TranslationRequest.NoPasid)
+{
+    /// <summary>The descriptor to submit.</summary>
+    public InvalidationDescriptor ToDescriptor() => new(
+        9UL | (Pasid != TranslationRequest.NoPasid ? 1UL << 4 : 0) | ((ulong)Code << 12) | ((ulong)SourceId << 16)
+            | (Pasid != TranslationRequest.NoPasid ? (ulong)(Pasid & 0xF_FFFF) << 32 : 0),
+        (LastInGroup ? 4UL : 0) | ((ulong)(GroupIndex & 0x1FF) << 3));
+
+    /// <summary>Decodes a type-9 descriptor.</summary>
+    public static PageGroupResponse Decode(in InvalidationDescriptor d) => new(
+        (ushort)(d.Qw0 >> 16), (ushort)((d.Qw1 >> 3) & 0x1FF), (PageResponseCode)((d.Qw0 >> 12) & 0xF), (d.Qw1 & 4) != 0,
+        (d.Qw0 & (1UL << 4)) != 0 ? (uint)((d.Qw0 >> 32) & 0xF_FFFF) : TranslationRequest.NoPasid);
+}
+
+/// <summary>What became of a page request offered to a unit.</summary>
+public enum PageRequestStatus
+{
+    /// <summary>Queued in the page-request queue.</summary>
+    Queued = 0,
+
+    /// <summary>The queue was full: PRS.PRO set, the request dropped (the device sees no response and must treat it as failed).</summary>
+    Overflow,
+
+    /// <summary>The unit has no page-request queue programmed or does not support page requests.</summary>
+    NotEnabled,
+
+    /// <summary>The requester's context does not allow page requests (fault 0x47, or 0x32 in legacy mode).</summary>
+    Refused,
+}
