@@ -39,7 +39,14 @@ public sealed partial class DmarUnit
                 return Fault(request, contextFault, 0, fpd);
         }
 
-        // Step 3: pass-through entries translate nothing.
+        // Step 3: ATS translation requests need a context that allows device TLBs (legacy TT = 1, scalable DTE).
+        if (request.IsTranslationRequest && (context.Flags & ContextFlags.DeviceTlb) == 0)
+        {
+            bool sm = (context.Flags & ContextFlags.Scalable) != 0;
+            return Fault(request, sm ? FaultReason.SmDteClear : FaultReason.ContextEntryTranslationType, context.Did, Fpd(context));
+        }
+
+        // Step 3b: pass-through entries translate nothing.
         if ((context.Flags & ContextFlags.PassThrough) != 0)
             return new TranslationResult(TranslationStatus.PassThrough, request.Iova, PageSize.Size4K, Access.All, true, FaultReason.None, context.Did, false);
 

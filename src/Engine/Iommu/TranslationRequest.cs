@@ -15,12 +15,14 @@ public readonly record struct TranslationRequest
     /// <param name="iova">Input address.</param>
     /// <param name="access">Read, write, or execute (combinations for atomics).</param>
     /// <param name="pasid">PASID (20 bits) or <see cref="NoPasid"/>.</param>
-    public TranslationRequest(ushort sourceId, ulong iova, Access access, uint pasid = NoPasid)
+    /// <param name="isTranslationRequest">An ATS translation request from a device TLB rather than an untranslated DMA.</param>
+    public TranslationRequest(ushort sourceId, ulong iova, Access access, uint pasid = NoPasid, bool isTranslationRequest = false)
     {
         SourceId = sourceId;
         Iova = iova;
         Access = access;
         Pasid = pasid;
+        IsTranslationRequest = isTranslationRequest;
     }
 
     /// <summary>Input address.</summary>
@@ -34,6 +36,9 @@ public readonly record struct TranslationRequest
 
     /// <summary>The access asked for.</summary>
     public Access Access { get; }
+
+    /// <summary>Whether this is an ATS translation request (needs TT = 1 in legacy mode, DTE in scalable mode).</summary>
+    public bool IsTranslationRequest { get; }
 
     /// <summary>Whether the request carries a PASID.</summary>
     public bool HasPasid => Pasid != NoPasid;

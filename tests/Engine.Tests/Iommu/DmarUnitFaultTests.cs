@@ -31,6 +31,8 @@ public class DmarUnitFaultTests
         Assert.Equal(FaultReason.Write, f.Translate(0x1000, Access.Write).Fault);                        // 0x5
         Assert.Equal(FaultReason.Read, f.Translate(0x4000_0000).Fault);                                  // 0x6 (not present)
         Assert.Equal(FaultReason.SmTtmLegacyWithPasid, f.Translate(0, pasid: 3).Fault);                   // 0x31
+        Assert.Equal(FaultReason.ContextEntryTranslationType,
+            f.Unit.Translate(new TranslationRequest(UnitFixture.Sid, 0, Access.Read, isTranslationRequest: true)).Fault); // 0xD
         // 0x7: a second-stage table pointer outside host memory.
         ushort bad = TranslationRequest.Bdf(0x3A, 4, 0);
         f.Tables.SetContext(bad, ContextEntry.Create(f.Memory.EndHpa, 2, 7));
@@ -84,6 +86,8 @@ public class DmarUnitFaultTests
         Assert.Equal(FaultReason.SmSecondLevelPermission, f.Translate(0x1000, Access.Write).Fault);                    // 0x79 (permission)
         Assert.Equal(FaultReason.SmSecondLevelPermission, f.Translate(0x4000_0000).Fault);                             // 0x79 (not present)
         Assert.Equal(FaultReason.SmAddressBeyondMax, f.Translate(1UL << 48).Fault);                                    // 0x83
+        Assert.Equal(FaultReason.SmDteClear,
+            f.Unit.Translate(new TranslationRequest(UnitFixture.Sid, 0, Access.Read, isTranslationRequest: true)).Fault); // 0x44
         // Reserved bits in each structure: 0x3A, 0x42, 0x52, 0x5A.
         ulong rootEntry = f.Tables.RootTable + 0x3A * 16;
         ulong savedRoot = f.Memory.ReadEntry(rootEntry);
