@@ -1,0 +1,99 @@
+using Engine.Iommu;
+
+namespace Engine.Control;
+
+/// <summary>A PCI function (bus/device/function) behind one IOMMU.</summary>
+public sealed class Device
+{
+    internal Device(Platform platform, ushort sourceId, IommuInstance? iommu, DeviceAbilities abilities, string name)
+    {
+        Platform = platform;
+        SourceId = sourceId;
+        Iommu = iommu;
+        Abilities = abilities;
+        Name = name;
+    }
+
+    /// <summary>The platform it belongs to.</summary>
+    public Platform Platform { get; }
+
+    /// <summary>Requester id: bus &lt;&lt; 8 | device &lt;&lt; 3 | function.</summary>
+    public ushort SourceId { get; }
+
+    /// <summary>The IOMMU in front of it, or null (no IOMMU: ENODEV for every domain operation).</summary>
+    public IommuInstance? Iommu { get; }
+
+    /// <summary>ATS / PRI / PASID.</summary>
+    public DeviceAbilities Abilities { get; }
+
+    /// <summary>Name for diagnostics.</summary>
+    public string Name { get; }
+
+    /// <summary>The domain it is attached to, or null.</summary>
+    public Domain? Domain { get; internal set; }
+
+    /// <summary>Whether PRI (IOPF) is enabled for it (on attach to a fault-capable domain).</summary>
+    public bool PageRequestsEnabled { get; internal set; }
+
+    /// <summary>Device-TLB invalidations received (ATS devices).</summary>
+    public long DeviceTlbInvalidations => Interlocked.Read(ref _deviceTlbInvalidations);
+
+    private long _deviceTlbInvalidations;
+
+    internal void OnDeviceTlbInvalidation() => Interlocked.Increment(ref _deviceTlbInvalidations);
+
+    /// <summary>Bus:device.function.</summary>
+    public override string ToString() => $"{Name} {SourceId >> 8:x2}:{(SourceId >> 3) & 0x1F:x2}.{SourceId & 7}";
+
+    /// <summary>
+    /// Translates one DMA as a PRI-capable device would: on a recoverable fault (not present or
+    /// write-protected) with page requests enabled, it sends a page request, waits for the page-group
+    /// response (served at once when the platform serves page requests immediately) and, on SUCCESS,
+    /// retries once. Otherwise the fault stands.
+    /// </summary>
+    public TranslationResult TranslateWithPageRequests(ulong iova, Paging.Access access)
+    {
+        TranslationResult first = Translate(iova, access);
+        if (first.IsSuccess || !PageRequestsEnabled || Iommu is null || !IsRecoverable(first.Fault))
+            return first;
+        ushort group = Platform.NextGroupIndex(Iommu, SourceId);
+        PageResponseCode? answer = null;
+        void OnResponse(PageGroupResponse r)
+        {
+            if (r.SourceId == SourceId && r.GroupIndex == group)
+                answer = r.Code;
+        }
+        Iommu.Unit.PageResponse += OnResponse;
+        try
+        {
+            var request = new PageRequest(SourceId, iova & ~0xFFFUL, (access & Paging.Access.Read) != 0 || access == Paging.Access.Execute,
+                (access & Paging.Access.Write) != 0, (access & Paging.Access.Execute) != 0, LastInGroup: true, group);
+            if (Iommu.Unit.SubmitPageRequest(request) != PageRequestStatus.Queued)
+                return first;
+            if (answer is null && !Platform.Options.ServePageRequestsImmediately)
+                Platform.ServePageRequests(Iommu);
+        }
+        finally
+        {
+            Iommu.Unit.PageResponse -= OnResponse;
+        }
+        Interlocked.Increment(ref _pageRequests);
+        return answer == PageResponseCode.Success ? Translate(iova, access) : first;
+    }
+
+    private long _pageRequests;
+
+    /// <summary>Page requests this device sent.</summary>
+    public long PageRequests => Interlocked.Read(ref _pageRequests);
+
+    private static bool IsRecoverable(FaultReason fault) =>
+        fault is FaultReason.SmSecondLevelPermission or FaultReason.SmRead or FaultReason.SmWrite;
+
+    /// <summary>Translates one DMA of this device (no page-request handling).</summary>
+    public TranslationResult Translate(ulong iova, Paging.Access access, uint pasid = TranslationRequest.NoPasid)
+    {
+        if (Iommu is null)
+            return new TranslationResult(TranslationStatus.PassThrough, iova, Paging.PageSize.Size4K, Paging.Access.All, false, FaultReason.None, 0, false);
+        return Iommu.Unit.Translate(new TranslationRequest(SourceId, iova, access, pasid));
+    }
+}

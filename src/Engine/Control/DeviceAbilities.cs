@@ -1,0 +1,32 @@
+namespace Engine.Control;
+
+/// <summary>PCIe abilities of a device that matter to the IOMMU.</summary>
+[Flags]
+public enum DeviceAbilities
+{
+    /// <summary>None: plain untranslated DMA.</summary>
+    None = 0,
+
+    /// <summary>Address Translation Services: the device has a device TLB.</summary>
+    Ats = 1,
+
+    /// <summary>Page Request Interface: the device can ask for pages after a fault (IOPF).</summary>
+    Pri = 2,
+
+    /// <summary>PASID TLP prefixes.</summary>
+    Pasid = 4,
+}
+
+/// <summary>Flags of a domain allocation (IOMMU_HWPT_ALLOC_*).</summary>
+[Flags]
+public enum DomainAllocFlags
+{
+    /// <summary>None.</summary>
+    None = 0,
+
+    /// <summary>IOMMU_HWPT_ALLOC_NEST_PARENT: the domain will be a nesting parent.</summary>
+    NestParent = 1,
+
+    /// <summary>IOMMU_HWPT_ALLOC_DIRTY_TRACKING: the domain tracks dirty pages.</summary>
+    DirtyTracking = 2,
+}

@@ -1,0 +1,161 @@
+using Engine.Iommu;
+
+namespace Engine.Control;
+
+/// <summary>
+/// A translation domain devices attach to: a second-stage table (owned by the driver for a
+/// <see cref="PagingDomain"/>, by KVM for a <see cref="KvmDomain"/>) and the devices using it.
+/// </summary>
+public abstract class Domain : IDisposable
+{
+    private readonly List<Device> _devices = [];
+
+    private protected Domain(Platform platform, string kind)
+    {
+        Platform = platform;
+        Kind = kind;
+    }
+
+    /// <summary>The platform.</summary>
+    public Platform Platform { get; }
+
+    /// <summary>"paging" or "kvm".</summary>
+    public string Kind { get; }
+
+    /// <summary>Input-address width in bits.</summary>
+    public abstract int Width { get; }
+
+    /// <summary>agaw: levels − 2 (2 = 48-bit/4-level, 3 = 57-bit/5-level).</summary>
+    public abstract int Agaw { get; }
+
+    /// <summary>HPA of the second-stage root table (pgd).</summary>
+    public abstract ulong Pgd { get; }
+
+    /// <summary>Largest leaf the domain may contain: 0 = 4K, 1 = 2M, 2 = 1G (Linux <c>iommu_superpage</c>).</summary>
+    public abstract int SuperpageLevel { get; }
+
+    /// <summary>Whether every DMA through the domain snoops (force_snooping).</summary>
+    public abstract bool ForceSnooping { get; }
+
+    /// <summary>Whether the domain handles IO page faults (devices with PRI get PRE and page requests are served).</summary>
+    public virtual bool FaultCapable => false;
+
+    /// <summary>Aperture: the last input address a device may use.</summary>
+    public ulong ApertureEnd => Width >= 64 ? ulong.MaxValue : (1UL << Width) - 1;
+
+    /// <summary>Devices attached now.</summary>
+    public IReadOnlyList<Device> Devices
+    {
+        get
+        {
+            lock (_devices)
+                return [.. _devices];
+        }
+    }
+
+    /// <summary>Whether the domain has been freed.</summary>
+    public bool IsFreed { get; private set; }
+
+    /// <summary>The IOMMUs the domain is attached to.</summary>
+    public IReadOnlyList<IommuInstance> Iommus => [.. Devices.Select(d => d.Iommu!).Distinct()];
+
+    /// <summary>Attaches <paramref name="device"/>: checks it can, takes a DID on its IOMMU, programs its entry and flushes.</summary>
+    /// <exception cref="EngineException">ENODEV without an IOMMU, EBUSY when already attached, EINVAL when incompatible.</exception>
+    public void Attach(Device device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ThrowIfFreed();
+        lock (Platform.ControlLock)
+        {
+            IommuInstance iommu = device.Iommu ?? throw new EngineException(Errno.ENODEV, $"{device} has no IOMMU in front of it.");
+            if (device.Domain is not null)
+                throw new EngineException(Errno.EBUSY, $"{device} is already attached to a {device.Domain.Kind} domain; detach it first.");
+            if (!ReferenceEquals(device.Platform, Platform))
+                throw new EngineException(Errno.EINVAL, $"{device} belongs to another platform.");
+            PrepareAttach(iommu);
+            ushort did = iommu.AttachDid(this);
+            try
+            {
+                Program(iommu, device, did);
+                iommu.FlushAfterEntryChange(device, did);
+            }
+            catch
+            {
+                iommu.DetachDid(this);
+                throw;
+            }
+            device.Domain = this;
+            device.PageRequestsEnabled = FaultCapable && (device.Abilities & DeviceAbilities.Pri) != 0 && iommu.ScalableMode;
+            lock (_devices)
+                _devices.Add(device);
+        }
+    }
+
+    /// <summary>Detaches <paramref name="device"/>: its entry is cleared and flushed, and the DID freed with the domain's last device on that IOMMU.</summary>
+    public void Detach(Device device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        lock (Platform.ControlLock)
+        {
+            if (!ReferenceEquals(device.Domain, this))
+                throw new EngineException(Errno.EINVAL, $"{device} is not attached to this domain.");
+            IommuInstance iommu = device.Iommu!;
+            ushort did = iommu.DidOf(this)!.Value;
+            if (iommu.ScalableMode)
+                iommu.Tables.ClearPasidEntry(device.SourceId, 0);
+            else
+                iommu.Tables.ClearContext(device.SourceId);
+            iommu.FlushAfterEntryChange(device, did);
+            iommu.DetachDid(this);
+            device.Domain = null;
+            device.PageRequestsEnabled = false;
+            lock (_devices)
+                _devices.Remove(device);
+        }
+    }
+
+    /// <summary>Checks (and adapts to) <paramref name="iommu"/> before the first device behind it attaches; throws EINVAL when it cannot.</summary>
+    private protected abstract void PrepareAttach(IommuInstance iommu);
+
+    /// <summary>Writes the device's context (legacy) or RID_PASID PASID entry (scalable) for this domain.</summary>
+    private protected virtual void Program(IommuInstance iommu, Device device, ushort did)
+    {
+        bool ats = (device.Abilities & DeviceAbilities.Ats) != 0 && iommu.Unit.Ecap.DeviceTlb;
+        if (iommu.ScalableMode)
+        {
+            bool pri = FaultCapable && (device.Abilities & DeviceAbilities.Pri) != 0 && iommu.Unit.Ecap.Prs;
+            iommu.Tables.SetPasidEntry(device.SourceId, 0, PasidEntry.SecondLevel(Pgd, Agaw, did, pgsnp: ForceSnooping, pwsnp: iommu.Unit.Ecap.Smpwc, ssade: false));
+            iommu.Tables.SetScalableContext(device.SourceId, ridPasid: 0, pasidEnable: (device.Abilities & DeviceAbilities.Pasid) != 0,
+                pageRequestEnable: pri, deviceTlbEnable: ats);
+        }
+        else
+        {
+            iommu.Tables.SetContext(device.SourceId, ContextEntry.Create(Pgd, Agaw, did,
+                ats ? ContextEntry.TranslationTypeAll : ContextEntry.TranslationTypeUntranslated));
+        }
+    }
+
+    private protected void ThrowIfFreed()
+    {
+        if (IsFreed)
+            throw new EngineException(Errno.EINVAL, $"the {Kind} domain has been freed.");
+    }
+
+    /// <summary>Frees the domain. Devices still attached are refused (EBUSY).</summary>
+    public void Dispose()
+    {
+        lock (Platform.ControlLock)
+        {
+            if (IsFreed)
+                return;
+            if (Devices.Count > 0)
+                throw new EngineException(Errno.EBUSY, $"the {Kind} domain still has {Devices.Count} device(s) attached.");
+            IsFreed = true;
+            Free();
+        }
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Releases what the domain owns.</summary>
+    private protected abstract void Free();
+}

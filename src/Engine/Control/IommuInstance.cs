@@ -1,0 +1,219 @@
+using Engine.Iommu;
+using Engine.Memory;
+
+namespace Engine.Control;
+
+/// <summary>
+/// One IOMMU as the driver runs it: the hardware unit, its root/context/PASID tables, a domain-id
+/// allocator, queued invalidation and the page-request queue, and the cache flushes in the order
+/// the spec and Linux use (SPEC.md §2.6, §2.8).
+/// </summary>
+public sealed class IommuInstance : IDisposable
+{
+    private readonly Lock _lock = new();
+    private readonly bool[] _didUsed;
+    private readonly Dictionary<Domain, (ushort Did, int Devices)> _domains = [];
+
+    internal IommuInstance(Platform platform, string name, DmarUnitOptions options, bool scalableModeEnabled)
+    {
+        Platform = platform;
+        Name = name;
+        Unit = new DmarUnit(platform.Memory, options with { Name = name });
+        Driver = new DriverView(Unit.Cap, Unit.Ecap, scalableModeEnabled);
+        if (Driver.Agaw < 0)
+        {
+            Unit.Dispose();
+            throw new EngineException(Errno.ENODEV, $"{name}: SAGAW 0x{Driver.EffectiveSagaw:x} offers no usable address width; the driver ignores such a unit.");
+        }
+        ScalableMode = Driver.ScalableMode;
+        Tables = new TranslationTables(platform.Memory, ScalableMode);
+        _didUsed = new bool[Math.Min(Driver.NumberOfDomains, 65536)];
+        // DID 0 tags invalid entries in caching mode; in scalable mode DID 1 is FLPT_DEFAULT_DID.
+        _didUsed[0] = true;
+        if (ScalableMode && _didUsed.Length > 1)
+            _didUsed[1] = true;
+        if (Unit.Ecap.Qi)
+            Unit.EnableQueuedInvalidation(platform.Memory.AllocateFrame(), 0, wideDescriptors: ScalableMode);
+        if (Unit.Ecap.Prs && ScalableMode)
+        {
+            Unit.EnablePageRequestQueue(platform.Memory.AllocateFrame());
+            Unit.WriteRegister(RegisterOffsets.PageRequestEventControl, 4, 0); // unmask: the driver takes page-request events
+        }
+        Unit.DeviceTlbInvalidated += OnDeviceTlbInvalidated;
+        Unit.SetRootTable(Tables.RootTable, ScalableMode);
+        Unit.SetTranslationEnabled(true);
+    }
+
+    /// <summary>The platform.</summary>
+    public Platform Platform { get; }
+
+    /// <summary>Name (e.g. "dmar0").</summary>
+    public string Name { get; }
+
+    /// <summary>The hardware unit.</summary>
+    public DmarUnit Unit { get; }
+
+    /// <summary>What the driver derived from CAP/ECAP.</summary>
+    public DriverView Driver { get; }
+
+    /// <summary>Whether the driver runs the unit in scalable mode.</summary>
+    public bool ScalableMode { get; }
+
+    /// <summary>The unit's translation structures.</summary>
+    public TranslationTables Tables { get; }
+
+    /// <summary>Address width the driver can give a domain here: min(agaw width, MGAW).</summary>
+    public int Width => Math.Min(AgawMath.AgawToWidth(Driver.Agaw), Unit.Cap.Mgaw);
+
+    /// <summary>The DID <paramref name="domain"/> has on this unit, or null when it is not attached here.</summary>
+    public ushort? DidOf(Domain domain)
+    {
+        lock (_lock)
+            return _domains.TryGetValue(domain, out var d) ? d.Did : null;
+    }
+
+    internal IReadOnlyCollection<Domain> Domains
+    {
+        get
+        {
+            lock (_lock)
+                return [.. _domains.Keys];
+        }
+    }
+
+    /// <summary>Takes a DID for <paramref name="domain"/> (one per domain per unit) and counts the device.</summary>
+    internal ushort AttachDid(Domain domain)
+    {
+        lock (_lock)
+        {
+            if (_domains.TryGetValue(domain, out var entry))
+            {
+                _domains[domain] = (entry.Did, entry.Devices + 1);
+                return entry.Did;
+            }
+            int did = Array.IndexOf(_didUsed, false);
+            if (did < 0)
+                throw new EngineException(Errno.ENOSPC, $"{Name}: all {_didUsed.Length} domain ids are in use.");
+            _didUsed[did] = true;
+            _domains[domain] = ((ushort)did, 1);
+            return (ushort)did;
+        }
+    }
+
+    /// <summary>Drops one device of <paramref name="domain"/>; frees the DID with the last one.</summary>
+    internal void DetachDid(Domain domain)
+    {
+        lock (_lock)
+        {
+            if (!_domains.TryGetValue(domain, out var entry))
+                return;
+            if (entry.Devices > 1)
+            {
+                _domains[domain] = (entry.Did, entry.Devices - 1);
+                return;
+            }
+            _domains.Remove(domain);
+            _didUsed[entry.Did] = false;
+        }
+    }
+
+    /// <summary>
+    /// Flushes after a context / PASID entry changed for <paramref name="device"/> (SPEC.md §2.6):
+    /// PASID-selective PASID-cache (scalable) or device-selective context-cache (legacy), then a
+    /// domain-selective IOTLB invalidation, then the device TLB.
+    /// </summary>
+    internal void FlushAfterEntryChange(Device device, ushort did)
+    {
+        if (Unit.Ecap.Qi)
+        {
+            var descriptors = new List<InvalidationDescriptor>
+            {
+                ScalableMode ? InvalidationDescriptor.PasidCache(1, did, 0) : InvalidationDescriptor.ContextCache(3, did, device.SourceId),
+                InvalidationDescriptor.Iotlb(2, did),
+            };
+            if ((device.Abilities & DeviceAbilities.Ats) != 0)
+                descriptors.Add(InvalidationDescriptor.DeviceTlb(device.SourceId, (1UL << 63) - 0x1000, sizeBit: true));
+            Submit([.. descriptors]);
+        }
+        else
+        {
+            Unit.WriteRegister(RegisterOffsets.ContextCommand, 8, 1UL << 63 | 3UL << 61 | (ulong)device.SourceId << 16 | did);
+            Unit.WriteRegister(Unit.Ecap.IotlbRegisterOffset + 8, 8, 1UL << 63 | 2UL << 60 | (ulong)did << 32);
+        }
+    }
+
+    /// <summary>
+    /// Page-selective IOTLB invalidation of [<paramref name="address"/>, +<paramref name="size"/>) for
+    /// <paramref name="did"/> as <c>iommu_flush_iotlb_psi</c> does: the page count rounded up to a power
+    /// of two, AM widened until the aligned block covers the range, domain-selective when the unit
+    /// has no PSI or AM would exceed MAMV; IH = 0. Then device-TLB invalidation for ATS devices.
+    /// </summary>
+    internal void FlushRange(ushort did, ulong address, ulong size, IEnumerable<Device> atsDevices)
+    {
+        ulong first = address >> HostMemory.FrameShift;
+        ulong last = (address + size - 1) >> HostMemory.FrameShift;
+        int am = 0;
+        while (am < 52 && (first >> am) != (last >> am))
+            am++;
+        var descriptors = new List<InvalidationDescriptor>();
+        bool selective = Unit.Cap.Psi && am <= Unit.Cap.Mamv;
+        descriptors.Add(selective ? InvalidationDescriptor.Iotlb(3, did, (first >> am) << am << HostMemory.FrameShift, am) : InvalidationDescriptor.Iotlb(2, did));
+        foreach (Device d in atsDevices)
+            descriptors.Add(InvalidationDescriptor.DeviceTlb(d.SourceId, first << HostMemory.FrameShift));
+        if (Unit.Ecap.Qi)
+        {
+            Submit([.. descriptors]);
+            return;
+        }
+        if (selective)
+            Unit.WriteRegister(Unit.Ecap.IotlbRegisterOffset, 8, ((first >> am) << am << HostMemory.FrameShift) | (uint)am);
+        Unit.WriteRegister(Unit.Ecap.IotlbRegisterOffset + 8, 8, 1UL << 63 | (selective ? 3UL : 2UL) << 60 | (ulong)did << 32);
+    }
+
+    /// <summary>Domain-selective IOTLB invalidation (and device TLBs).</summary>
+    internal void FlushDomain(ushort did, IEnumerable<Device> atsDevices)
+    {
+        var descriptors = new List<InvalidationDescriptor> { InvalidationDescriptor.Iotlb(2, did) };
+        foreach (Device d in atsDevices)
+            descriptors.Add(InvalidationDescriptor.DeviceTlb(d.SourceId, (1UL << 63) - 0x1000, sizeBit: true));
+        if (Unit.Ecap.Qi)
+            Submit([.. descriptors]);
+        else
+            Unit.WriteRegister(Unit.Ecap.IotlbRegisterOffset + 8, 8, 1UL << 63 | 2UL << 60 | (ulong)did << 32);
+    }
+
+    /// <summary>Submits descriptors followed by a wait with status write, as <c>qi_submit_sync</c> does.</summary>
+    internal void Submit(params InvalidationDescriptor[] descriptors)
+    {
+        lock (_lock)
+        {
+            _statusFrame = _statusFrame != 0 ? _statusFrame : Platform.Memory.AllocateFrame();
+            uint token = ++_waitToken;
+            InvalidationQueueError error = Unit.Submit([.. descriptors, InvalidationDescriptor.Wait(_statusFrame, token)]);
+            if (error != InvalidationQueueError.None || (uint)Platform.Memory.ReadEntry(_statusFrame) != token)
+                throw new EngineException(Errno.EFAULT, $"{Name}: queued invalidation failed ({error}).");
+        }
+    }
+
+    private ulong _statusFrame;
+    private uint _waitToken;
+
+    private void OnDeviceTlbInvalidated(DeviceTlbInvalidation invalidation)
+    {
+        foreach (Device d in Platform.Devices)
+        {
+            if (d.Iommu == this && d.SourceId == invalidation.SourceId)
+                d.OnDeviceTlbInvalidation();
+        }
+    }
+
+    /// <summary>Frees the unit's native caches.</summary>
+    public void Dispose()
+    {
+        Unit.DeviceTlbInvalidated -= OnDeviceTlbInvalidated;
+        Unit.Dispose();
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{Name} ({(ScalableMode ? "scalable" : "legacy")} mode, {Width}-bit)";
+}

@@ -1,0 +1,236 @@
+using Engine.Iommu;
+using Engine.Kvm;
+using Engine.Memory;
+
+namespace Engine.Control;
+
+/// <summary>
+/// The entry object: host memory, VMs, IOMMUs and devices, and the driver / IOMMUFD-like control
+/// operations over them (hw_info, paging and KVM domains, attach and detach). Several platforms may
+/// live in one process. Control operations serialize on one lock; translation never takes it.
+/// </summary>
+public sealed class Platform : IDisposable
+{
+    private readonly List<IommuInstance> _iommus = [];
+    private readonly List<Device> _devices = [];
+    private readonly List<Vm> _vms = [];
+    private readonly Dictionary<(IommuInstance, ushort), ushort> _groupIndex = [];
+    private bool _disposed;
+
+    /// <summary>Creates a platform with its own host memory.</summary>
+    public Platform(PlatformOptions? options = null)
+    {
+        Options = options ?? new PlatformOptions();
+        Memory = new HostMemory(Options.Memory);
+    }
+
+    /// <summary>How it was built.</summary>
+    public PlatformOptions Options { get; }
+
+    /// <summary>Host memory.</summary>
+    public HostMemory Memory { get; }
+
+    /// <summary>The IOMMUs.</summary>
+    public IReadOnlyList<IommuInstance> Iommus
+    {
+        get
+        {
+            lock (ControlLock)
+                return [.. _iommus];
+        }
+    }
+
+    /// <summary>The devices.</summary>
+    public IReadOnlyList<Device> Devices
+    {
+        get
+        {
+            lock (ControlLock)
+                return [.. _devices];
+        }
+    }
+
+    internal Lock ControlLock { get; } = new();
+
+    /// <summary>Adds an IOMMU with these registers (the driver takes it over: tables, QI, page requests, TE).</summary>
+    /// <exception cref="EngineException">ENODEV when the unit offers no usable address width; EEXIST for a duplicate name.</exception>
+    public IommuInstance AddIommu(string name, CapabilityRegister cap, ExtendedCapabilityRegister ecap)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        lock (ControlLock)
+        {
+            ThrowIfDisposed();
+            if (_iommus.Any(i => i.Name == name))
+                throw new EngineException(Errno.EEXIST, $"an IOMMU called '{name}' already exists.");
+            var iommu = new IommuInstance(this, name, new DmarUnitOptions { Cap = cap, Ecap = ecap }, Options.ScalableModeEnabled);
+            if (Options.ServePageRequestsImmediately)
+                iommu.Unit.PageRequestEvent += () => ServePageRequests(iommu);
+            _iommus.Add(iommu);
+            return iommu;
+        }
+    }
+
+    /// <summary>Adds an IOMMU from a preset.</summary>
+    public IommuInstance AddIommu(string name, IommuPreset preset)
+    {
+        ArgumentNullException.ThrowIfNull(preset);
+        return AddIommu(name, preset.Cap, preset.Ecap);
+    }
+
+    /// <summary>Adds a device at <paramref name="sourceId"/> behind <paramref name="iommu"/> (null: no IOMMU).</summary>
+    /// <exception cref="EngineException">EEXIST when that IOMMU already has a device at that id; EINVAL for an IOMMU of another platform.</exception>
+    public Device AddDevice(string name, ushort sourceId, IommuInstance? iommu, DeviceAbilities abilities = DeviceAbilities.None)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        lock (ControlLock)
+        {
+            ThrowIfDisposed();
+            if (iommu is not null && !ReferenceEquals(iommu.Platform, this))
+                throw new EngineException(Errno.EINVAL, $"{iommu.Name} belongs to another platform.");
+            if (_devices.Any(d => d.Iommu == iommu && d.SourceId == sourceId))
+                throw new EngineException(Errno.EEXIST, $"{iommu?.Name ?? "no IOMMU"} already has a device at {sourceId >> 8:x2}:{(sourceId >> 3) & 0x1F:x2}.{sourceId & 7}.");
+            var device = new Device(this, sourceId, iommu, abilities, name);
+            _devices.Add(device);
+            return device;
+        }
+    }
+
+    /// <summary>Creates a VM in this platform's host memory.</summary>
+    public Vm CreateVm(VmOptions? options = null)
+    {
+        lock (ControlLock)
+        {
+            ThrowIfDisposed();
+            var vm = new Vm(Memory, options);
+            _vms.Add(vm);
+            return vm;
+        }
+    }
+
+    /// <summary>hw_info: the capabilities of the IOMMU in front of <paramref name="device"/>.</summary>
+    /// <exception cref="EngineException">ENODEV when the device has no IOMMU.</exception>
+    public DriverView HwInfo(Device device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        return (device.Iommu ?? throw new EngineException(Errno.ENODEV, $"{device} has no IOMMU in front of it.")).Driver;
+    }
+
+    /// <summary>Allocates a paging domain (driver-owned tables). With a device, that device's IOMMU must exist.</summary>
+    public PagingDomain AllocatePagingDomain(Device? device = null, DomainAllocFlags flags = DomainAllocFlags.None)
+    {
+        lock (ControlLock)
+        {
+            ThrowIfDisposed();
+            if (device is not null && device.Iommu is null)
+                throw new EngineException(Errno.ENODEV, $"{device} has no IOMMU in front of it.");
+            if ((flags & DomainAllocFlags.DirtyTracking) != 0 && device?.Iommu is { } i && !i.Driver.SsadsSupported)
+                throw new EngineException(Errno.EOPNOTSUPP, $"{i.Name} has no second-stage A/D support (SLADS) for dirty tracking.");
+            if ((flags & DomainAllocFlags.NestParent) != 0 && device?.Iommu is { } n && !n.Driver.NestedSupported)
+                throw new EngineException(Errno.EOPNOTSUPP, $"{n.Name} does not support nested translation (ECAP.NEST).");
+            return new PagingDomain(this);
+        }
+    }
+
+    /// <summary>
+    /// Allocates a KVM domain for <paramref name="device"/> from KVM's exported TDP, checking in the
+    /// seed's order: no IOMMU → ENODEV; the feature off → EOPNOTSUPP; nest parent → EOPNOTSUPP;
+    /// metadata missing or not EPT → EINVAL; level not 4 or 5 → EOPNOTSUPP; KVM's must-be-zero masks
+    /// without bit 11 → EOPNOTSUPP; an incompatible IOMMU → EOPNOTSUPP (every failing condition named).
+    /// </summary>
+    /// <param name="device">The device whose IOMMU the domain is checked against.</param>
+    /// <param name="tdp">The exported TDP (KVM's TDP FD).</param>
+    /// <param name="flags">Allocation flags.</param>
+    /// <param name="metadata">The metadata to use instead of <c>tdp.Metadata</c> (what <c>get_metadata</c> returned); null uses the TDP's.</param>
+    public KvmDomain AllocateKvmDomain(Device device, KvmTdpFd? tdp, DomainAllocFlags flags = DomainAllocFlags.None, ExportedTdp? metadata = null)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        lock (ControlLock)
+        {
+            ThrowIfDisposed();
+            IommuInstance iommu = device.Iommu ?? throw new EngineException(Errno.ENODEV, $"{device} has no IOMMU in front of it.");
+            if (!Options.KvmDomainSupport)
+                throw new EngineException(Errno.EOPNOTSUPP, "KVM domains are not supported: the feature (CONFIG_INTEL_IOMMU_KVM) is switched off.");
+            if ((flags & DomainAllocFlags.NestParent) != 0)
+                throw new EngineException(Errno.EOPNOTSUPP, "a KVM domain does not work as a nesting parent.");
+            ExportedTdp? meta = metadata ?? tdp?.Metadata;
+            if (tdp is null || meta is null)
+                throw new EngineException(Errno.EINVAL, "no exported TDP metadata was given.");
+            if (meta.Type != TdpType.Ept)
+                throw new EngineException(Errno.EINVAL, $"the exported TDP is of type {meta.Type} ({(int)meta.Type}), not EPT (1).");
+            if (meta.Level is not (4 or 5))
+                throw new EngineException(Errno.EOPNOTSUPP, $"the exported TDP has {meta.Level} levels; a KVM domain needs 4 or 5.");
+            if (!meta.RsvdBitsMask.AllContain(Paging.EptEntry.Bit11))
+                throw new EngineException(Errno.EOPNOTSUPP, "KVM's must-be-zero masks do not reserve bit 11 at every level, so KVM may set it; to VT-d bit 11 is SNP or reserved.");
+            IReadOnlyList<string> reasons = KvmDomainCompatibility.Check(iommu.Driver, meta);
+            if (reasons.Count > 0)
+                throw new KvmDomainRefusedException(Errno.EOPNOTSUPP, $"{iommu.Name} cannot carry a KVM domain: {string.Join("; ", reasons)}.", reasons);
+            return new KvmDomain(this, tdp, meta);
+        }
+    }
+
+    /// <summary>
+    /// The IOPF path: drains <paramref name="iommu"/>'s page-request queue, hands each page group to
+    /// the requester's KVM domain, and answers with one page-group response per group (INVALID when
+    /// the requester has no fault-capable domain).
+    /// </summary>
+    /// <returns>Groups answered.</returns>
+    public int ServePageRequests(IommuInstance iommu)
+    {
+        ArgumentNullException.ThrowIfNull(iommu);
+        IReadOnlyList<PageRequest> requests = iommu.Unit.DrainPageRequests();
+        var pending = new Dictionary<(ushort Sid, ushort Group), List<PageRequest>>();
+        int answered = 0;
+        foreach (PageRequest request in requests)
+        {
+            var key = (request.SourceId, request.GroupIndex);
+            if (!pending.TryGetValue(key, out var group))
+                pending[key] = group = [];
+            group.Add(request);
+            if (!request.LastInGroup)
+                continue;
+            pending.Remove(key);
+            Device? device = Devices.FirstOrDefault(d => d.Iommu == iommu && d.SourceId == request.SourceId);
+            PageResponseCode code = device?.Domain is KvmDomain kvm && device.PageRequestsEnabled
+                ? kvm.ServePageGroup(group)
+                : PageResponseCode.Invalid;
+            iommu.Submit(new PageGroupResponse(request.SourceId, request.GroupIndex, code, true, request.Pasid).ToDescriptor());
+            answered++;
+        }
+        return answered;
+    }
+
+    internal ushort NextGroupIndex(IommuInstance iommu, ushort sourceId)
+    {
+        lock (_groupIndex)
+        {
+            ushort next = (ushort)((_groupIndex.GetValueOrDefault((iommu, sourceId)) + 1) & 0x1FF);
+            _groupIndex[(iommu, sourceId)] = next;
+            return next;
+        }
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    /// <summary>Tears everything down: VMs, IOMMUs, host memory.</summary>
+    public void Dispose()
+    {
+        lock (ControlLock)
+        {
+            if (_disposed)
+                return;
+            _disposed = true;
+        }
+        foreach (Vm vm in _vms)
+            vm.Dispose();
+        foreach (IommuInstance iommu in _iommus)
+            iommu.Dispose();
+        Memory.Dispose();
+    }
+}
+
+/// <summary>A KVM-domain refusal for an incompatible IOMMU, carrying every failing condition.</summary>
+public sealed class KvmDomainRefusedException(Errno errno, string message, IReadOnlyList<string> reasons) : EngineException(errno, message)
+{
+    /// <summary>Every failing condition.</summary>
+    public IReadOnlyList<string> Reasons { get; } = reasons;
+}
