@@ -18,7 +18,14 @@ public sealed class IommuInstance : IDisposable
     {
         Platform = platform;
         Name = name;
-        Unit = new DmarUnit(platform.Memory, options with { Name = name });
+        try
+        {
+            Unit = new DmarUnit(platform.Memory, options with { Name = name });
+        }
+        catch (ArgumentException e)
+        {
+            throw new EngineException(Errno.EINVAL, $"{name}: impossible capability registers: {e.Message}");
+        }
         Driver = new DriverView(Unit.Cap, Unit.Ecap, scalableModeEnabled);
         if (Driver.Agaw < 0)
         {
