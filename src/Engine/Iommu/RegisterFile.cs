@@ -33,7 +33,7 @@ public enum RegisterAccessStatus
 /// 32-bit accesses to either half of a 64-bit register are allowed, as on hardware.
 /// </summary>
 /// <remarks>Side effects (GCMD commands, invalidations) belong to the owner, which is told of every applied write.</remarks>
-public sealed class RegisterFile
+public sealed partial class RegisterFile
 {
     private readonly FrozenDictionary<int, RegisterDeclaration> _declarations;
     private readonly Dictionary<int, ulong> _values = [];
