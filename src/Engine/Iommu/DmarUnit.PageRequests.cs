@@ -82,7 +82,7 @@ public sealed unsafe partial class DmarUnit
             byte* slot = _memory.TryGetPointer(baseHpa + tail * PageRequest.Size, PageRequest.Size);
             if (next == head || slot == null)
             {
-                Registers.SetByHardware(RegisterOffsets.PageRequestStatus, Registers.Get(RegisterOffsets.PageRequestStatus) | PrsPro);
+                Registers.UpdateByHardware(RegisterOffsets.PageRequestStatus, 0, PrsPro, out _);
                 Interlocked.Increment(ref _pageRequestOverflows);
                 return PageRequestStatus.Overflow;
             }
@@ -91,7 +91,7 @@ public sealed unsafe partial class DmarUnit
             Volatile.Write(ref *(ulong*)(slot + 24), 0UL);
             Volatile.Write(ref *(ulong*)slot, request.Qw0);
             Registers.SetByHardware(RegisterOffsets.PageRequestQueueTail, next << 5);
-            Registers.SetByHardware(RegisterOffsets.PageRequestStatus, Registers.Get(RegisterOffsets.PageRequestStatus) | PrsPpr);
+            Registers.UpdateByHardware(RegisterOffsets.PageRequestStatus, 0, PrsPpr, out _);
             ulong pectl = Registers.Get(RegisterOffsets.PageRequestEventControl);
             const ulong Im = 1UL << 31, Ip = 1UL << 30;
             raise = (pectl & Im) == 0;

@@ -100,7 +100,8 @@ public sealed unsafe partial class DmarUnit
 
     private void StopQueue(InvalidationQueueError error)
     {
-        Registers.SetByHardware(RegisterOffsets.FaultStatus, Registers.Get(RegisterOffsets.FaultStatus) | FaultStatusIqe);
+        // Clear-then-set under the register file's lock: a read-modify-write could undo a PPF/PFO the recorder just set.
+        Registers.UpdateByHardware(RegisterOffsets.FaultStatus, 0, FaultStatusIqe, out _);
         Registers.SetByHardware(RegisterOffsets.InvalidationQueueErrorRecord, (ulong)error);
     }
 

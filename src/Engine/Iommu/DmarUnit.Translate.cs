@@ -151,5 +151,7 @@ public sealed partial class DmarUnit
         return TranslationResult.Faulted(reason, did);
     }
 
-    partial void OnFault(in TranslationRequest request, FaultReason reason, bool fpd);
+    // Recording takes the recorder's lock: faults are the slow path, and the registers need one writer.
+    private void OnFault(in TranslationRequest request, FaultReason reason, bool fpd) =>
+        FaultRecorder.Record(FaultRecord.FromRequest(request, reason, fpd));
 }

@@ -45,6 +45,7 @@ public sealed partial class DmarUnit : IDisposable
         Registers = DmarRegisters.CreateFile(Cap, Ecap);
         Iotlb = new Iotlb(options.IotlbSets, options.UseSimd);
         _contextCache = new ContextCache(options.ContextCacheSlots);
+        FaultRecorder = new FaultRecorder(Registers, Cap, options.FaultCollapsing);
         Registers.Written += OnRegisterWritten;
     }
 
@@ -68,6 +69,9 @@ public sealed partial class DmarUnit : IDisposable
 
     /// <summary>The IOTLB.</summary>
     public Iotlb Iotlb { get; }
+
+    /// <summary>Primary fault logging into the fault-recording registers, with counters and a callback for embedders.</summary>
+    public FaultRecorder FaultRecorder { get; }
 
     /// <summary>Host memory the unit's structures live in.</summary>
     public HostMemory Memory => _memory;
@@ -94,6 +98,7 @@ public sealed partial class DmarUnit : IDisposable
             return;
         _disposed = true;
         Registers.Written -= OnRegisterWritten;
+        FaultRecorder.Dispose();
         Iotlb.Dispose();
         _contextCache.Dispose();
     }

@@ -35,6 +35,9 @@ public sealed record DmarUnitOptions
     /// <summary>Allow SIMD paths (AVX-512 set compare). False forces the scalar twins.</summary>
     public bool UseSimd { get; init; } = true;
 
+    /// <summary>Which repeated faults the fault-recording registers collapse (default: any from the same source, as the spec allows and QEMU does).</summary>
+    public FaultCollapsing FaultCollapsing { get; init; } = FaultCollapsing.SameSource;
+
     /// <summary>Scalable-mode reason for second-level permission faults.</summary>
     public ScalablePermissionFaultStyle ScalablePermissionFaults { get; init; }
 }
