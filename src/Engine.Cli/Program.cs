@@ -18,6 +18,7 @@ public static class Program
         var root = new RootCommand("Engine: a VT-d IOMMU translation engine whose second-stage tables are KVM's EPT.");
         root.Add(RunCommand.Create(output, error));
         root.Add(CapsCommand.Create(output));
+        root.Add(KvmCheckCommand.Create(output));
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {

@@ -7,4 +7,14 @@ namespace Engine.Cli.Commands;
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(WalkScenarioReport))]
 [JsonSerializable(typeof(CapsReport))]
-internal sealed partial class ReportJson : JsonSerializerContext;
+[JsonSerializable(typeof(KvmCheckCompatible))]
+[JsonSerializable(typeof(KvmCheckRefused))]
+internal sealed partial class ReportJson : JsonSerializerContext
+{
+    /// <summary>The same contracts, with text left readable (no \u0027 for apostrophes in messages).</summary>
+    public static ReportJson Relaxed { get; } = new(new System.Text.Json.JsonSerializerOptions
+    {
+        PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}

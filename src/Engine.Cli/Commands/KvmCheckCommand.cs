@@ -1,0 +1,109 @@
+using System.CommandLine;
+using System.Text.Json;
+using Engine.Control;
+using Engine.Iommu;
+using Engine.Kvm;
+using Engine.Memory;
+
+namespace Engine.Cli.Commands;
+
+/// <summary>
+/// <c>engine kvm-check</c>: builds a platform with one IOMMU of the given registers and one device,
+/// exports a TDP of the given shape and tries to allocate and attach a KVM domain.
+/// </summary>
+internal static class KvmCheckCommand
+{
+    /// <summary>Exit code for an incompatible IOMMU.</summary>
+    public const int ExitRefused = 3;
+
+    public static Command Create(TextWriter output)
+    {
+        var cap = HexOption.Create("--cap", "CAP_REG value (hex).");
+        var ecap = HexOption.Create("--ecap", "ECAP_REG value (hex).");
+        var level = new Option<int>("--level") { Description = "TDP levels: 4 or 5.", Required = true };
+        level.Validators.Add(r =>
+        {
+            if (r.Tokens.Count == 1 && int.TryParse(r.Tokens[0].Value, out int v) && v is not (4 or 5))
+                r.AddError($"--level must be 4 or 5 (got {v}).");
+        });
+        var huge = new Option<int>("--max-huge-page-level") { Description = "KVM's largest page: 1 (4K), 2 (2M) or 3 (1G).", Required = true };
+        huge.Validators.Add(r =>
+        {
+            if (r.Tokens.Count == 1 && int.TryParse(r.Tokens[0].Value, out int v) && v is < 1 or > 3)
+                r.AddError($"--max-huge-page-level must be 1, 2 or 3 (got {v}).");
+        });
+        var json = new Option<bool>("--json") { Description = "Print one JSON object." };
+        var command = new Command("kvm-check", "Check whether an IOMMU with these registers can carry a KVM domain (the seed's compatibility rules).")
+        {
+            cap, ecap, level, huge, json,
+        };
+        command.SetAction(parse =>
+        {
+            CheckResult result = Check(new CapabilityRegister(parse.GetValue(cap)), new ExtendedCapabilityRegister(parse.GetValue(ecap)),
+                parse.GetValue(level), parse.GetValue(huge));
+            if (parse.GetValue(json))
+            {
+                output.WriteLine(result.Compatible
+                    ? JsonSerializer.Serialize(new KvmCheckCompatible(true), ReportJson.Relaxed.KvmCheckCompatible)
+                    : JsonSerializer.Serialize(new KvmCheckRefused(false, result.Errno.ToString(), result.Reasons), ReportJson.Relaxed.KvmCheckRefused));
+            }
+            else if (result.Compatible)
+            {
+                output.WriteLine("compatible: a KVM domain can be allocated and attached.");
+            }
+            else
+            {
+                output.WriteLine($"not compatible ({result.Errno}):");
+                foreach (string reason in result.Reasons)
+                    output.WriteLine($"  - {reason}");
+            }
+            return result.Compatible ? 0 : ExitRefused;
+        });
+        return command;
+    }
+
+    internal sealed record CheckResult(bool Compatible, Errno Errno, IReadOnlyList<string> Reasons);
+
+    internal static CheckResult Check(CapabilityRegister cap, ExtendedCapabilityRegister ecap, int level, int maxHugePageLevel)
+    {
+        using var platform = new Platform(new PlatformOptions { Memory = new HostMemoryOptions { Size = 256UL << 20 } });
+        IommuInstance iommu;
+        try
+        {
+            iommu = platform.AddIommu("dmar0", cap, ecap);
+        }
+        catch (EngineException e)
+        {
+            // The unit cannot even be built (e.g. no usable width, registers that overlap): still say
+            // every condition the KVM domain would fail, then why the unit itself is unusable.
+            var meta = new ExportedTdp(TdpType.Ept, level, 0, maxHugePageLevel, Paging.ReservedBitMasks.ForEpt(46, maxHugePageLevel, true));
+            List<string> reasons = [.. KvmDomainCompatibility.Check(new DriverView(cap, ecap), meta), e.Reason];
+            return new CheckResult(false, reasons.Count > 1 ? Errno.EOPNOTSUPP : e.Errno, reasons);
+        }
+        Device device = platform.AddDevice("dev", TranslationRequest.Bdf(1, 0, 0), iommu, DeviceAbilities.Ats | DeviceAbilities.Pri);
+        Vm vm = platform.CreateVm(new VmOptions { TdpLevels = level, MaxHugePageLevel = maxHugePageLevel });
+        using KvmTdpFd tdp = vm.ExportTdp();
+        try
+        {
+            KvmDomain domain = platform.AllocateKvmDomain(device, tdp);
+            domain.Attach(device);
+            domain.Detach(device);
+            domain.Dispose();
+            return new CheckResult(true, 0, []);
+        }
+        catch (KvmDomainRefusedException e)
+        {
+            return new CheckResult(false, e.Errno, e.Reasons);
+        }
+        catch (EngineException e)
+        {
+            return new CheckResult(false, e.Errno, [e.Reason]);
+        }
+    }
+}
+
+/// <summary>JSON of a compatible check.</summary>
+internal sealed record KvmCheckCompatible(bool Compatible);
+
+/// <summary>JSON of a refused check.</summary>
+internal sealed record KvmCheckRefused(bool Compatible, string Errno, IReadOnlyList<string> Reasons);
