@@ -16,6 +16,20 @@ public sealed unsafe partial class DmarUnit
         return ok ? Volatile.Read(ref *(ulong*)p) : 0;
     }
 
+    /// <summary>Resolves the request's context inside an epoch-protected region of its own.</summary>
+    private FaultReason ResolveProtected(in TranslationRequest request, out ResolvedContext context, out bool fpd)
+    {
+        _memory.Epochs.Protect();
+        try
+        {
+            return Resolve(request, out context, out fpd);
+        }
+        finally
+        {
+            _memory.Epochs.Unprotect();
+        }
+    }
+
     /// <summary>Resolves the request's context; the caller is inside an epoch-protected region.</summary>
     private FaultReason Resolve(in TranslationRequest request, out ResolvedContext context, out bool fpd)
     {

@@ -46,18 +46,7 @@ public sealed unsafe partial class DmarUnit
         if (!Ecap.Prs)
             return PageRequestStatus.NotEnabled;
         var probe = new TranslationRequest(request.SourceId, request.Address, Paging.Access.Read, request.Pasid);
-        ResolvedContext context;
-        FaultReason fault;
-        bool fpd;
-        _memory.Epochs.Protect();
-        try
-        {
-            fault = Resolve(probe, out context, out fpd);
-        }
-        finally
-        {
-            _memory.Epochs.Unprotect();
-        }
+        FaultReason fault = ResolveProtected(probe, out ResolvedContext context, out bool fpd);
         if (fault == FaultReason.None && (context.Flags & ContextFlags.Scalable) == 0)
             fault = FaultReason.SmTtmLegacyPageRequest;
         else if (fault == FaultReason.None && (context.Flags & ContextFlags.PageRequest) == 0)

@@ -116,16 +116,7 @@ public sealed partial class DmarUnit
     {
         Interlocked.Increment(ref _contextMisses);
         uint generation = _contextCache.Generation;
-        FaultReason fault;
-        _memory.Epochs.Protect();
-        try
-        {
-            fault = Resolve(request, out context, out fpd);
-        }
-        finally
-        {
-            _memory.Epochs.Unprotect();
-        }
+        FaultReason fault = ResolveProtected(request, out context, out fpd);
         if (fault == FaultReason.None)
             _contextCache.TryPut(request.SourceId, pasidKey, context, generation);
         return fault;

@@ -1,0 +1,93 @@
+using System.Runtime.CompilerServices;
+using Engine.Control;
+using Engine.Iommu;
+using Engine.Memory;
+using Engine.Paging;
+
+namespace Engine.Dma;
+
+/// <summary>How a DMA transfer ended.</summary>
+public enum DmaStatus : byte
+{
+    /// <summary>Every byte moved.</summary>
+    Complete = 0,
+
+    /// <summary>A page faulted: the bytes before it moved, <see cref="DmaResult.Fault"/> says why.</summary>
+    Faulted = 1,
+
+    /// <summary>A translation pointed outside host memory (e.g. a device BAR): the bytes before it moved.</summary>
+    TargetOutsideMemory = 2,
+}
+
+/// <summary>The outcome of a DMA read or write: bytes moved and, for a partial transfer, the fault.</summary>
+/// <param name="Status">How it ended.</param>
+/// <param name="Transferred">Bytes moved (all of them, or those before the faulting page).</param>
+/// <param name="FaultAddress">IOVA of the first byte not moved (0 when complete).</param>
+/// <param name="Fault">The VT-d fault reason when <see cref="DmaStatus.Faulted"/>.</param>
+public readonly record struct DmaResult(DmaStatus Status, int Transferred, ulong FaultAddress, FaultReason Fault)
+{
+    /// <summary>Whether every byte moved.</summary>
+    public bool IsComplete => Status == DmaStatus.Complete;
+}
+
+/// <summary>
+/// DMA data movement through translation: a transfer is cut at page boundaries of the translations
+/// it gets, each page is translated once, and the bytes move between the caller's buffer and host
+/// memory inside an epoch-protected region (a frame KVM retires mid-copy is not reused under it).
+/// </summary>
+public static unsafe class DmaTransfer
+{
+    /// <summary>Reads <paramref name="buffer"/>.Length bytes at <paramref name="iova"/> of <paramref name="device"/> into <paramref name="buffer"/>.</summary>
+    public static DmaResult Read(Device device, ulong iova, Span<byte> buffer, uint pasid = TranslationRequest.NoPasid) =>
+        Move(device, iova, buffer, pasid, write: false);
+
+    /// <summary>Writes <paramref name="buffer"/> at <paramref name="iova"/> of <paramref name="device"/>.</summary>
+    public static DmaResult Write(Device device, ulong iova, ReadOnlySpan<byte> buffer, uint pasid = TranslationRequest.NoPasid) =>
+        Move(device, iova, MemoryMarshalHelpers.AsWritable(buffer), pasid, write: true);
+
+    [SkipLocalsInit]
+    private static DmaResult Move(Device device, ulong iova, Span<byte> buffer, uint pasid, bool write)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        HostMemory memory = device.Platform.Memory;
+        Access access = write ? Access.Write : Access.Read;
+        int done = 0;
+        memory.Epochs.Protect();
+        try
+        {
+            while (done < buffer.Length)
+            {
+                ulong address = iova + (ulong)done;
+                TranslationResult t = device.Iommu is null
+                    ? new TranslationResult(TranslationStatus.PassThrough, address, PageSize.Size4K, Access.All, false, FaultReason.None, 0, false)
+                    : device.Iommu.Unit.Translate(new TranslationRequest(device.SourceId, address, access, pasid));
+                if (!t.IsSuccess)
+                    return new DmaResult(DmaStatus.Faulted, done, address, t.Fault);
+                // The translation covers the rest of its page (pass-through: the rest of the 4 KiB page).
+                ulong pageBytes = t.Size.Bytes();
+                int chunk = (int)Math.Min((ulong)(buffer.Length - done), pageBytes - (address & (pageBytes - 1)));
+                byte* target = memory.TryGetPointer(t.Hpa, (ulong)chunk);
+                if (target == null)
+                    return new DmaResult(DmaStatus.TargetOutsideMemory, done, address, FaultReason.None);
+                var host = new Span<byte>(target, chunk);
+                if (write)
+                    buffer.Slice(done, chunk).CopyTo(host);
+                else
+                    host.CopyTo(buffer.Slice(done, chunk));
+                done += chunk;
+            }
+        }
+        finally
+        {
+            memory.Epochs.Unprotect();
+        }
+        return new DmaResult(DmaStatus.Complete, done, 0, FaultReason.None);
+    }
+}
+
+internal static class MemoryMarshalHelpers
+{
+    // The write path only reads from the buffer; one mover serves both directions.
+    public static Span<byte> AsWritable(ReadOnlySpan<byte> span) =>
+        System.Runtime.InteropServices.MemoryMarshal.CreateSpan(ref System.Runtime.InteropServices.MemoryMarshal.GetReference(span), span.Length);
+}

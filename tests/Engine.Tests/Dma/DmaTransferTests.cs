@@ -1,0 +1,73 @@
+using Engine.Control;
+using Engine.Dma;
+using Engine.Iommu;
+using Engine.Paging;
+using Engine.Tests.Control;
+
+namespace Engine.Tests.Dma;
+
+public class DmaTransferTests
+{
+    [Fact]
+    public void AWriteThenAReadCrossesPagesAndLandsInTheGuestsFrames()
+    {
+        using var f = new ControlFixture(maxHugePageLevel: 1);
+        KvmDomain d = f.Platform.AllocateKvmDomain(f.Nic, f.Tdp);
+        d.Attach(f.Nvme);
+        f.Vm.Map(0, 16, Access.All);
+        byte[] data = [.. Enumerable.Range(0, 3 * 4096 + 100).Select(i => (byte)(i * 7))];
+        DmaResult w = DmaTransfer.Write(f.Nvme, 0x0F00, data);
+        Assert.True(w.IsComplete, w.ToString());
+        Assert.Equal(data.Length, w.Transferred);
+        // The bytes sit in KVM's backing frames, page by page.
+        Assert.Equal(data[0], f.Platform.Memory.GetSpan(f.Backing(0x0F00), 1)[0]);
+        Assert.Equal(data[0x100], f.Platform.Memory.GetSpan(f.Backing(0x1000), 1)[0]);
+        var back = new byte[data.Length];
+        Assert.True(DmaTransfer.Read(f.Nvme, 0x0F00, back).IsComplete);
+        Assert.Equal(data, back);
+    }
+
+    [Fact]
+    public void AFaultMidTransferDeliversTheBytesBeforeItAndReportsWhere()
+    {
+        using var f = new ControlFixture(maxHugePageLevel: 1);
+        KvmDomain d = f.Platform.AllocateKvmDomain(f.Nic, f.Tdp);
+        d.Attach(f.Nvme);
+        f.Vm.Map(0, 2, Access.All);          // pages 0 and 1 mapped, page 2 not
+        var buffer = new byte[3 * 4096];
+        DmaResult r = DmaTransfer.Read(f.Nvme, 0x800, buffer);
+        Assert.Equal(DmaStatus.Faulted, r.Status);
+        Assert.Equal(0x2000 - 0x800, r.Transferred);
+        Assert.Equal(0x2000UL, r.FaultAddress);
+        Assert.Equal(FaultReason.SmSecondLevelPermission, r.Fault);
+        f.Vm.WriteProtect(1, 1);
+        DmaResult w = DmaTransfer.Write(f.Nvme, 0x0, new byte[0x1800]);
+        Assert.Equal(0x1000, w.Transferred);
+        Assert.Equal(0x1000UL, w.FaultAddress);
+    }
+
+    [Fact]
+    public void LargePagesMoveInOneTranslationAndEmptyTransfersAreComplete()
+    {
+        using var f = new ControlFixture();
+        KvmDomain d = f.Platform.AllocateKvmDomain(f.Nic, f.Tdp);
+        d.Attach(f.Nvme);
+        f.Vm.Map(0, 1024, Access.All);
+        long misses = f.Dmar1.Unit.IotlbMisses;
+        Assert.True(DmaTransfer.Write(f.Nvme, 0x1000, new byte[1 << 20]).IsComplete);
+        Assert.Equal(misses + 1, f.Dmar1.Unit.IotlbMisses);
+        Assert.True(DmaTransfer.Read(f.Nvme, 0, Span<byte>.Empty).IsComplete);
+    }
+
+    [Fact]
+    public void ATranslationOutsideHostMemoryStopsTheTransferCleanly()
+    {
+        using var f = new ControlFixture();
+        PagingDomain d = f.Platform.AllocatePagingDomain();
+        d.Attach(f.Nvme);
+        d.Map(0, f.Platform.Memory.EndHpa, 0x1000, Access.ReadWrite); // a "BAR" beyond host memory
+        DmaResult r = DmaTransfer.Write(f.Nvme, 0, new byte[16]);
+        Assert.Equal(DmaStatus.TargetOutsideMemory, r.Status);
+        Assert.Equal(0, r.Transferred);
+    }
+}
