@@ -189,6 +189,62 @@ public unsafe class WalkerExperimentBenchmarks
         return Keep(sum);
     }
 
+    /// <summary>As <see cref="Engine"/>, the loop in a method of its own, outside the epoch guard's try/finally.</summary>
+    [Benchmark(OperationsPerInvoke = AnchorInputs.HotIovaCount)]
+    public ulong EngineLoopOutsideTry()
+    {
+        HostMemory memory = _guest!.Memory;
+        ulong sum;
+        using (memory.Epochs.Enter())
+            sum = EngineLoop(memory, in _config, _rootHpa, _levels, _iovas);
+        return Keep(sum);
+    }
+
+    /// <summary>As <see cref="CFloor"/>, the loop in a method of its own, outside the epoch guard's try/finally.</summary>
+    [Benchmark(OperationsPerInvoke = AnchorInputs.HotIovaCount)]
+    public ulong CFloorLoopOutsideTry()
+    {
+        HostMemory memory = _guest!.Memory;
+        ulong sum;
+        using (memory.Epochs.Enter())
+            sum = CFloorLoop(memory.RegionPointer, memory.BaseHpa, memory.Limit, _rootHpa, _iovas);
+        return Keep(sum);
+    }
+
+    [Benchmark(OperationsPerInvoke = AnchorInputs.HotIovaCount)]
+    public ulong LeanLoopOutsideTry()
+    {
+        HostMemory memory = _guest!.Memory;
+        ulong sum;
+        using (memory.Epochs.Enter())
+            sum = LeanLoop(memory, in _flat, _rootHpa, _iovas);
+        return Keep(sum);
+    }
+
+    private static ulong EngineLoop(HostMemory memory, in WalkerConfig config, ulong root, int levels, ulong[] iovas)
+    {
+        ulong sum = 0;
+        for (int i = 0; i < iovas.Length; i++)
+            sum += PageWalker.Walk(memory, in config, root, levels, iovas[i], Access.Read).Hpa;
+        return sum;
+    }
+
+    private static ulong LeanLoop(HostMemory memory, in ExperimentConfig config, ulong root, ulong[] iovas)
+    {
+        ulong sum = 0;
+        for (int i = 0; i < iovas.Length; i++)
+            sum += LeanWalker.Walk4<SecondStageFormat>(memory, in config, root, iovas[i], Access.Read).Hpa;
+        return sum;
+    }
+
+    private static ulong CFloorLoop(byte* region, ulong baseHpa, ulong limit, ulong root, ulong[] iovas)
+    {
+        ulong sum = 0;
+        for (int i = 0; i < iovas.Length; i++)
+            sum += ExperimentalWalkers.CFloor(region, baseHpa, limit, root, iovas[i]);
+        return sum;
+    }
+
     private ulong Keep(ulong sum)
     {
         _checksum += sum;
