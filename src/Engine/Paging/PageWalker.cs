@@ -12,14 +12,14 @@ namespace Engine.Paging;
 /// it reaches is reused under it. Each entry is read exactly once with a volatile 64-bit load.
 /// Nothing is ever dereferenced outside host memory: such a pointer is a fault.
 /// </remarks>
-public static unsafe class PageWalker
+public static unsafe partial class PageWalker
 {
     /// <summary>
-    /// Walks the table at <paramref name="rootHpa"/> of <paramref name="levels"/> levels (2..5) for
-    /// <paramref name="address"/> and checks <paramref name="access"/> against the effective permissions.
+    /// The reference walk: the numbered steps below, one level per loop iteration. Every faster path
+    /// (<see cref="Walk"/>'s straight line, the batch walkers) must give bit-identical results.
     /// </summary>
     [SkipLocalsInit]
-    public static WalkResult Walk(HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ulong address, Access access)
+    public static WalkResult WalkReference(HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ulong address, Access access)
     {
         // Step 1: the table's shape. 2..5 levels (Linux agaw 0..3) are what VT-d defines.
         if ((uint)(levels - 2) > 3)

@@ -8,10 +8,16 @@ public readonly struct WalkerConfig
 {
     private readonly ReservedBitMasks _masks;
 
+    private readonly HotMasks _hot;
+
     private WalkerConfig(EntryFormat format, in ReservedBitMasks masks, ulong presentMask, ulong permissionMask, bool executeEnforced, bool rejectWriteOnly)
     {
         Format = format;
         _masks = masks;
+        // The fast path's one test per level: the PS = 0 must-be-zero bits plus PS itself (levels 2+),
+        // so a reserved bit and a large leaf both leave the straight line for the careful path.
+        for (int level = 1; level <= ReservedBitMasks.MaxLevels; level++)
+            _hot[level - 1] = masks[level - 1] | (level > 1 ? EptEntry.PageSizeBit : 0);
         PresentMask = presentMask;
         PermissionMask = permissionMask;
         ExecuteEnforced = executeEnforced;
@@ -37,6 +43,14 @@ public readonly struct WalkerConfig
     public ReservedBitMasks Masks => _masks;
 
     internal ulong Mask(int index) => _masks[index];
+
+    internal ulong Hot(int level) => _hot[level - 1];
+
+    [System.Runtime.CompilerServices.InlineArray(ReservedBitMasks.MaxLevels)]
+    private struct HotMasks
+    {
+        private ulong _element0;
+    }
 
     /// <summary>The CPU's view of KVM's EPT, judged with the given must-be-zero masks (e.g. <see cref="ReservedBitMasks.ForEpt"/>).</summary>
     public static WalkerConfig Ept(in ReservedBitMasks masks) =>

@@ -20,7 +20,9 @@ internal sealed class TableBuilder(HostMemory memory, int levels)
         {
             ulong at = EntryAt(table, address, l);
             ulong e = Memory.ReadEntry(at);
-            if ((e & EptEntry.AddressMask) == 0)
+            ulong next = e & EptEntry.AddressMask;
+            // Follow only a pointer to a live frame; anything else (empty, a planted leaf) gets a new table.
+            if (next == 0 || !Memory.Contains(next, HostMemory.FrameSize) || Memory.GetFrameState(next) != FrameState.Allocated)
             {
                 ulong child = Memory.AllocateFrame();
                 e = child | tableEntryBits;
