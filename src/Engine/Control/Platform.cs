@@ -54,15 +54,21 @@ public sealed class Platform : IDisposable
 
     /// <summary>Adds an IOMMU with these registers (the driver takes it over: tables, QI, page requests, TE).</summary>
     /// <exception cref="EngineException">ENODEV when the unit offers no usable address width; EEXIST for a duplicate name.</exception>
-    public IommuInstance AddIommu(string name, CapabilityRegister cap, ExtendedCapabilityRegister ecap)
+    public IommuInstance AddIommu(string name, CapabilityRegister cap, ExtendedCapabilityRegister ecap) =>
+        AddIommu(name, new DmarUnitOptions { Cap = cap, Ecap = ecap });
+
+    /// <summary>Adds an IOMMU built with <paramref name="options"/> (IOTLB size, SIMD, fault styles).</summary>
+    /// <exception cref="EngineException">ENODEV when the unit offers no usable address width; EEXIST for a duplicate name; EINVAL for impossible registers.</exception>
+    public IommuInstance AddIommu(string name, DmarUnitOptions options)
     {
+        ArgumentNullException.ThrowIfNull(options);
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         lock (ControlLock)
         {
             ThrowIfDisposed();
             if (_iommus.Any(i => i.Name == name))
                 throw new EngineException(Errno.EEXIST, $"an IOMMU called '{name}' already exists.");
-            var iommu = new IommuInstance(this, name, new DmarUnitOptions { Cap = cap, Ecap = ecap }, Options.ScalableModeEnabled);
+            var iommu = new IommuInstance(this, name, options, Options.ScalableModeEnabled);
             if (Options.ServePageRequestsImmediately)
                 iommu.Unit.PageRequestEvent += () => ServePageRequests(iommu);
             _iommus.Add(iommu);
