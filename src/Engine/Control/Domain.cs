@@ -79,6 +79,11 @@ public abstract class Domain : IDisposable
                 Program(iommu, device, did);
                 iommu.FlushAfterEntryChange(device, did);
             }
+            catch (Memory.HostMemoryExhaustedException e)
+            {
+                iommu.DetachDid(this);
+                throw new EngineException(Errno.ENOMEM, $"attach {device}: {e.Message}");
+            }
             catch
             {
                 iommu.DetachDid(this);

@@ -68,7 +68,15 @@ public sealed class Platform : IDisposable
             ThrowIfDisposed();
             if (_iommus.Any(i => i.Name == name))
                 throw new EngineException(Errno.EEXIST, $"an IOMMU called '{name}' already exists.");
-            var iommu = new IommuInstance(this, name, options, Options.ScalableModeEnabled);
+            IommuInstance iommu;
+            try
+            {
+                iommu = new IommuInstance(this, name, options, Options.ScalableModeEnabled);
+            }
+            catch (HostMemoryExhaustedException e)
+            {
+                throw new EngineException(Errno.ENOMEM, $"{name}: {e.Message}");
+            }
             if (Options.ServePageRequestsImmediately)
                 iommu.Unit.PageRequestEvent += () => ServePageRequests(iommu);
             _iommus.Add(iommu);
@@ -133,7 +141,14 @@ public sealed class Platform : IDisposable
                 throw new EngineException(Errno.EOPNOTSUPP, $"{i.Name} has no second-stage A/D support (SLADS) for dirty tracking.");
             if ((flags & DomainAllocFlags.NestParent) != 0 && device?.Iommu is { } n && !n.Driver.NestedSupported)
                 throw new EngineException(Errno.EOPNOTSUPP, $"{n.Name} does not support nested translation (ECAP.NEST).");
-            return new PagingDomain(this);
+            try
+            {
+                return new PagingDomain(this);
+            }
+            catch (HostMemoryExhaustedException e)
+            {
+                throw new EngineException(Errno.ENOMEM, $"paging domain: {e.Message}");
+            }
         }
     }
 
