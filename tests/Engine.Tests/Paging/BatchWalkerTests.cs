@@ -1,0 +1,64 @@
+using Engine.Kvm;
+using Engine.Memory;
+using Engine.Paging;
+
+namespace Engine.Tests.Paging;
+
+public class BatchWalkerTests
+{
+    [Theory]
+    [InlineData(4)]
+    [InlineData(5)]
+    public void EveryBatchLengthFrom0To256GivesTheScalarResults(int levels)
+    {
+        using var memory = new HostMemory(new HostMemoryOptions { Size = 4UL << 30 });
+        using var vm = new Vm(memory, new VmOptions { TdpLevels = levels, MaxHugePageLevel = 3 });
+        vm.AddMemslot(0, 0, 1UL << 30, PageSize.Size2M);
+        vm.AddMemslot(1, 1UL << 30, 1UL << 30, PageSize.Size1G);
+        var rng = new Random(levels);
+        for (int i = 0; i < 30; i++)
+            vm.Map((ulong)rng.Next(0, (1 << 19) - 2000), (ulong)rng.Next(1, 2000), Access.Read | (Access)rng.Next(0, 8));
+        // A planted reserved bit and a pointer outside memory, so faults of every kind appear in batches.
+        ulong root = vm.Tdp.RootHpa;
+        ulong pml4e = memory.ReadEntry(root);
+        ulong pdpt = pml4e & EptEntry.AddressMask;
+        memory.WriteEntry(pdpt + 8 * 511, memory.EndHpa | 7);
+        WalkerConfig[] configs = [WalkerConfig.SecondStage(memory.HostAddressWidth, 2), WalkerConfig.SecondStage(memory.HostAddressWidth, 1, snoopControl: false), vm.Tdp.WalkerConfig];
+        var addresses = new ulong[256];
+        var batch = new WalkResult[256];
+        using (memory.Epochs.Enter())
+        {
+            for (int length = 0; length <= 256; length++)
+            {
+                for (int i = 0; i < length; i++)
+                {
+                    addresses[i] = rng.Next(12) switch
+                    {
+                        0 => 1UL << 58,                                   // beyond any width
+                        1 => (511UL << 30) | (uint)rng.Next(1 << 30),    // through the bad pointer
+                        _ => (ulong)rng.NextInt64(1L << 31),
+                    };
+                }
+                foreach (WalkerConfig config in configs)
+                {
+                    Access access = (Access)rng.Next(0, 8);
+                    PageWalker.WalkBatch(memory, config, root, levels, addresses.AsSpan(0, length), access, batch);
+                    for (int i = 0; i < length; i++)
+                    {
+                        WalkResult scalar = PageWalker.Walk(memory, config, root, levels, addresses[i], access);
+                        Assert.True(scalar == batch[i], $"length {length}, lane {i}, 0x{addresses[i]:x}, {config}: batch {batch[i]}, scalar {scalar}");
+                    }
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void AShortResultSpanIsRefused()
+    {
+        using var memory = new HostMemory(new HostMemoryOptions { Size = 16UL << 20 });
+        var e = Assert.Throws<ArgumentException>(() =>
+            PageWalker.WalkBatch(memory, WalkerConfig.SecondStage(46, 2), memory.BaseHpa, 4, new ulong[3], Access.Read, new WalkResult[2]));
+        Assert.Equal("results", e.ParamName);
+    }
+}
