@@ -20,9 +20,21 @@ public class BatchWalkerTests
             vm.Map((ulong)rng.Next(0, (1 << 19) - 2000), (ulong)rng.Next(1, 2000), Access.Read | (Access)rng.Next(0, 8));
         // A planted reserved bit and a pointer outside memory, so faults of every kind appear in batches.
         ulong root = vm.Tdp.RootHpa;
-        ulong pml4e = memory.ReadEntry(root);
-        ulong pdpt = pml4e & EptEntry.AddressMask;
+        ulong pdpt = root; // the level-3 table covering GPA 0 (one more hop with 5 levels)
+        for (int l = levels; l > 3; l--)
+            pdpt = memory.ReadEntry(pdpt) & EptEntry.AddressMask;
         memory.WriteEntry(pdpt + 8 * 511, memory.EndHpa | 7);
+        // SNP (reserved in non-leaf entries) in the PDPTE of GPA 0..1 GiB's neighbour: a reserved-bit fault.
+        vm.Map(1UL << 18, 512, Access.All);
+        ulong pdpte1 = memory.ReadEntry(pdpt + 8);
+        memory.WriteEntry(pdpt + 8, pdpte1 | SlPte.SnoopBit);
+        // A 2 MiB page whose data looks like a page table: a walker that missed PS would descend into it.
+        vm.Map(0, 512, Access.All);
+        vm.Zap(1024, 512);
+        vm.Map(1025, 3, Access.All);   // GFNs 1024..1535: a page table with three 4K leaves
+        ulong somePt = memory.ReadEntry((memory.ReadEntry(pdpt) & EptEntry.AddressMask) + 8 * 2) & EptEntry.AddressMask;
+        Span<byte> data = memory.GetSpan(vm.FindSlot(0)!.PeekHpa(0), 4096);
+        memory.GetSpan(somePt, 4096).CopyTo(data);
         WalkerConfig[] configs = [WalkerConfig.SecondStage(memory.HostAddressWidth, 2), WalkerConfig.SecondStage(memory.HostAddressWidth, 1, snoopControl: false), vm.Tdp.WalkerConfig];
         var addresses = new ulong[256];
         var batch = new WalkResult[256];
