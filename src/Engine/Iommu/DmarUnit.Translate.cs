@@ -26,38 +26,9 @@ public sealed partial class DmarUnit
     [SkipLocalsInit]
     public TranslationResult Translate(in TranslationRequest request)
     {
-        // Step 1: with translation disabled, DMA addresses are host-physical.
-        if (!Volatile.Read(ref _translationEnabled))
-            return new TranslationResult(TranslationStatus.PassThrough, request.Iova, PageSize.Size4K, Access.All, false, FaultReason.None, 0, false);
-
-        // Step 2: the context, from the context/PASID cache or the tables.
-        uint pasidKey = request.HasPasid ? request.Pasid & 0xF_FFFF : NoPasidKey;
-        if (!_contextCache.TryGet(request.SourceId, pasidKey, out ResolvedContext context))
-        {
-            FaultReason contextFault = ResolveSlow(request, pasidKey, out context, out bool fpd);
-            if (contextFault != FaultReason.None)
-                return Fault(request, contextFault, 0, fpd);
-        }
-
-        // Step 3: ATS translation requests need a context that allows device TLBs (legacy TT = 1, scalable DTE).
-        if (request.IsTranslationRequest && (context.Flags & ContextFlags.DeviceTlb) == 0)
-        {
-            bool sm = (context.Flags & ContextFlags.Scalable) != 0;
-            return Fault(request, sm ? FaultReason.SmDteClear : FaultReason.ContextEntryTranslationType, context.Did, Fpd(context));
-        }
-
-        // Step 3b: pass-through entries translate nothing.
-        if ((context.Flags & ContextFlags.PassThrough) != 0)
-            return new TranslationResult(TranslationStatus.PassThrough, request.Iova, PageSize.Size4K, Access.All, true, FaultReason.None, context.Did, false);
-
-        // Step 4: the input address must fit the domain's width (AW, capped by MGAW).
-        bool scalable = (context.Flags & ContextFlags.Scalable) != 0;
-        if ((request.Iova >> context.Width) != 0)
-            return Fault(request, scalable ? FaultReason.SmAddressBeyondMax : FaultReason.AddressBeyondMgaw, context.Did, Fpd(context));
-
-        // Step 5: the IOTLB, one probe per page size this unit can walk.
-        if (Iotlb.TryLookup(context.Did, request.Iova, _superpageLevel, out IotlbEntry hit))
-            return Complete(request, context, hit, iotlbHit: true);
+        // Steps 1-5 (TE, context, ATS check, pass-through, width, IOTLB) are shared with the batch path.
+        if (TryTranslateWithoutWalk(request, out TranslationResult result, out ResolvedContext context))
+            return result;
 
         // Step 6: walk the second-stage table and cache what it found.
         return WalkAndFill(request, context);
@@ -66,7 +37,6 @@ public sealed partial class DmarUnit
     [MethodImpl(MethodImplOptions.NoInlining)] // the miss path stays out of the hit path's code
     private TranslationResult WalkAndFill(in TranslationRequest request, in ResolvedContext context)
     {
-        Interlocked.Increment(ref _iotlbMisses);
         Iotlb.FillTicket ticket = Iotlb.BeginFill(context.Did);
         WalkResult walk;
         _memory.Epochs.Protect();
@@ -78,6 +48,13 @@ public sealed partial class DmarUnit
         {
             _memory.Epochs.Unprotect();
         }
+        return FinishWalk(request, context, walk, ticket);
+    }
+
+    /// <summary>Turns a walk into a result: a fault with its reason, or a fill and the permission check.</summary>
+    private TranslationResult FinishWalk(in TranslationRequest request, in ResolvedContext context, in WalkResult walk, Iotlb.FillTicket ticket)
+    {
+        Interlocked.Increment(ref _iotlbMisses);
         bool scalable = (context.Flags & ContextFlags.Scalable) != 0;
         if (!walk.IsSuccess)
         {

@@ -1,0 +1,125 @@
+using System.Runtime.CompilerServices;
+using Engine.Paging;
+
+namespace Engine.Iommu;
+
+// Batch translation: IOTLB probes for the whole batch, then the misses of each domain walked
+// together by the batch walker (their loads overlap), then filled. Zero allocation: the per-chunk
+// bookkeeping lives on the stack.
+public sealed partial class DmarUnit
+{
+    private const int BatchChunk = 64;
+
+    /// <summary>
+    /// Translates <paramref name="requests"/> into <paramref name="results"/> (one each, same order);
+    /// the same translations and faults as calling <see cref="Translate"/> for each request in order
+    /// (only <see cref="TranslationResult.IotlbHit"/> differs when a page repeats inside one batch:
+    /// both requests walked together).
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="requests"/>.</exception>
+    [SkipLocalsInit]
+    public void TranslateBatch(ReadOnlySpan<TranslationRequest> requests, Span<TranslationResult> results)
+    {
+        if (results.Length < requests.Length)
+            throw new ArgumentException($"results holds {results.Length} entries for {requests.Length} requests.", nameof(results));
+        Span<int> missIndex = stackalloc int[BatchChunk];
+        Span<ResolvedContext> missContext = stackalloc ResolvedContext[BatchChunk];
+        Span<ulong> addresses = stackalloc ulong[BatchChunk];
+        Span<int> group = stackalloc int[BatchChunk];
+        Span<WalkResult> walks = stackalloc WalkResult[BatchChunk];
+        Span<bool> done = stackalloc bool[BatchChunk];
+        for (int start = 0; start < requests.Length; start += BatchChunk)
+        {
+            int count = Math.Min(BatchChunk, requests.Length - start);
+            int misses = 0;
+            // Pass 1: everything that needs no walk (TE off, faults before the IOTLB, hits).
+            for (int i = 0; i < count; i++)
+            {
+                ref readonly TranslationRequest request = ref requests[start + i];
+                if (TryTranslateWithoutWalk(request, out results[start + i], out ResolvedContext context))
+                    continue;
+                missIndex[misses] = start + i;
+                missContext[misses] = context;
+                done[misses] = false;
+                misses++;
+            }
+            // Pass 2: misses grouped by second-stage table, each group walked level by level.
+            for (int m = 0; m < misses; m++)
+            {
+                if (done[m])
+                    continue;
+                int members = 0;
+                for (int n = m; n < misses; n++)
+                {
+                    if (!done[n] && missContext[n].Root == missContext[m].Root && missContext[n].Levels == missContext[m].Levels)
+                    {
+                        group[members] = n;
+                        addresses[members] = requests[missIndex[n]].Iova;
+                        members++;
+                        done[n] = true;
+                    }
+                }
+                Iotlb.FillTicket ticket = Iotlb.BeginFill(missContext[m].Did);
+                _memory.Epochs.Protect();
+                try
+                {
+                    PageWalker.WalkBatch(_memory, _walker, missContext[m].Root, missContext[m].Levels, addresses[..members], Access.None, walks);
+                }
+                finally
+                {
+                    _memory.Epochs.Unprotect();
+                }
+                for (int g = 0; g < members; g++)
+                {
+                    int n = group[g];
+                    results[missIndex[n]] = FinishWalk(requests[missIndex[n]], missContext[n], walks[g], ticket);
+                }
+            }
+        }
+    }
+
+    /// <summary>Steps 1–5 of <see cref="Translate"/>; false when the request needs a walk (context returned).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TryTranslateWithoutWalk(in TranslationRequest request, out TranslationResult result, out ResolvedContext context)
+    {
+        context = default;
+        if (!Volatile.Read(ref _translationEnabled))
+        {
+            result = new TranslationResult(TranslationStatus.PassThrough, request.Iova, PageSize.Size4K, Access.All, false, FaultReason.None, 0, false);
+            return true;
+        }
+        uint pasidKey = request.HasPasid ? request.Pasid & 0xF_FFFF : NoPasidKey;
+        if (!_contextCache.TryGet(request.SourceId, pasidKey, out context))
+        {
+            FaultReason contextFault = ResolveSlow(request, pasidKey, out context, out bool fpd);
+            if (contextFault != FaultReason.None)
+            {
+                result = Fault(request, contextFault, 0, fpd);
+                return true;
+            }
+        }
+        bool scalable = (context.Flags & ContextFlags.Scalable) != 0;
+        if (request.IsTranslationRequest && (context.Flags & ContextFlags.DeviceTlb) == 0)
+        {
+            result = Fault(request, scalable ? FaultReason.SmDteClear : FaultReason.ContextEntryTranslationType, context.Did, Fpd(context));
+            return true;
+        }
+        if ((context.Flags & ContextFlags.PassThrough) != 0)
+        {
+            result = new TranslationResult(TranslationStatus.PassThrough, request.Iova, PageSize.Size4K, Access.All, true, FaultReason.None, context.Did, false);
+            return true;
+        }
+        if ((request.Iova >> context.Width) != 0)
+        {
+            result = Fault(request, scalable ? FaultReason.SmAddressBeyondMax : FaultReason.AddressBeyondMgaw, context.Did, Fpd(context));
+            return true;
+        }
+        if (Iotlb.TryLookup(context.Did, request.Iova, _superpageLevel, out IotlbEntry hit))
+        {
+            result = Complete(request, context, hit, iotlbHit: true);
+            return true;
+        }
+        result = default;
+        return false;
+    }
+}

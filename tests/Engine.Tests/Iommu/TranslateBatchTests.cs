@@ -1,0 +1,81 @@
+using Engine.Iommu;
+using Engine.Paging;
+
+namespace Engine.Tests.Iommu;
+
+public class TranslateBatchTests
+{
+    [Theory]
+    [InlineData(true, true)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    public void EveryBatchLengthFrom0To256TranslatesAsOneByOne(bool scalable, bool simd)
+    {
+        using var f = new UnitFixture(scalable, simd: simd);
+        f.Vm.Map(0, 8192, Access.All);
+        f.Vm.WriteProtect(100, 50);
+        f.Vm.Zap(3000, 40);
+        ushort other = TranslationRequest.Bdf(0x3A, 6, 0);
+        if (scalable)
+        {
+            f.Tables.SetScalableContext(other);
+            f.Tables.SetPasidEntry(other, 0, PasidEntry.PassThrough(2, 11));
+        }
+        else
+        {
+            f.Tables.SetContext(other, ContextEntry.Create(0, 2, 11, ContextEntry.TranslationTypePassThrough));
+        }
+        ushort missing = TranslationRequest.Bdf(0x3A, 7, 0);
+        var rng = new Random(scalable ? 1 : 2);
+        var requests = new TranslationRequest[256];
+        var batch = new TranslationResult[256];
+        for (int length = 0; length <= 256; length++)
+        {
+            for (int i = 0; i < length; i++)
+            {
+                ushort sid = rng.Next(10) switch { 0 => other, 1 => missing, _ => UnitFixture.Sid };
+                ulong iova = rng.Next(20) == 0 ? 1UL << 50 : (ulong)rng.Next(9000) << 12 | (uint)rng.Next(4096);
+                requests[i] = new TranslationRequest(sid, iova, (Access)rng.Next(1, 4));
+            }
+            if (rng.Next(3) == 0)
+                f.Unit.Iotlb.InvalidateAll();
+            long faultsBefore = f.Unit.Faults;
+            f.Unit.TranslateBatch(requests.AsSpan(0, length), batch);
+            long batchFaults = f.Unit.Faults - faultsBefore;
+            faultsBefore = f.Unit.Faults;
+            for (int i = 0; i < length; i++)
+            {
+                TranslationResult one = f.Unit.Translate(requests[i]);
+                Assert.True(Same(one, batch[i]), $"length {length}, request {i} {requests[i]}: batch {batch[i]}, one by one {one}");
+            }
+            Assert.Equal(f.Unit.Faults - faultsBefore, batchFaults);
+        }
+    }
+
+    [Fact]
+    public void BatchTranslationAllocatesNothingAndRefusesAShortResultSpan()
+    {
+        using var f = new UnitFixture(scalable: true);
+        f.Vm.Map(0, 4096, Access.All);
+        var requests = Enumerable.Range(0, 256).Select(i => new TranslationRequest(UnitFixture.Sid, (ulong)(i * 13 % 4096) << 12, Access.Read)).ToArray();
+        var results = new TranslationResult[256];
+        void Pass()
+        {
+            for (int i = 0; i < 4000; i++)
+            {
+                if ((i & 63) == 0)
+                    f.Unit.Iotlb.InvalidateAll();
+                f.Unit.TranslateBatch(requests, results);
+            }
+        }
+        Pass();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        Pass();
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal("results", Assert.Throws<ArgumentException>(() => f.Unit.TranslateBatch(requests, new TranslationResult[3])).ParamName);
+    }
+
+    private static bool Same(TranslationResult a, TranslationResult b) =>
+        a.Status == b.Status && a.Hpa == b.Hpa && a.Size == b.Size && a.Permissions == b.Permissions
+        && a.Snoop == b.Snoop && a.Fault == b.Fault && a.Did == b.Did;
+}
