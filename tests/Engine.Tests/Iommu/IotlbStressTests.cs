@@ -8,6 +8,7 @@ namespace Engine.Tests.Iommu;
 /// and fill, while a writer remaps pages and invalidates. A lookup that starts after an invalidation
 /// returned must never yield the mapping it removed, and no entry may ever be torn.
 /// </summary>
+[Trait("Category", "Simd")]
 public class IotlbStressTests
 {
     private const int Pages = 64;

@@ -3,6 +3,7 @@ using Engine.Paging;
 
 namespace Engine.Tests.Iommu;
 
+[Trait("Category", "Simd")]
 public class IotlbTests
 {
     public static TheoryData<bool> Paths() => new() { false, true };

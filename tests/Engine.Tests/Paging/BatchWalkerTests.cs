@@ -4,6 +4,7 @@ using Engine.Paging;
 
 namespace Engine.Tests.Paging;
 
+[Trait("Category", "Simd")]
 public class BatchWalkerTests
 {
     [Theory]

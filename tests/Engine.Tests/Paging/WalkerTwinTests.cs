@@ -5,6 +5,7 @@ using Engine.Paging;
 namespace Engine.Tests.Paging;
 
 /// <summary>The straight-line walker against the reference loop: bit-identical results, faults included.</summary>
+[Trait("Category", "Simd")]
 public class WalkerTwinTests
 {
     private static readonly Access[] Accesses = [Access.None, Access.Read, Access.Write, Access.Execute, Access.ReadWrite, Access.All];
