@@ -1,3 +1,4 @@
+using Engine.Workloads;
 using BenchmarkDotNet.Attributes;
 using Engine.Memory;
 

@@ -1,3 +1,4 @@
+using Engine.Workloads;
 using BenchmarkDotNet.Attributes;
 using Engine.Control;
 using Engine.Iommu;
@@ -73,6 +74,21 @@ public class TranslateBenchmarks
     /// <summary>iotlb-hit: one translation of the warm stream.</summary>
     [Benchmark(OperationsPerInvoke = HitWorkingSet.StreamLength)]
     public ulong IotlbHit() => HitPass();
+
+    /// <summary>iotlb-hit-batch: the warm stream through <see cref="DmarUnit.TranslateBatch"/>.</summary>
+    [Benchmark(OperationsPerInvoke = HitWorkingSet.StreamLength)]
+    public ulong IotlbHitBatch()
+    {
+        if (_results.Length != _stream.Length)
+            _results = new TranslationResult[_stream.Length];
+        _unit!.TranslateBatch(_stream, _results);
+        ulong sum = 0;
+        foreach (ref readonly TranslationResult r in _results.AsSpan())
+            sum += r.Hpa;
+        return _sink = sum;
+    }
+
+    private TranslationResult[] _results = [];
 
     /// <summary>translate-miss: the IOTLB is invalidated, then every page of the working set once (each walks).</summary>
     [Benchmark(OperationsPerInvoke = HitWorkingSet.Keys)]

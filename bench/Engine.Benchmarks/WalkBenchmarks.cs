@@ -1,3 +1,4 @@
+using Engine.Workloads;
 using BenchmarkDotNet.Attributes;
 using Engine.Paging;
 
@@ -32,6 +33,12 @@ public class WalkBenchmarks
     [GlobalSetup(Target = nameof(WalkCold))]
     public void SetupCold() => Setup(AnchorInputs.ColdGiB, AnchorInputs.ColdIovaCount, transparentHugePages: false);
 
+    [GlobalSetup(Target = nameof(WalkHotBatch))]
+    public void SetupHotBatch() => Setup(AnchorInputs.HotGiB, AnchorInputs.HotIovaCount, transparentHugePages: false);
+
+    [GlobalSetup(Target = nameof(WalkColdBatch))]
+    public void SetupColdBatch() => Setup(AnchorInputs.ColdGiB, AnchorInputs.ColdIovaCount, transparentHugePages: false);
+
     [GlobalSetup(Target = nameof(WalkColdThp))]
     public void SetupColdThp() => Setup(AnchorInputs.ColdGiB, AnchorInputs.ColdIovaCount, transparentHugePages: true);
 
@@ -56,6 +63,31 @@ public class WalkBenchmarks
     /// <summary>As <see cref="WalkCold"/>, host memory with the THP hint (the anchors' "walk-cold THP" row).</summary>
     [Benchmark(OperationsPerInvoke = AnchorInputs.ColdIovaCount)]
     public ulong WalkColdThp() => WalkAll();
+
+    /// <summary>walk-hot-batch: the same IOVAs through <see cref="PageWalker.WalkBatch"/> (16 per group, level by level).</summary>
+    [Benchmark(OperationsPerInvoke = AnchorInputs.HotIovaCount)]
+    public ulong WalkHotBatch() => WalkAllBatch();
+
+    /// <summary>walk-cold-batch: the walk-cold IOVAs through <see cref="PageWalker.WalkBatch"/>.</summary>
+    [Benchmark(OperationsPerInvoke = AnchorInputs.ColdIovaCount)]
+    public ulong WalkColdBatch() => WalkAllBatch();
+
+    private WalkResult[] _results = [];
+
+    private ulong WalkAllBatch()
+    {
+        var memory = _guest!.Memory;
+        if (_results.Length != _iovas.Length)
+            _results = new WalkResult[_iovas.Length];
+        ulong sum = 0;
+        using (memory.Epochs.Enter())
+            PageWalker.WalkBatch(memory, in _config, _rootHpa, _levels, _iovas, Access.Read, _results);
+        foreach (ref readonly WalkResult r in _results.AsSpan())
+            sum += r.Hpa;
+        _checksum += sum;
+        _invocations++;
+        return sum;
+    }
 
     private ulong WalkAll()
     {

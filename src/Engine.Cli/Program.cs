@@ -19,6 +19,7 @@ public static class Program
         root.Add(RunCommand.Create(output, error));
         root.Add(CapsCommand.Create(output));
         root.Add(KvmCheckCommand.Create(output));
+        root.Add(BenchCommand.Create(output, error));
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {

@@ -1,3 +1,4 @@
+using Engine.Workloads;
 using System.Runtime.CompilerServices;
 using Engine.Memory;
 using Engine.Paging;

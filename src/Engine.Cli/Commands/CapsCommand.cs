@@ -31,6 +31,7 @@ internal static class CapsCommand
     private static void PrintTable(DriverView v, TextWriter output)
     {
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
+        console.Profile.Width = Math.Max(console.Profile.Width, 120);
         var table = new Table().Title($"CAP 0x{v.Cap.Value:x16}  ECAP 0x{v.Ecap.Value:x16}")
             .AddColumn("register").AddColumn("field").AddColumn(new TableColumn("value").RightAligned()).AddColumn("meaning");
         void Row(string reg, string field, object value, string meaning = "") =>

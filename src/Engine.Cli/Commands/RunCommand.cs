@@ -79,6 +79,7 @@ internal static class RunCommand
     private static void PrintTable(WalkScenarioReport r, TextWriter output)
     {
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
+        console.Profile.Width = Math.Max(console.Profile.Width, 100);
         var table = new Table().Title("engine run — scalar walks of KVM's EPT (VT-d second-stage view)")
             .AddColumn("metric").AddColumn(new TableColumn("value").RightAligned());
         table.AddRow("threads", r.Threads.ToString(CultureInfo.InvariantCulture));

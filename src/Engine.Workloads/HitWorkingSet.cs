@@ -1,4 +1,5 @@
-namespace Engine.Benchmarks;
+#pragma warning disable CS1591 // a harness for benchmarks, documented at the type level
+namespace Engine.Workloads;
 
 /// <summary>
 /// The anchors' IOTLB working set and request stream (common.h <c>gen_ws</c> / <c>gen_stream</c>):

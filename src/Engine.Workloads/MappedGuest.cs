@@ -3,7 +3,9 @@ using Engine.Kvm;
 using Engine.Memory;
 using Engine.Paging;
 
-namespace Engine.Benchmarks;
+#pragma warning disable CS1591 // a harness for benchmarks, documented at the type level
+
+namespace Engine.Workloads;
 
 /// <summary>
 /// A VM whose first <c>gib</c> GiB of guest-physical memory are mapped with 4 KiB EPT leaves, and
@@ -21,6 +23,9 @@ public sealed class MappedGuest : IDisposable
     private readonly KvmTdpFd _export;
     private readonly Memslot _slot;
 
+    /// <summary>Where setup progress lines go (BenchmarkDotNet prints them; the CLI does not).</summary>
+    public static Action<string>? Log { get; set; }
+
     public MappedGuest(ulong gib, bool transparentHugePages)
     {
         var sw = Stopwatch.StartNew();
@@ -33,7 +38,7 @@ public sealed class MappedGuest : IDisposable
         Levels = _export.Metadata.Level;
         Config = WalkerConfig.SecondStage(Memory.HostAddressWidth, superpageLevel: 2);
         HostMemoryStatistics stats = Memory.Statistics;
-        Console.WriteLine($"// {gib} GiB mapped by 4K leaves in {sw.Elapsed.TotalSeconds:F1} s; THP hint {transparentHugePages}; "
+        Log?.Invoke($"// {gib} GiB mapped by 4K leaves in {sw.Elapsed.TotalSeconds:F1} s; THP hint {transparentHugePages}; "
             + $"frames in use {stats.FramesInUse:N0}, table frames {_vm.Tdp.Statistics.TablePages:N0}");
     }
 

@@ -1,4 +1,5 @@
-namespace Engine.Benchmarks;
+#pragma warning disable CS1591 // a harness for benchmarks, documented at the type level
+namespace Engine.Workloads;
 
 /// <summary>
 /// The inputs of the C anchors (/work/shared/anchors: common.h, anchors.c), reproduced bit for bit

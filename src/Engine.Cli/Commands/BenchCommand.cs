@@ -1,0 +1,101 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Engine.Workloads;
+using Spectre.Console;
+
+namespace Engine.Cli.Commands;
+
+/// <summary>
+/// <c>engine bench</c>: runs named workloads through the real engine and reports ns/op, Mops/s and
+/// allocated bytes/op: one warm-up, then the median of 5 timed runs, each long enough (≥ 50 ms) to
+/// time well. Quick numbers; the BenchmarkDotNet project runs the same workloads in detail.
+/// </summary>
+internal static class BenchCommand
+{
+    private const int TimedRuns = 5;
+    private static readonly TimeSpan MinimumRun = TimeSpan.FromMilliseconds(50);
+
+    public static Command Create(TextWriter output, TextWriter error)
+    {
+        var workloads = new Option<string[]>("--workload") { Description = $"Workloads to run (default: all): {string.Join(", ", WorkloadCatalog.Names)}.", AllowMultipleArgumentsPerToken = true };
+        workloads.Validators.Add(r =>
+        {
+            foreach (var token in r.Tokens)
+            {
+                if (!WorkloadCatalog.Names.Contains(token.Value))
+                    r.AddError($"--workload: no workload is called '{token.Value}'; known: {string.Join(", ", WorkloadCatalog.Names)}.");
+            }
+        });
+        var threads = new Option<int>("--threads") { Description = "Threads for the multi-threaded workloads (default: every core).", DefaultValueFactory = _ => Environment.ProcessorCount };
+        threads.Validators.Add(r =>
+        {
+            if (r.Tokens.Count == 1 && int.TryParse(r.Tokens[0].Value, CultureInfo.InvariantCulture, out int t) && t is < 1 or > 256)
+                r.AddError($"--threads must be 1..256 (got {t}).");
+        });
+        var json = new Option<bool>("--json") { Description = "Print a JSON array instead of a table." };
+        var command = new Command("bench", "Run the named workloads and report ns/op, Mops/s and allocated bytes/op.") { workloads, threads, json };
+        command.SetAction(parse =>
+        {
+            string[] names = parse.GetValue(workloads) is { Length: > 0 } chosen ? chosen : [.. WorkloadCatalog.Names];
+            var rows = new List<BenchRow>();
+            foreach (string name in names)
+            {
+                if (!parse.GetValue(json))
+                    error.WriteLine($"engine bench: {name} …");
+                rows.Add(Measure(WorkloadCatalog.Create(name, parse.GetValue(threads))));
+            }
+            if (parse.GetValue(json))
+                output.WriteLine(JsonSerializer.Serialize(rows, ReportJson.Relaxed.ListBenchRow));
+            else
+                PrintTable(rows, output);
+            return 0;
+        });
+        return command;
+    }
+
+    internal static BenchRow Measure(Workload workload)
+    {
+        using (workload)
+        {
+            workload.Setup();
+            var stopwatch = Stopwatch.StartNew();
+            ulong sink = workload.RunPass();
+            long passes = Math.Max(1, (long)Math.Ceiling(MinimumRun.TotalMilliseconds / Math.Max(stopwatch.Elapsed.TotalMilliseconds, 0.001)));
+            var runs = new double[TimedRuns];
+            long allocatedBefore = workload.AllocatedBytes;
+            for (int r = 0; r < TimedRuns; r++)
+            {
+                stopwatch.Restart();
+                for (long p = 0; p < passes; p++)
+                    sink += workload.RunPass();
+                runs[r] = stopwatch.Elapsed.TotalNanoseconds;
+            }
+            long allocated = workload.AllocatedBytes - allocatedBefore;
+            GC.KeepAlive(sink);
+            double ops = (double)workload.OperationsPerPass * workload.Threads * passes;
+            Array.Sort(runs);
+            double nsPerOp = runs[TimedRuns / 2] / ops;
+            return new BenchRow(workload.Name, nsPerOp, 1000.0 / nsPerOp, allocated / (ops * TimedRuns), workload.Threads, workload.Note);
+        }
+    }
+
+    private static void PrintTable(List<BenchRow> rows, TextWriter output)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
+        console.Profile.Width = Math.Max(console.Profile.Width, 120);
+        var table = new Table().Title("engine bench — median of 5 timed runs after a warm-up")
+            .AddColumn("workload").AddColumn(new TableColumn("ns/op").RightAligned()).AddColumn(new TableColumn("Mops/s").RightAligned())
+            .AddColumn(new TableColumn("allocated B/op").RightAligned()).AddColumn(new TableColumn("threads").RightAligned()).AddColumn("note");
+        foreach (BenchRow r in rows)
+        {
+            table.AddRow(r.Name, r.NsPerOp.ToString("F2", CultureInfo.InvariantCulture), r.MopsPerSec.ToString("F1", CultureInfo.InvariantCulture),
+                r.AllocatedBytesPerOp.ToString("F3", CultureInfo.InvariantCulture), r.Threads.ToString(CultureInfo.InvariantCulture), Markup.Escape(r.Note ?? ""));
+        }
+        console.Write(table);
+    }
+}
+
+/// <summary>One row of <c>engine bench</c>; with --json the keys are name, nsPerOp, mopsPerSec, allocatedBytesPerOp, threads (and note).</summary>
+internal sealed record BenchRow(string Name, double NsPerOp, double MopsPerSec, double AllocatedBytesPerOp, int Threads, string? Note);

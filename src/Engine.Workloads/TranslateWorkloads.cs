@@ -1,0 +1,327 @@
+#pragma warning disable CS1591 // a harness for benchmarks, documented at the type level
+using Engine.Control;
+using Engine.Iommu;
+using Engine.Memory;
+using Engine.Paging;
+
+namespace Engine.Workloads;
+
+/// <summary>
+/// A platform for the IOTLB workloads: one Granite Rapids unit, four devices each in its own paging
+/// domain (DIDs differ), the anchors' 2048 keys mapped at <see cref="Size"/>, and the anchors'
+/// 65,536-request stream.
+/// </summary>
+public sealed class HitSetup : IDisposable
+{
+    public HitSetup(PageSize size, int iotlbSets)
+    {
+        Size = size;
+        Platform = new Platform(new PlatformOptions { Memory = new HostMemoryOptions { Size = 8UL << 30 } });
+        IommuPreset preset = IommuPresets.GraniteRapidsServer;
+        IommuInstance iommu = Platform.AddIommu("dmar0", new DmarUnitOptions { Cap = preset.Cap, Ecap = preset.Ecap, IotlbSets = iotlbSets });
+        Unit = iommu.Unit;
+        var devices = new Device[5];
+        var domains = new PagingDomain[5];
+        for (int did = 1; did <= 4; did++)
+        {
+            devices[did] = Platform.AddDevice($"dev{did}", TranslationRequest.Bdf(did, 0, 0), iommu);
+            domains[did] = Platform.AllocatePagingDomain(devices[did]);
+            domains[did].Attach(devices[did]);
+        }
+        var keys = HitWorkingSet.GenerateKeys();
+        int shift = size.Shift();
+        ulong Iova(int k) => (keys[k].Vpn & ((1UL << (48 - shift)) - 1)) << shift;
+        var mapped = new HashSet<(ushort, ulong)>();
+        for (int k = 0; k < keys.Length; k++)
+        {
+            if (mapped.Add((keys[k].Did, Iova(k))))
+                domains[keys[k].Did].Map(Iova(k), ((ulong)k << shift) & ((1UL << 45) - 1), size.Bytes(), Access.ReadWrite);
+        }
+        Stream = [.. HitWorkingSet.GenerateStream().Select(s => new TranslationRequest(devices[keys[s.Key].Did].SourceId, Iova(s.Key) | s.Offset, Access.Read))];
+        Distinct = [.. Enumerable.Range(0, keys.Length).Select(k => new TranslationRequest(devices[keys[k].Did].SourceId, Iova(k), Access.Read))];
+        foreach (TranslationRequest r in Stream)
+        {
+            if (!Unit.Translate(r).IsSuccess)
+                throw new InvalidOperationException($"setup: {r} does not translate.");
+        }
+    }
+
+    public PageSize Size { get; }
+
+    public Platform Platform { get; }
+
+    public DmarUnit Unit { get; }
+
+    public TranslationRequest[] Stream { get; }
+
+    public TranslationRequest[] Distinct { get; }
+
+    /// <summary>Throws unless a pass over the stream is all IOTLB hits.</summary>
+    public void RequireAllHits()
+    {
+        long misses = Unit.IotlbMisses;
+        foreach (TranslationRequest r in Stream)
+            Unit.Translate(r);
+        if (Unit.IotlbMisses != misses)
+            throw new InvalidOperationException($"setup: {Unit.IotlbMisses - misses} misses in a warm pass; the workload would not be all hits.");
+    }
+
+    public void Dispose() => Platform.Dispose();
+}
+
+/// <summary>iotlb-hit / -2m / -1g: <see cref="DmarUnit.Translate"/> of the warm stream, all hits.</summary>
+public sealed class IotlbHitWorkload(PageSize size, string name) : Workload
+{
+    private HitSetup? _setup;
+
+    public override string Name => name;
+
+    public override string Description => $"Translate, IOTLB hits: 4 domains, 2048 random {size} pages, 65,536 random picks";
+
+    public override long OperationsPerPass => HitWorkingSet.StreamLength;
+
+    public override void Setup()
+    {
+        _setup = new HitSetup(size, 16384);
+        _setup.RequireAllHits();
+    }
+
+    public override ulong RunPass()
+    {
+        DmarUnit unit = _setup!.Unit;
+        ulong sum = 0;
+        foreach (ref readonly TranslationRequest r in _setup.Stream.AsSpan())
+            sum += unit.Translate(r).Hpa;
+        return sum;
+    }
+
+    public override void Dispose()
+    {
+        _setup?.Dispose();
+        base.Dispose();
+    }
+}
+
+/// <summary>iotlb-hit-batch: the same stream through <see cref="DmarUnit.TranslateBatch"/>.</summary>
+public sealed class IotlbHitBatchWorkload : Workload
+{
+    private HitSetup? _setup;
+    private TranslationResult[] _results = [];
+
+    public override string Name => "iotlb-hit-batch";
+
+    public override string Description => "TranslateBatch of the warm iotlb-hit stream, all hits";
+
+    public override long OperationsPerPass => HitWorkingSet.StreamLength;
+
+    public override void Setup()
+    {
+        _setup = new HitSetup(PageSize.Size4K, 16384);
+        _setup.RequireAllHits();
+        _results = new TranslationResult[_setup.Stream.Length];
+    }
+
+    public override ulong RunPass()
+    {
+        _setup!.Unit.TranslateBatch(_setup.Stream, _results);
+        ulong sum = 0;
+        foreach (ref readonly TranslationResult r in _results.AsSpan())
+            sum += r.Hpa;
+        return sum;
+    }
+
+    public override void Dispose()
+    {
+        _setup?.Dispose();
+        base.Dispose();
+    }
+}
+
+/// <summary>iotlb-thrash: the 2048-page stream against the default IOTLB (1024 sets × 3 ways).</summary>
+public sealed class IotlbThrashWorkload : Workload
+{
+    private HitSetup? _setup;
+    private long _translations;
+    private long _misses;
+
+    public override string Name => "iotlb-thrash";
+
+    public override string Description => "Translate of the 2048-page stream against the default-size IOTLB (misses walk)";
+
+    public override long OperationsPerPass => HitWorkingSet.StreamLength;
+
+    public override void Setup() => _setup = new HitSetup(PageSize.Size4K, 1024);
+
+    public override ulong RunPass()
+    {
+        DmarUnit unit = _setup!.Unit;
+        long misses = unit.IotlbMisses;
+        ulong sum = 0;
+        foreach (ref readonly TranslationRequest r in _setup.Stream.AsSpan())
+            sum += unit.Translate(r).Hpa;
+        _translations += _setup.Stream.Length;
+        _misses += unit.IotlbMisses - misses;
+        return sum;
+    }
+
+    public override string? Note => _translations == 0 ? null : $"hit rate {100.0 * (_translations - _misses) / _translations:F1} %";
+
+    public override void Dispose()
+    {
+        _setup?.Dispose();
+        base.Dispose();
+    }
+}
+
+/// <summary>translate-miss: the IOTLB invalidated, then every page of the working set once (each walks).</summary>
+public sealed class TranslateMissWorkload : Workload
+{
+    private HitSetup? _setup;
+
+    public override string Name => "translate-miss";
+
+    public override string Description => "Translate with the IOTLB invalidated before each pass: 2048 walks";
+
+    public override long OperationsPerPass => HitWorkingSet.Keys;
+
+    public override void Setup() => _setup = new HitSetup(PageSize.Size4K, 16384);
+
+    public override ulong RunPass()
+    {
+        DmarUnit unit = _setup!.Unit;
+        unit.Iotlb.InvalidateAll();
+        ulong sum = 0;
+        foreach (ref readonly TranslationRequest r in _setup.Distinct.AsSpan())
+            sum += unit.Translate(r).Hpa;
+        return sum;
+    }
+
+    public override void Dispose()
+    {
+        _setup?.Dispose();
+        base.Dispose();
+    }
+}
+
+/// <summary>
+/// iotlb-hit-mt: iotlb-hit on every thread at once (each its own rotation of the stream), combined
+/// rate. The worker threads are made once and released per pass by a barrier, so a pass allocates nothing.
+/// </summary>
+public sealed class IotlbHitMultiThreadWorkload(int threads) : Workload
+{
+    private HitSetup? _setup;
+    private Barrier? _barrier;
+    private Thread[] _workers = [];
+    private ulong[] _sums = [];
+    private volatile bool _stop;
+
+    public override string Name => "iotlb-hit-mt";
+
+    public override string Description => $"iotlb-hit on {threads} threads, combined rate";
+
+    public override int Threads => threads;
+
+    public override long OperationsPerPass => HitWorkingSet.StreamLength;
+
+    public override void Setup()
+    {
+        _setup = new HitSetup(PageSize.Size4K, 16384);
+        _setup.RequireAllHits();
+        _barrier = new Barrier(threads + 1);
+        _sums = new ulong[threads * 8];
+        _workers = [.. Enumerable.Range(0, threads).Select(t => new Thread(() => Work(t)) { IsBackground = true, Name = $"iotlb-hit-mt-{t}" })];
+        foreach (Thread w in _workers)
+            w.Start();
+    }
+
+    private void Work(int t)
+    {
+        DmarUnit unit = _setup!.Unit;
+        TranslationRequest[] stream = _setup.Stream;
+        int offset = t * stream.Length / threads;
+        while (true)
+        {
+            _barrier!.SignalAndWait();
+            if (_stop)
+                return;
+            ulong sum = 0;
+            for (int i = 0; i < stream.Length; i++)
+            {
+                int k = i + offset;
+                sum += unit.Translate(stream[k >= stream.Length ? k - stream.Length : k]).Hpa;
+            }
+            _sums[t * 8] = sum; // one cache line apart
+            _sums[t * 8 + 1] = (ulong)GC.GetAllocatedBytesForCurrentThread();
+            _barrier.SignalAndWait();
+        }
+    }
+
+    public override long AllocatedBytes
+    {
+        get
+        {
+            long total = GC.GetAllocatedBytesForCurrentThread();
+            for (int t = 0; t < threads; t++)
+                total += (long)Volatile.Read(ref _sums[t * 8 + 1]);
+            return total;
+        }
+    }
+
+    public override ulong RunPass()
+    {
+        _barrier!.SignalAndWait();   // start
+        _barrier.SignalAndWait();    // all done
+        ulong total = 0;
+        for (int t = 0; t < threads; t++)
+            total += _sums[t * 8];
+        return total;
+    }
+
+    public override void Dispose()
+    {
+        if (_barrier is not null)
+        {
+            _stop = true;
+            _barrier.SignalAndWait();
+            foreach (Thread w in _workers)
+                w.Join();
+            _barrier.Dispose();
+        }
+        _setup?.Dispose();
+        base.Dispose();
+    }
+}
+
+/// <summary>inval-page / inval-domain: the cost of one page-selective / domain-selective IOTLB invalidation.</summary>
+public sealed class InvalidationWorkload(bool pageSelective) : Workload
+{
+    private const int PerPass = 4096;
+    private HitSetup? _setup;
+
+    public override string Name => pageSelective ? "inval-page" : "inval-domain";
+
+    public override string Description => pageSelective ? "one page-selective IOTLB invalidation (AM 0)" : "one domain-selective IOTLB invalidation (a generation step)";
+
+    public override long OperationsPerPass => PerPass;
+
+    public override void Setup() => _setup = new HitSetup(PageSize.Size4K, 1024);
+
+    public override ulong RunPass()
+    {
+        Iotlb iotlb = _setup!.Unit.Iotlb;
+        for (int i = 0; i < PerPass; i++)
+        {
+            if (pageSelective)
+                iotlb.InvalidatePages(1, _setup.Distinct[i & 2047].Iova, 0);
+            else
+                iotlb.InvalidateDomain((ushort)(1 + (i & 3)));
+        }
+        return PerPass;
+    }
+
+    public override void Dispose()
+    {
+        _setup?.Dispose();
+        base.Dispose();
+    }
+}

@@ -1,0 +1,91 @@
+#pragma warning disable CS1591 // a harness for benchmarks, documented at the type level
+using Engine.Paging;
+
+namespace Engine.Workloads;
+
+/// <summary>walk-hot / walk-cold (and their -batch forms): the walker alone over the anchors' working sets.</summary>
+public sealed class WalkWorkload(bool cold, bool batch) : Workload
+{
+    private MappedGuest? _guest;
+    private ulong[] _iovas = [];
+    private WalkResult[] _results = [];
+    private ulong _expected;
+
+    public override string Name => (cold ? "walk-cold" : "walk-hot") + (batch ? "-batch" : "");
+
+    public override string Description => cold
+        ? $"64 GiB mapped with 4K pages, 1 M random IOVAs, {(batch ? "batch walker (16 per group, level by level)" : "scalar walker")}"
+        : $"1 GiB mapped with 4K pages, 262,144 random IOVAs, {(batch ? "batch walker (16 per group, level by level)" : "scalar walker")}";
+
+    public override long OperationsPerPass => _iovas.Length;
+
+    public override void Setup()
+    {
+        ulong gib = cold ? AnchorInputs.ColdGiB : AnchorInputs.HotGiB;
+        _guest = new MappedGuest(gib, transparentHugePages: false);
+        _iovas = AnchorInputs.Iovas(gib, cold ? AnchorInputs.ColdIovaCount : AnchorInputs.HotIovaCount);
+        _results = batch ? new WalkResult[_iovas.Length] : [];
+        _expected = _guest.Verify(_iovas);
+    }
+
+    public override ulong RunPass()
+    {
+        MappedGuest g = _guest!;
+        WalkerConfig config = g.Config;
+        ulong sum = 0;
+        using (g.Memory.Epochs.Enter())
+        {
+            if (batch)
+            {
+                PageWalker.WalkBatch(g.Memory, config, g.RootHpa, g.Levels, _iovas, Access.Read, _results);
+                foreach (ref readonly WalkResult r in _results.AsSpan())
+                    sum += r.Hpa;
+            }
+            else
+            {
+                foreach (ulong iova in _iovas)
+                    sum += PageWalker.Walk(g.Memory, config, g.RootHpa, g.Levels, iova, Access.Read).Hpa;
+            }
+        }
+        if (sum != _expected)
+            throw new InvalidOperationException($"{Name}: checksum 0x{sum:x}, verified 0x{_expected:x}.");
+        return sum;
+    }
+
+    public override void Dispose()
+    {
+        _guest?.Dispose();
+        base.Dispose();
+    }
+}
+
+/// <summary>The catalogue of named workloads.</summary>
+public static class WorkloadCatalog
+{
+    /// <summary>Every workload name, in report order.</summary>
+    public static IReadOnlyList<string> Names { get; } =
+    [
+        "iotlb-hit", "iotlb-hit-batch", "iotlb-hit-2m", "iotlb-hit-1g", "iotlb-thrash", "walk-hot", "walk-hot-batch",
+        "walk-cold", "walk-cold-batch", "translate-miss", "iotlb-hit-mt", "inval-page", "inval-domain",
+    ];
+
+    /// <summary>Creates the workload called <paramref name="name"/>.</summary>
+    /// <exception cref="ArgumentException">No workload has that name; the message lists them.</exception>
+    public static Workload Create(string name, int threads) => name switch
+    {
+        "iotlb-hit" => new IotlbHitWorkload(PageSize.Size4K, name),
+        "iotlb-hit-batch" => new IotlbHitBatchWorkload(),
+        "iotlb-hit-2m" => new IotlbHitWorkload(PageSize.Size2M, name),
+        "iotlb-hit-1g" => new IotlbHitWorkload(PageSize.Size1G, name),
+        "iotlb-thrash" => new IotlbThrashWorkload(),
+        "walk-hot" => new WalkWorkload(cold: false, batch: false),
+        "walk-hot-batch" => new WalkWorkload(cold: false, batch: true),
+        "walk-cold" => new WalkWorkload(cold: true, batch: false),
+        "walk-cold-batch" => new WalkWorkload(cold: true, batch: true),
+        "translate-miss" => new TranslateMissWorkload(),
+        "iotlb-hit-mt" => new IotlbHitMultiThreadWorkload(threads),
+        "inval-page" => new InvalidationWorkload(pageSelective: true),
+        "inval-domain" => new InvalidationWorkload(pageSelective: false),
+        _ => throw new ArgumentException($"No workload is called '{name}'; known: {string.Join(", ", Names)}.", nameof(name)),
+    };
+}
