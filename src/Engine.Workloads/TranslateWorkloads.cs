@@ -205,14 +205,17 @@ public sealed class TranslateMissWorkload : Workload
 
 /// <summary>
 /// iotlb-hit-mt: iotlb-hit on every thread at once (each its own rotation of the stream), combined
-/// rate. The worker threads are made once and released per pass by a barrier, so a pass allocates nothing.
+/// rate. The worker threads are made once and started per pass by a spinning phase counter (a
+/// <see cref="Barrier"/> may allocate its wait handle the first time a thread blocks), so a pass
+/// allocates nothing.
 /// </summary>
 public sealed class IotlbHitMultiThreadWorkload(int threads) : Workload
 {
     private HitSetup? _setup;
-    private Barrier? _barrier;
     private Thread[] _workers = [];
-    private ulong[] _sums = [];
+    private ulong[] _slots = [];
+    private long _phase;
+    private long _finished;
     private volatile bool _stop;
 
     public override string Name => "iotlb-hit-mt";
@@ -227,8 +230,7 @@ public sealed class IotlbHitMultiThreadWorkload(int threads) : Workload
     {
         _setup = new HitSetup(PageSize.Size4K, 16384);
         _setup.RequireAllHits();
-        _barrier = new Barrier(threads + 1);
-        _sums = new ulong[threads * 8];
+        _slots = new ulong[threads * 8]; // per worker: [sum, allocated bytes], one cache line apart
         _workers = [.. Enumerable.Range(0, threads).Select(t => new Thread(() => Work(t)) { IsBackground = true, Name = $"iotlb-hit-mt-{t}" })];
         foreach (Thread w in _workers)
             w.Start();
@@ -239,20 +241,24 @@ public sealed class IotlbHitMultiThreadWorkload(int threads) : Workload
         DmarUnit unit = _setup!.Unit;
         TranslationRequest[] stream = _setup.Stream;
         int offset = t * stream.Length / threads;
+        long seen = 0;
         while (true)
         {
-            _barrier!.SignalAndWait();
+            var spinner = new SpinWait();
+            while (Volatile.Read(ref _phase) == seen && !_stop)
+                spinner.SpinOnce();
             if (_stop)
                 return;
+            seen++;
             ulong sum = 0;
             for (int i = 0; i < stream.Length; i++)
             {
                 int k = i + offset;
                 sum += unit.Translate(stream[k >= stream.Length ? k - stream.Length : k]).Hpa;
             }
-            _sums[t * 8] = sum; // one cache line apart
-            _sums[t * 8 + 1] = (ulong)GC.GetAllocatedBytesForCurrentThread();
-            _barrier.SignalAndWait();
+            _slots[t * 8] = sum;
+            Volatile.Write(ref _slots[t * 8 + 1], (ulong)GC.GetAllocatedBytesForCurrentThread());
+            Interlocked.Increment(ref _finished);
         }
     }
 
@@ -262,31 +268,28 @@ public sealed class IotlbHitMultiThreadWorkload(int threads) : Workload
         {
             long total = GC.GetAllocatedBytesForCurrentThread();
             for (int t = 0; t < threads; t++)
-                total += (long)Volatile.Read(ref _sums[t * 8 + 1]);
+                total += (long)Volatile.Read(ref _slots[t * 8 + 1]);
             return total;
         }
     }
 
     public override ulong RunPass()
     {
-        _barrier!.SignalAndWait();   // start
-        _barrier.SignalAndWait();    // all done
+        long phase = Interlocked.Increment(ref _phase);
+        var spinner = new SpinWait();
+        while (Volatile.Read(ref _finished) < phase * threads)
+            spinner.SpinOnce();
         ulong total = 0;
         for (int t = 0; t < threads; t++)
-            total += _sums[t * 8];
+            total += _slots[t * 8];
         return total;
     }
 
     public override void Dispose()
     {
-        if (_barrier is not null)
-        {
-            _stop = true;
-            _barrier.SignalAndWait();
-            foreach (Thread w in _workers)
-                w.Join();
-            _barrier.Dispose();
-        }
+        _stop = true;
+        foreach (Thread w in _workers)
+            w.Join();
         _setup?.Dispose();
         base.Dispose();
     }
