@@ -6,6 +6,7 @@ namespace Engine.Cli.Commands;
 /// <summary>Source-generated JSON for the reports (camelCase keys, trimming-safe).</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(WalkScenarioReport))]
+[JsonSerializable(typeof(DmaScenarioReport))]
 [JsonSerializable(typeof(CapsReport))]
 [JsonSerializable(typeof(KvmCheckCompatible))]
 [JsonSerializable(typeof(KvmCheckRefused))]

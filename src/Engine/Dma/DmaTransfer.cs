@@ -24,7 +24,9 @@ public enum DmaStatus : byte
 /// <param name="Transferred">Bytes moved (all of them, or those before the faulting page).</param>
 /// <param name="FaultAddress">IOVA of the first byte not moved (0 when complete).</param>
 /// <param name="Fault">The VT-d fault reason when <see cref="DmaStatus.Faulted"/>.</param>
-public readonly record struct DmaResult(DmaStatus Status, int Transferred, ulong FaultAddress, FaultReason Fault)
+/// <param name="Translations">Translations the transfer made (one per page it touched, retries included).</param>
+/// <param name="PageRequests">Page requests the device sent (IO page faults it recovered from or not).</param>
+public readonly record struct DmaResult(DmaStatus Status, int Transferred, ulong FaultAddress, FaultReason Fault, int Translations = 0, int PageRequests = 0)
 {
     /// <summary>Whether every byte moved.</summary>
     public bool IsComplete => Status == DmaStatus.Complete;
@@ -38,20 +40,30 @@ public readonly record struct DmaResult(DmaStatus Status, int Transferred, ulong
 public static unsafe class DmaTransfer
 {
     /// <summary>Reads <paramref name="buffer"/>.Length bytes at <paramref name="iova"/> of <paramref name="device"/> into <paramref name="buffer"/>.</summary>
-    public static DmaResult Read(Device device, ulong iova, Span<byte> buffer, uint pasid = TranslationRequest.NoPasid) =>
-        Move(device, iova, buffer, pasid, write: false);
+    /// <param name="device">The device doing the DMA.</param>
+    /// <param name="iova">Input address of the first byte.</param>
+    /// <param name="buffer">Where the bytes go.</param>
+    /// <param name="pasid">PASID, or none.</param>
+    /// <param name="pageFaults">Recover from IO page faults as a PRI device does (page request, wait, retry once).</param>
+    public static DmaResult Read(Device device, ulong iova, Span<byte> buffer, uint pasid = TranslationRequest.NoPasid, bool pageFaults = false) =>
+        Move(device, iova, buffer, pasid, write: false, pageFaults);
 
     /// <summary>Writes <paramref name="buffer"/> at <paramref name="iova"/> of <paramref name="device"/>.</summary>
-    public static DmaResult Write(Device device, ulong iova, ReadOnlySpan<byte> buffer, uint pasid = TranslationRequest.NoPasid) =>
-        Move(device, iova, MemoryMarshalHelpers.AsWritable(buffer), pasid, write: true);
+    /// <param name="device">The device doing the DMA.</param>
+    /// <param name="iova">Input address of the first byte.</param>
+    /// <param name="buffer">The bytes.</param>
+    /// <param name="pasid">PASID, or none.</param>
+    /// <param name="pageFaults">Recover from IO page faults as a PRI device does (page request, wait, retry once).</param>
+    public static DmaResult Write(Device device, ulong iova, ReadOnlySpan<byte> buffer, uint pasid = TranslationRequest.NoPasid, bool pageFaults = false) =>
+        Move(device, iova, MemoryMarshalHelpers.AsWritable(buffer), pasid, write: true, pageFaults);
 
     [SkipLocalsInit]
-    private static DmaResult Move(Device device, ulong iova, Span<byte> buffer, uint pasid, bool write)
+    private static DmaResult Move(Device device, ulong iova, Span<byte> buffer, uint pasid, bool write, bool pageFaults)
     {
         ArgumentNullException.ThrowIfNull(device);
         HostMemory memory = device.Platform.Memory;
         Access access = write ? Access.Write : Access.Read;
-        int done = 0;
+        int done = 0, translations = 0, pageRequests = 0;
         memory.Epochs.Protect();
         try
         {
@@ -61,14 +73,22 @@ public static unsafe class DmaTransfer
                 TranslationResult t = device.Iommu is null
                     ? new TranslationResult(TranslationStatus.PassThrough, address, PageSize.Size4K, Access.All, false, FaultReason.None, 0, false)
                     : device.Iommu.Unit.Translate(new TranslationRequest(device.SourceId, address, access, pasid));
+                translations++;
+                if (!t.IsSuccess && pageFaults && device.PageRequestsEnabled && pasid == TranslationRequest.NoPasid)
+                {
+                    // The device asks for the page and retries; the platform serves the request at once.
+                    pageRequests++;
+                    translations++;
+                    t = device.TranslateWithPageRequests(address, access);
+                }
                 if (!t.IsSuccess)
-                    return new DmaResult(DmaStatus.Faulted, done, address, t.Fault);
+                    return new DmaResult(DmaStatus.Faulted, done, address, t.Fault, translations, pageRequests);
                 // The translation covers the rest of its page (pass-through: the rest of the 4 KiB page).
                 ulong pageBytes = t.Size.Bytes();
                 int chunk = (int)Math.Min((ulong)(buffer.Length - done), pageBytes - (address & (pageBytes - 1)));
                 byte* target = memory.TryGetPointer(t.Hpa, (ulong)chunk);
                 if (target == null)
-                    return new DmaResult(DmaStatus.TargetOutsideMemory, done, address, FaultReason.None);
+                    return new DmaResult(DmaStatus.TargetOutsideMemory, done, address, FaultReason.None, translations, pageRequests);
                 var host = new Span<byte>(target, chunk);
                 if (write)
                     buffer.Slice(done, chunk).CopyTo(host);
@@ -81,7 +101,7 @@ public static unsafe class DmaTransfer
         {
             memory.Epochs.Unprotect();
         }
-        return new DmaResult(DmaStatus.Complete, done, 0, FaultReason.None);
+        return new DmaResult(DmaStatus.Complete, done, 0, FaultReason.None, translations, pageRequests);
     }
 }
 
