@@ -155,6 +155,7 @@ public sealed class Platform : IDisposable
     /// <summary>
     /// Allocates a KVM domain for <paramref name="device"/> from KVM's exported TDP, checking in the
     /// seed's order: no IOMMU → ENODEV; the feature off → EOPNOTSUPP; nest parent → EOPNOTSUPP;
+    /// dirty tracking asked for → EOPNOTSUPP (the RFC silently ignores that flag);
     /// metadata missing or not EPT → EINVAL; level not 4 or 5 → EOPNOTSUPP; KVM's must-be-zero masks
     /// without bit 11 → EOPNOTSUPP; an incompatible IOMMU → EOPNOTSUPP (every failing condition named).
     /// </summary>
@@ -173,6 +174,9 @@ public sealed class Platform : IDisposable
                 throw new EngineException(Errno.EOPNOTSUPP, "KVM domains are not supported: the feature (CONFIG_INTEL_IOMMU_KVM) is switched off.");
             if ((flags & DomainAllocFlags.NestParent) != 0)
                 throw new EngineException(Errno.EOPNOTSUPP, "a KVM domain does not work as a nesting parent.");
+            // The RFC ignores this flag and leaves dirty tracking off; asking for it is refused here.
+            if ((flags & DomainAllocFlags.DirtyTracking) != 0)
+                throw new EngineException(Errno.EOPNOTSUPP, "a KVM domain does not track dirty pages (KVM's dirty log does); IOMMU_HWPT_ALLOC_DIRTY_TRACKING is refused.");
             ExportedTdp? meta = metadata ?? tdp?.Metadata;
             if (tdp is null || meta is null)
                 throw new EngineException(Errno.EINVAL, "no exported TDP metadata was given.");

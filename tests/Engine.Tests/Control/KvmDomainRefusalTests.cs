@@ -39,6 +39,15 @@ public class KvmDomainRefusalTests
     }
 
     [Fact]
+    public void AskingForDirtyTrackingIsNotSupported()
+    {
+        using var f = new ControlFixture();
+        var e = Assert.Throws<EngineException>(() => f.Platform.AllocateKvmDomain(f.Nic, f.Tdp, DomainAllocFlags.DirtyTracking));
+        Assert.Equal(Errno.EOPNOTSUPP, e.Errno);
+        Assert.Contains("dirty", e.Message);
+    }
+
+    [Fact]
     public void MissingMetadataOrAnotherTypeIsEinval()
     {
         using var f = new ControlFixture();
