@@ -51,9 +51,15 @@ public sealed class Device
     /// response (served at once when the platform serves page requests immediately) and, on SUCCESS,
     /// retries once. Otherwise the fault stands.
     /// </summary>
-    public TranslationResult TranslateWithPageRequests(ulong iova, Paging.Access access)
+    public TranslationResult TranslateWithPageRequests(ulong iova, Paging.Access access) =>
+        RecoverWithPageRequest(Translate(iova, access), iova, access);
+
+    /// <summary>
+    /// What a PRI device does after <paramref name="first"/> faulted: a page request for the page,
+    /// then one retry on SUCCESS. Returns <paramref name="first"/> when it cannot recover.
+    /// </summary>
+    public TranslationResult RecoverWithPageRequest(in TranslationResult first, ulong iova, Paging.Access access)
     {
-        TranslationResult first = Translate(iova, access);
         if (first.IsSuccess || !PageRequestsEnabled || Iommu is null || !IsRecoverable(first.Fault))
             return first;
         ushort group = Platform.NextGroupIndex(Iommu, SourceId);

@@ -79,7 +79,7 @@ public static unsafe class DmaTransfer
                     // The device asks for the page and retries; the platform serves the request at once.
                     pageRequests++;
                     translations++;
-                    t = device.TranslateWithPageRequests(address, access);
+                    t = device.RecoverWithPageRequest(t, address, access);
                 }
                 if (!t.IsSuccess)
                     return new DmaResult(DmaStatus.Faulted, done, address, t.Fault, translations, pageRequests);
