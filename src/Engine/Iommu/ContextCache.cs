@@ -24,6 +24,9 @@ public enum ContextFlags : byte
     PageWalkSnoop = 32,
     /// <summary>Resolved through scalable-mode structures.</summary>
     Scalable = 64,
+
+    /// <summary>From the per-source fast word: <see cref="ResolvedContext.Root"/> is not filled in (look it up before walking).</summary>
+    RootUnknown = 128,
 }
 
 /// <summary>What the context (and PASID) structures say about a requester: where its second-stage table is and how to use it.</summary>
@@ -42,12 +45,24 @@ public readonly record struct ResolvedContext(ulong Root, ushort Did, byte Level
 /// </summary>
 internal sealed unsafe class ContextCache : IDisposable
 {
+    /// <summary>The PASID key of a request without PASID (one past the 20-bit PASID range).</summary>
+    public const uint NoPasidKey = 0x10_0000;
+
     private const int SlotWords = 8; // [version][key][root][did | levels | width | flags][generation], one cache line
     private const ulong ValidBit = 1UL << 63;
     private readonly ulong* _slots;
     private readonly ulong _mask;
     private uint _generation;
     private bool _disposed;
+
+    // The hot path's shortcut for requests without PASID: one word per source id, read with one
+    // load (no seqlock needed), holding everything a hit needs except the root:
+    // 63 valid | 62:40 generation (23 bits) | 39:32 flags | 31:25 width | 24:22 levels | 15:0 DID.
+    // A 23-bit generation could wrap onto a stale word after 2^23 invalidations, so the table is
+    // cleared every 2^22.
+    private readonly ulong[] _bySource = new ulong[65536];
+    private const int FastGenerationShift = 40;
+    private const uint FastGenerationMask = (1u << 23) - 1;
 
     public ContextCache(int slots = 1024)
     {
@@ -62,7 +77,29 @@ internal sealed unsafe class ContextCache : IDisposable
 
     public uint Generation => Volatile.Read(ref _generation);
 
-    public void InvalidateAll() => Interlocked.Increment(ref _generation);
+    public void InvalidateAll()
+    {
+        uint g = Interlocked.Increment(ref _generation);
+        if ((g & ((1u << 22) - 1)) == 0)
+            Array.Clear(_bySource);
+    }
+
+    /// <summary>
+    /// The fast context of a request without PASID: DID, width, levels and flags (with
+    /// <see cref="ContextFlags.RootUnknown"/>), or false when the word is absent or stale.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryGetFast(ushort sourceId, out ResolvedContext context)
+    {
+        ulong w = Volatile.Read(ref _bySource[sourceId]);
+        if ((long)w < 0 && (uint)(w >> FastGenerationShift & FastGenerationMask) == (Volatile.Read(ref _generation) & FastGenerationMask))
+        {
+            context = new ResolvedContext(0, (ushort)w, (byte)(w >> 22 & 7), (byte)(w >> 25 & 0x7F), (ContextFlags)(byte)(w >> 32) | ContextFlags.RootUnknown);
+            return true;
+        }
+        context = default;
+        return false;
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ulong Key(ushort sourceId, uint pasid) => ValidBit | ((ulong)sourceId << 21) | (pasid & 0x1F_FFFF);
@@ -105,6 +142,13 @@ internal sealed unsafe class ContextCache : IDisposable
             Volatile.Write(ref slot[2], context.Root);
             Volatile.Write(ref slot[3], ((ulong)context.Flags << 32) | ((ulong)context.Width << 24) | ((ulong)context.Levels << 16) | context.Did);
             Volatile.Write(ref slot[4], generation);
+            if (pasid == NoPasidKey)
+            {
+                // Written under the slot lock after the generation check; a racing invalidation
+                // makes the word stale at once, as it does the slot.
+                Volatile.Write(ref _bySource[sourceId], 1UL << 63 | (ulong)(generation & FastGenerationMask) << FastGenerationShift
+                    | (ulong)(byte)context.Flags << 32 | (ulong)(context.Width & 0x7F) << 25 | (ulong)(context.Levels & 7) << 22 | context.Did);
+            }
         }
         Volatile.Write(ref slot[0], version + 2);
     }

@@ -38,6 +38,8 @@ public sealed partial class DmarUnit
                 ref readonly TranslationRequest request = ref requests[start + i];
                 if (TryTranslateWithoutWalk(request, out results[start + i], out ResolvedContext context))
                     continue;
+                if ((context.Flags & ContextFlags.RootUnknown) != 0 && !TryCompleteContext(request, ref context, out results[start + i]))
+                    continue;
                 missIndex[misses] = start + i;
                 missContext[misses] = context;
                 done[misses] = false;
@@ -89,7 +91,8 @@ public sealed partial class DmarUnit
             return true;
         }
         uint pasidKey = request.HasPasid ? request.Pasid & 0xF_FFFF : NoPasidKey;
-        if (!_contextCache.TryGet(request.SourceId, pasidKey, out context))
+        if ((request.HasPasid || !_contextCache.TryGetFast(request.SourceId, out context))
+            && !_contextCache.TryGet(request.SourceId, pasidKey, out context))
         {
             FaultReason contextFault = ResolveSlow(request, pasidKey, out context, out bool fpd);
             if (contextFault != FaultReason.None)

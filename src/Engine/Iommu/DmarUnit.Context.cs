@@ -7,7 +7,7 @@ namespace Engine.Iommu;
 public sealed unsafe partial class DmarUnit
 {
     /// <summary>The context-cache key of a request without PASID (one past the 20-bit PASID range).</summary>
-    private const uint NoPasidKey = 0x10_0000;
+    private const uint NoPasidKey = ContextCache.NoPasidKey;
 
     private ulong ReadQword(ulong hpa, out bool ok)
     {

@@ -35,8 +35,11 @@ public sealed partial class DmarUnit
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)] // the miss path stays out of the hit path's code
-    private TranslationResult WalkAndFill(in TranslationRequest request, in ResolvedContext context)
+    private TranslationResult WalkAndFill(in TranslationRequest request, in ResolvedContext fastContext)
     {
+        ResolvedContext context = fastContext;
+        if ((context.Flags & ContextFlags.RootUnknown) != 0 && !TryCompleteContext(request, ref context, out TranslationResult fault))
+            return fault;
         Iotlb.FillTicket ticket = Iotlb.BeginFill(context.Did);
         WalkResult walk;
         _memory.Epochs.Protect();
@@ -86,6 +89,28 @@ public sealed partial class DmarUnit
         ulong offsetMask = entry.Size.Bytes() - 1;
         return new TranslationResult(TranslationStatus.Translated, entry.PageHpa | (request.Iova & offsetMask), entry.Size,
             entry.Permissions, entry.Snoop, FaultReason.None, context.Did, iotlbHit);
+    }
+
+    /// <summary>
+    /// Turns a fast context (no root) into a full one before a walk: from the context cache, or
+    /// resolved again. False with a fault result when the tables say otherwise now.
+    /// </summary>
+    private bool TryCompleteContext(in TranslationRequest request, ref ResolvedContext context, out TranslationResult fault)
+    {
+        fault = default;
+        if (_contextCache.TryGet(request.SourceId, NoPasidKey, out ResolvedContext full))
+        {
+            context = full;
+            return true;
+        }
+        FaultReason reason = ResolveSlow(request, NoPasidKey, out full, out bool fpd);
+        if (reason != FaultReason.None)
+        {
+            fault = Fault(request, reason, 0, fpd);
+            return false;
+        }
+        context = full;
+        return true;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
