@@ -1,0 +1,53 @@
+using Engine.Iommu;
+
+namespace Engine.Tests.Iommu;
+
+public class ContextCacheTests
+{
+    private static readonly ResolvedContext Context = new(0x1234_5000, 7, 4, 48, ContextFlags.Scalable | ContextFlags.PageSnoop);
+
+    [Fact]
+    public void AResolvedContextIsServedFullAndFastUntilInvalidated()
+    {
+        using var cache = new ContextCache(64);
+        cache.TryPut(0x0310, ContextCache.NoPasidKey, Context, cache.Generation);
+        Assert.True(cache.TryGet(0x0310, ContextCache.NoPasidKey, out ResolvedContext full));
+        Assert.Equal(Context, full);
+        Assert.True(cache.TryGetFast(0x0310, out ResolvedContext fast));
+        Assert.Equal(Context with { Root = 0, Flags = Context.Flags | ContextFlags.RootUnknown }, fast);
+        Assert.False(cache.TryGetFast(0x0311, out _));
+        cache.InvalidateAll();
+        Assert.False(cache.TryGet(0x0310, ContextCache.NoPasidKey, out _));
+        Assert.False(cache.TryGetFast(0x0310, out _));
+    }
+
+    [Fact]
+    public void ARequestWithPasidNeverWritesTheFastWord()
+    {
+        using var cache = new ContextCache(64);
+        cache.TryPut(0x0310, 5, Context, cache.Generation);
+        Assert.True(cache.TryGet(0x0310, 5, out _));
+        Assert.False(cache.TryGetFast(0x0310, out _));
+    }
+
+    [Fact]
+    public void AFillUnderAnOldGenerationIsNotServed()
+    {
+        using var cache = new ContextCache(64);
+        uint generation = cache.Generation;
+        cache.InvalidateAll();
+        cache.TryPut(0x0310, ContextCache.NoPasidKey, Context, generation);
+        Assert.False(cache.TryGet(0x0310, ContextCache.NoPasidKey, out _));
+        Assert.False(cache.TryGetFast(0x0310, out _));
+    }
+
+    [Fact]
+    public void TheFastWordsGenerationNeverWrapsOntoAStaleWord()
+    {
+        using var cache = new ContextCache(64);
+        cache.TryPut(0x0310, ContextCache.NoPasidKey, Context, cache.Generation);
+        for (int i = 0; i < 1 << 23; i++)   // the fast word keeps 23 bits of the generation
+            cache.InvalidateAll();
+        Assert.False(cache.TryGetFast(0x0310, out _), "a word filled 2^23 invalidations ago must not match again");
+    }
+}
