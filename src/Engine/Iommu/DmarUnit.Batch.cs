@@ -36,6 +36,8 @@ public sealed partial class DmarUnit
             for (int i = 0; i < count; i++)
             {
                 ref readonly TranslationRequest request = ref requests[start + i];
+                if (TryTranslateHit(request, out results[start + i]))
+                    continue;
                 if (TryTranslateWithoutWalk(request, out results[start + i], out ResolvedContext context))
                     continue;
                 if ((context.Flags & ContextFlags.RootUnknown) != 0 && !TryCompleteContext(request, ref context, out results[start + i]))

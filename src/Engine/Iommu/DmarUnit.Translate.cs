@@ -24,7 +24,39 @@ public sealed partial class DmarUnit
     /// its VT-d reason code. Thread-safe; concurrent with invalidations and table changes.
     /// </summary>
     [SkipLocalsInit]
-    public TranslationResult Translate(in TranslationRequest request)
+    public TranslationResult Translate(in TranslationRequest request) =>
+        TryTranslateHit(request, out TranslationResult result) ? result : TranslateGeneral(request);
+
+    /// <summary>
+    /// The common case in one straight line: translation on, no PASID, a cached context that is
+    /// neither pass-through nor ATS-restricted, an IOTLB hit with the permissions asked for.
+    /// Anything else is left to the general path, which gives the same answer for these requests too.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TryTranslateHit(in TranslationRequest request, out TranslationResult result)
+    {
+        if (Volatile.Read(ref _translationEnabled) && !request.HasPasid && !request.IsTranslationRequest
+            && _contextCache.TryGetFast(request.SourceId, out ResolvedContext context)
+            && (context.Flags & ContextFlags.PassThrough) == 0 && (request.Iova >> context.Width) == 0
+            && Iotlb.TryLookup(context.Did, request.Iova, _superpageLevel, out IotlbEntry hit))
+        {
+            Access required = request.Access;
+            if ((required & Access.Execute) != 0)
+                required = (required & ~Access.Execute) | Access.Read;
+            if ((required & ~hit.Permissions) == 0)
+            {
+                result = new TranslationResult(TranslationStatus.Translated, hit.PageHpa | (request.Iova & ((1UL << PageSizes.ShiftOfLevel((int)hit.Size)) - 1)),
+                    hit.Size, hit.Permissions, hit.Snoop, FaultReason.None, context.Did, true);
+                return true;
+            }
+        }
+        result = default;
+        return false;
+    }
+
+    /// <summary>Steps 1–6 in full: everything the straight line above does not take.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private TranslationResult TranslateGeneral(in TranslationRequest request)
     {
         // Steps 1-5 (TE, context, ATS check, pass-through, width, IOTLB) are shared with the batch path.
         if (TryTranslateWithoutWalk(request, out TranslationResult result, out ResolvedContext context))
