@@ -45,7 +45,7 @@ internal static class RunCommand
     private static int RunDma(ParseResult parse, Option<double> seconds, Option<int> threads, Option<ulong> seed, Option<bool> json, TextWriter output, TextWriter error)
     {
         var options = new DmaScenarioOptions(parse.GetValue(seconds), parse.GetValue(threads), parse.GetValue(seed));
-        Validate(new WalkScenarioOptions(options.Seconds, options.Threads, options.Seed, 1, 1));
+        ValidateCommon(options.Seconds, options.Threads);
         bool asJson = parse.GetValue(json);
         DmaScenarioReport report;
         if (asJson || Console.IsOutputRedirected || output != Console.Out)
@@ -108,12 +108,17 @@ internal static class RunCommand
 
     private static void Validate(WalkScenarioOptions o)
     {
-        if (!(o.Seconds > 0 && o.Seconds <= 3600))
-            throw new CommandLineException($"--seconds must be in (0, 3600], got {o.Seconds.ToString(CultureInfo.InvariantCulture)}.");
-        if (o.Threads is < 1 or > 256)
-            throw new CommandLineException($"--threads must be 1..256, got {o.Threads}.");
+        ValidateCommon(o.Seconds, o.Threads);
         if (o.GuestGiB is < 1 or > 48)
             throw new CommandLineException($"--guest-gib must be 1..48, got {o.GuestGiB}.");
+    }
+
+    private static void ValidateCommon(double seconds, int threads)
+    {
+        if (!(seconds > 0 && seconds <= 3600))
+            throw new CommandLineException($"--seconds must be in (0, 3600], got {seconds.ToString(CultureInfo.InvariantCulture)}.");
+        if (threads is < 1 or > 256)
+            throw new CommandLineException($"--threads must be 1..256, got {threads}.");
     }
 
     private static WalkScenarioReport RunPlain(WalkScenarioOptions options, TextWriter error, bool quiet)

@@ -79,15 +79,6 @@ public sealed class IommuInstance : IDisposable
             return _domains.TryGetValue(domain, out var d) ? d.Did : null;
     }
 
-    internal IReadOnlyCollection<Domain> Domains
-    {
-        get
-        {
-            lock (_lock)
-                return [.. _domains.Keys];
-        }
-    }
-
     /// <summary>Takes a DID for <paramref name="domain"/> (one per domain per unit) and counts the device.</summary>
     internal ushort AttachDid(Domain domain)
     {
