@@ -70,4 +70,22 @@ public class DmaTransferTests
         Assert.Equal(DmaStatus.TargetOutsideMemory, r.Status);
         Assert.Equal(0, r.Transferred);
     }
+
+    [Fact]
+    public void ANullDeviceIsRefused()
+    {
+        Assert.Throws<ArgumentNullException>(() => DmaTransfer.Read(null!, 0, new byte[4]));
+        Assert.Throws<ArgumentNullException>(() => DmaTransfer.Write(null!, 0, new byte[4]));
+    }
+
+    [Fact]
+    public void ADeviceWithoutAnIommuMovesBytesAtHostPhysicalAddresses()
+    {
+        using var f = new ControlFixture();
+        Device bare = f.Platform.AddDevice("bare", 0x0100, null);
+        ulong frame = f.Platform.Memory.AllocateFrame();
+        Assert.True(DmaTransfer.Write(bare, frame + 8, new byte[] { 1, 2, 3 }).IsComplete);
+        Assert.Equal(new byte[] { 1, 2, 3 }, f.Platform.Memory.GetSpan(frame + 8, 3).ToArray());
+        Assert.Equal(DmaStatus.TargetOutsideMemory, DmaTransfer.Read(bare, 0x1000, new byte[8]).Status);
+    }
 }
