@@ -13,6 +13,10 @@ namespace Engine.Benchmarks;
 /// Compare with anchors.c "walk-hot scalar (independent translations)" and "walk-cold ... scalar".
 /// Each benchmark has its own <see cref="GlobalSetupAttribute"/>, so the 64 GiB mapping is built
 /// only in the cold benchmark's process. The epoch is entered once per invocation.
+/// The batch benchmarks take the batch walker as an argument (<see cref="BatchWalkers"/>: every
+/// candidate this machine supports, called directly, not through the start-up selection). An
+/// argument rather than a class-wide [Params], so the scalar benchmarks keep their IDs and are not
+/// run once per walker.
 /// </remarks>
 [MemoryDiagnoser]
 [SimpleJob(warmupCount: 3, iterationCount: 10)]
@@ -64,24 +68,42 @@ public class WalkBenchmarks
     [Benchmark(OperationsPerInvoke = AnchorInputs.ColdIovaCount)]
     public ulong WalkColdThp() => WalkAll();
 
-    /// <summary>walk-hot-batch: the same IOVAs through <see cref="PageWalker.WalkBatch"/> (16 per group, level by level).</summary>
-    [Benchmark(OperationsPerInvoke = AnchorInputs.HotIovaCount)]
-    public ulong WalkHotBatch() => WalkAllBatch();
+    /// <summary>The batch walkers this machine supports: the argument of the batch benchmarks.</summary>
+    public static IEnumerable<BatchWalkerKind> BatchWalkers() => PageWalker.SupportedBatchWalkers;
 
-    /// <summary>walk-cold-batch: the walk-cold IOVAs through <see cref="PageWalker.WalkBatch"/>.</summary>
+    /// <summary>walk-hot-batch: the same IOVAs through the batch walker <paramref name="walker"/> (16 per group, level by level).</summary>
+    [Benchmark(OperationsPerInvoke = AnchorInputs.HotIovaCount)]
+    [ArgumentsSource(nameof(BatchWalkers))]
+    public ulong WalkHotBatch(BatchWalkerKind walker) => WalkAllBatch(walker);
+
+    /// <summary>walk-cold-batch: the walk-cold IOVAs through the batch walker <paramref name="walker"/>.</summary>
     [Benchmark(OperationsPerInvoke = AnchorInputs.ColdIovaCount)]
-    public ulong WalkColdBatch() => WalkAllBatch();
+    [ArgumentsSource(nameof(BatchWalkers))]
+    public ulong WalkColdBatch(BatchWalkerKind walker) => WalkAllBatch(walker);
 
     private WalkResult[] _results = [];
 
-    private ulong WalkAllBatch()
+    private ulong WalkAllBatch(BatchWalkerKind walker)
     {
         var memory = _guest!.Memory;
         if (_results.Length != _iovas.Length)
             _results = new WalkResult[_iovas.Length];
         ulong sum = 0;
         using (memory.Epochs.Enter())
-            PageWalker.WalkBatch(memory, in _config, _rootHpa, _levels, _iovas, Access.Read, _results);
+        {
+            switch (walker)
+            {
+                case BatchWalkerKind.Avx2Gather:
+                    PageWalker.Avx2GatherBatch.WalkBatch(memory, in _config, _rootHpa, _levels, _iovas, Access.Read, _results);
+                    break;
+                case BatchWalkerKind.Avx512Gather:
+                    PageWalker.Avx512GatherBatch.WalkBatch(memory, in _config, _rootHpa, _levels, _iovas, Access.Read, _results);
+                    break;
+                default:
+                    PageWalker.InterleavedBatch.WalkBatch(memory, in _config, _rootHpa, _levels, _iovas, Access.Read, _results);
+                    break;
+            }
+        }
         foreach (ref readonly WalkResult r in _results.AsSpan())
             sum += r.Hpa;
         _checksum += sum;

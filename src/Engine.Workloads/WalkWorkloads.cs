@@ -14,8 +14,15 @@ public sealed class WalkWorkload(bool cold, bool batch) : Workload
     public override string Name => (cold ? "walk-cold" : "walk-hot") + (batch ? "-batch" : "");
 
     public override string Description => cold
-        ? $"64 GiB mapped with 4K pages, 1 M random IOVAs, {(batch ? "batch walker (16 per group, level by level)" : "scalar walker")}"
-        : $"1 GiB mapped with 4K pages, 262,144 random IOVAs, {(batch ? "batch walker (16 per group, level by level)" : "scalar walker")}";
+        ? $"64 GiB mapped with 4K pages, 1 M random IOVAs, {(batch ? BatchDescription : "scalar walker")}"
+        : $"1 GiB mapped with 4K pages, 262,144 random IOVAs, {(batch ? BatchDescription : "scalar walker")}";
+
+    private const string BatchDescription = "batch walker (16 per group, level by level; interleaved loads or gathers, as selected)";
+
+    public override bool UsesBatchWalker => batch;
+
+    /// <summary>For the batch forms: the batch walker that ran and why (e.g. <c>batch walker avx2 (forced)</c>).</summary>
+    public override string? Note => batch ? $"batch walker {PageWalker.BatchWalkerSelection}" : null;
 
     public override long OperationsPerPass => _iovas.Length;
 

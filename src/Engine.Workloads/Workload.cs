@@ -35,6 +35,9 @@ public abstract class Workload : IDisposable
     /// <summary>A note for the report (e.g. the hit rate), read after the timed passes.</summary>
     public virtual string? Note => null;
 
+    /// <summary>Whether a pass walks through <c>PageWalker.WalkBatch</c>, so the batch walker in use matters (and the note names it).</summary>
+    public virtual bool UsesBatchWalker => false;
+
     /// <summary>Releases what <see cref="Setup"/> built.</summary>
     public virtual void Dispose() => GC.SuppressFinalize(this);
 }

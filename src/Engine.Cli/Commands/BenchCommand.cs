@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using Engine.Paging;
 using Engine.Workloads;
 using Spectre.Console;
 
@@ -11,6 +12,7 @@ namespace Engine.Cli.Commands;
 /// <c>engine bench</c>: runs named workloads through the real engine and reports ns/op, Mops/s and
 /// allocated bytes/op: one warm-up, then the median of 5 timed runs, each long enough (≥ 50 ms) to
 /// time well. Quick numbers; the BenchmarkDotNet project runs the same workloads in detail.
+/// <c>--batch-walker</c> forces the batch walker of the *-batch walk workloads; their note names it.
 /// </summary>
 internal static class BenchCommand
 {
@@ -34,17 +36,34 @@ internal static class BenchCommand
             if (r.Tokens.Count == 1 && int.TryParse(r.Tokens[0].Value, CultureInfo.InvariantCulture, out int t) && t is < 1 or > 256)
                 r.AddError($"--threads must be 1..256 (got {t}).");
         });
+        var batchWalker = new Option<string>("--batch-walker")
+        {
+            Description = $"Batch walker for the *-batch walk workloads: {BatchWalkerKinds.Names} (auto: the fastest, measured now; "
+                + $"default: ${PageWalker.BatchWalkerVariable}, else measured at first use).",
+        };
+        batchWalker.Validators.Add(r =>
+        {
+            if (r.Tokens.Count != 1 || string.Equals(r.Tokens[0].Value, BatchWalkerKinds.Auto, StringComparison.OrdinalIgnoreCase))
+                return;
+            string value = r.Tokens[0].Value;
+            if (!BatchWalkerKinds.TryParse(value, out BatchWalkerKind kind))
+                r.AddError($"--batch-walker: '{value}' is not a batch walker; use one of {BatchWalkerKinds.Names}.");
+            else if (!PageWalker.IsBatchWalkerSupported(kind))
+                r.AddError($"--batch-walker {value}: this CPU (or the runtime's DOTNET_Enable* settings) does not support it; supported here: {string.Join(", ", PageWalker.SupportedBatchWalkers.Select(k => k.Name()))}.");
+        });
         var json = new Option<bool>("--json") { Description = "Print a JSON array instead of a table." };
-        var command = new Command("bench", "Run the named workloads and report ns/op, Mops/s and allocated bytes/op.") { workloads, threads, json };
+        var command = new Command("bench", "Run the named workloads and report ns/op, Mops/s and allocated bytes/op.") { workloads, threads, batchWalker, json };
         command.SetAction(parse =>
         {
             string[] names = parse.GetValue(workloads) is { Length: > 0 } chosen ? chosen : [.. WorkloadCatalog.Names];
+            Workload[] chosenWorkloads = [.. names.Select(name => WorkloadCatalog.Create(name, parse.GetValue(threads)))];
+            SelectBatchWalker(parse.GetValue(batchWalker), chosenWorkloads.Any(w => w.UsesBatchWalker));
             var rows = new List<BenchRow>();
-            foreach (string name in names)
+            foreach (Workload workload in chosenWorkloads)
             {
                 if (!parse.GetValue(json))
-                    error.WriteLine($"engine bench: {name} …");
-                rows.Add(Measure(WorkloadCatalog.Create(name, parse.GetValue(threads))));
+                    error.WriteLine($"engine bench: {workload.Name} …");
+                rows.Add(Measure(workload));
             }
             if (parse.GetValue(json))
                 output.WriteLine(JsonSerializer.Serialize(rows, ReportJson.Relaxed.ListBenchRow));
@@ -53,6 +72,26 @@ internal static class BenchCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>
+    /// Forces the walker <paramref name="name"/> asks for (validated by the option), or, with none
+    /// given and a batch workload to run, selects now (environment variable or measurement), so a bad
+    /// <c>ENGINE_BATCH_WALKER</c> is a clear error before anything runs.
+    /// </summary>
+    private static void SelectBatchWalker(string? name, bool needed)
+    {
+        try
+        {
+            if (name is not null)
+                PageWalker.SelectBatchWalker(name);
+            else if (needed)
+                _ = PageWalker.BatchWalkerSelection;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or NotSupportedException)
+        {
+            throw new CommandLineException(e.Message);
+        }
     }
 
     internal static BenchRow Measure(Workload workload)

@@ -1,9 +1,13 @@
 using System.Text.Json;
 using Engine.Cli;
+using Engine.Paging;
+using Engine.Tests.Paging;
 using Engine.Workloads;
 
 namespace Engine.Tests.Cli;
 
+// In the batch-walker collection: --batch-walker changes the process-wide selection.
+[Collection(nameof(BatchWalkerSelectionCollection))]
 public class BenchCommandTests
 {
     private static (int Code, string Out, string Err) Run(params string[] args)
@@ -48,6 +52,56 @@ public class BenchCommandTests
         var (code, _, error) = Run("bench", option, value);
         Assert.Equal(2, code);
         Assert.Contains(named, error);
+    }
+
+    [Fact]
+    public void TheBatchWalkerCanBeForcedAndTheBatchRowsNoteSaysWhichRan()
+    {
+        BatchWalkerKind kind = PageWalker.SupportedBatchWalkers[^1];
+        try
+        {
+            var (code, output, error) = Run("bench", "--workload", "walk-hot-batch", "--batch-walker", kind.Name(), "--json");
+            Assert.True(code == 0, error);
+            using var doc = JsonDocument.Parse(output);
+            JsonElement row = doc.RootElement[0];
+            Assert.Equal(["allocatedBytesPerOp", "mopsPerSec", "name", "note", "nsPerOp", "threads"], row.EnumerateObject().Select(p => p.Name).Order());
+            Assert.Equal("walk-hot-batch", row.GetProperty("name").GetString());
+            Assert.Equal($"batch walker {kind.Name()} (forced)", row.GetProperty("note").GetString());
+            Assert.Equal(0, row.GetProperty("allocatedBytesPerOp").GetDouble());
+            Assert.Equal(kind, PageWalker.SelectedBatchWalker);
+        }
+        finally
+        {
+            PageWalker.ResetBatchWalkerSelection();
+        }
+    }
+
+    [Theory]
+    [InlineData("avx1024")]
+    [InlineData("gather")]
+    [InlineData("")]
+    public void AnUnknownBatchWalkerExitsWith2AndListsTheChoices(string value)
+    {
+        var (code, output, error) = Run("bench", "--workload", "walk-hot-batch", "--batch-walker", value);
+        Assert.Equal(2, code);
+        Assert.Contains("--batch-walker", error);
+        Assert.Contains("interleaved|avx2|avx512|auto", error);
+        Assert.Equal("", output);
+    }
+
+    [Fact]
+    [Trait("Category", "Simd")] // runs again in the ISA legs of .ci/run, where some walkers are missing
+    public void AnUnsupportedBatchWalkerExitsWith2AndSaysWhatIsSupported()
+    {
+        BatchWalkerKind[] missing = [.. BatchWalkerKinds.All.Where(k => !PageWalker.IsBatchWalkerSupported(k))];
+        Assert.SkipWhen(missing.Length == 0, "this CPU and runtime support every batch walker");
+        foreach (BatchWalkerKind kind in missing)
+        {
+            var (code, _, error) = Run("bench", "--workload", "walk-hot-batch", "--batch-walker", kind.Name());
+            Assert.Equal(2, code);
+            Assert.Contains($"--batch-walker {kind.Name()}: this CPU", error);
+            Assert.Contains("supported here: interleaved", error);
+        }
     }
 
     [Fact]
