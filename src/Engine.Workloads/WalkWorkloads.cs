@@ -22,7 +22,7 @@ public sealed class WalkWorkload(bool cold, bool batch) : Workload
     public override void Setup()
     {
         ulong gib = cold ? AnchorInputs.ColdGiB : AnchorInputs.HotGiB;
-        _guest = new MappedGuest(gib, transparentHugePages: false);
+        _guest = new MappedGuest(gib, transparentHugePages: true);
         _iovas = AnchorInputs.Iovas(gib, cold ? AnchorInputs.ColdIovaCount : AnchorInputs.HotIovaCount);
         _results = batch ? new WalkResult[_iovas.Length] : [];
         _expected = _guest.Verify(_iovas);

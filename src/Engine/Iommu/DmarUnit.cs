@@ -18,6 +18,7 @@ public sealed unsafe partial class DmarUnit : IDisposable
     private readonly WalkerConfig _walker;
     private readonly ContextCache _contextCache;
     private readonly ulong* _fastWords;   // the context cache's fast words, read directly by the hit path
+    private readonly bool _useBatchVector;
     private readonly int _superpageLevel;
     private readonly int _mgaw;
     private readonly bool _legacyStylePermissions;
@@ -47,6 +48,7 @@ public sealed unsafe partial class DmarUnit : IDisposable
         Iotlb = new Iotlb(options.IotlbSets, options.UseSimd);
         _contextCache = new ContextCache(options.ContextCacheSlots);
         _fastWords = _contextCache.FastWords;
+        _useBatchVector = options.UseSimd && BatchHitsUseVector512;
         FaultRecorder = new FaultRecorder(Registers, Cap, options.FaultCollapsing);
         Registers.Written += OnRegisterWritten;
     }
