@@ -66,7 +66,7 @@ public static class WorkloadCatalog
     /// <summary>Every workload name, in report order.</summary>
     public static IReadOnlyList<string> Names { get; } =
     [
-        "iotlb-hit", "iotlb-hit-batch", "iotlb-hit-2m", "iotlb-hit-1g", "iotlb-thrash", "walk-hot", "walk-hot-batch",
+        "iotlb-hit", "iotlb-hit-batch", "iotlb-lookup", "iotlb-hit-2m", "iotlb-hit-1g", "iotlb-thrash", "walk-hot", "walk-hot-batch",
         "walk-cold", "walk-cold-batch", "translate-miss", "iotlb-hit-mt", "inval-page", "inval-domain",
     ];
 
@@ -76,6 +76,7 @@ public static class WorkloadCatalog
     {
         "iotlb-hit" => new IotlbHitWorkload(PageSize.Size4K, name),
         "iotlb-hit-batch" => new IotlbHitBatchWorkload(),
+        "iotlb-lookup" => new IotlbLookupWorkload(),
         "iotlb-hit-2m" => new IotlbHitWorkload(PageSize.Size2M, name),
         "iotlb-hit-1g" => new IotlbHitWorkload(PageSize.Size1G, name),
         "iotlb-thrash" => new IotlbThrashWorkload(),

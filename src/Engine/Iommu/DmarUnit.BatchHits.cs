@@ -7,7 +7,8 @@ using Engine.Paging;
 namespace Engine.Iommu;
 
 // The batch's hit pass: the straight line of Translate for a whole chunk, in two steps — each
-// request's fast context and IOTLB probe (scalar: the probes are independent, so they overlap),
+// request's fast context and 4K IOTLB probe (scalar: the probes are independent, so they overlap;
+// large pages are looked up again one by one),
 // then the results of eight requests at a time built and stored with AVX-512 — instead of one
 // result struct per request. Requests the straight line does not take are left to the caller.
 public sealed unsafe partial class DmarUnit
@@ -92,7 +93,7 @@ public sealed unsafe partial class DmarUnit
             ulong d = 0;
             if (request.Pasid == TranslationRequest.NoPasid && !request.IsTranslationRequest
                 && (word >> 41) == stamp && (iova >> (int)(word >> 16)) == 0)
-                d = iotlb.LookupData((ushort)word, iova);
+                d = iotlb.LookupData4K((ushort)word, iova);
             data[i] = d;
             words[i] = word;
         }
