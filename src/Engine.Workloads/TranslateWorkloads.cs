@@ -102,6 +102,52 @@ public sealed class IotlbHitWorkload(PageSize size, string name) : Workload
     }
 }
 
+/// <summary>
+/// iotlb-lookup: the IOTLB alone (<see cref="Iotlb.TryLookup"/>) over the iotlb-hit stream with each
+/// request's DID known — no context, no permission check, no result — the part of iotlb-hit that the
+/// anchors' limit-hit rows measure, so the rest of a translation can be told from the probe.
+/// </summary>
+public sealed class IotlbLookupWorkload : Workload
+{
+    private HitSetup? _setup;
+    private ushort[] _dids = [];
+    private ulong[] _iovas = [];
+
+    public override string Name => "iotlb-lookup";
+
+    public override string Description => "Iotlb.TryLookup alone over the iotlb-hit stream (DID known): the probe without the translation around it";
+
+    public override long OperationsPerPass => HitWorkingSet.StreamLength;
+
+    public override void Setup()
+    {
+        _setup = new HitSetup(PageSize.Size4K, 16384);
+        _setup.RequireAllHits();
+        _dids = [.. _setup.Stream.Select(r => _setup.Unit.Translate(r).Did)];
+        _iovas = [.. _setup.Stream.Select(r => r.Iova)];
+    }
+
+    public override ulong RunPass()
+    {
+        Iotlb iotlb = _setup!.Unit.Iotlb;
+        ushort[] dids = _dids;
+        ulong[] iovas = _iovas;
+        ulong sum = 0;
+        for (int i = 0; i < iovas.Length && i < dids.Length; i++)
+        {
+            iotlb.TryLookup(dids[i], iovas[i], 0, out IotlbEntry entry);
+            sum += entry.PageHpa;
+        }
+        return sum;
+    }
+
+    public override void Dispose()
+    {
+        _setup?.Dispose();
+        base.Dispose();
+    }
+}
+
 /// <summary>iotlb-hit-batch: the same stream through <see cref="DmarUnit.TranslateBatch"/>.</summary>
 public sealed class IotlbHitBatchWorkload : Workload
 {

@@ -55,14 +55,19 @@ internal sealed unsafe class ContextCache : IDisposable
     private uint _generation;
     private bool _disposed;
 
-    // The hot path's shortcut for requests without PASID: one word per source id, read with one
-    // load (no seqlock needed), holding everything a hit needs except the root:
-    // 63 valid | 62:40 generation (23 bits) | 39:32 flags | 31:25 width | 24:22 levels | 15:0 DID.
-    // A 23-bit generation could wrap onto a stale word after 2^23 invalidations, so the table is
-    // cleared every 2^22.
-    private readonly ulong[] _bySource = new ulong[65536];
-    private const int FastGenerationShift = 40;
-    private const uint FastGenerationMask = (1u << 23) - 1;
+    // The hot path's shortcut for requests without PASID: one native word per source id, read with
+    // one load (no seqlock needed), holding everything an IOTLB hit needs. Only contexts that
+    // translate (not pass-through) get one, so a word that is current means "probe the IOTLB":
+    // 63:41 stamp (1 | 22-bit generation) | 33:26 flags | 25:23 levels | 22:16 width | 15:0 DID.
+    // A 22-bit generation could wrap onto a stale word after 2^22 invalidations, so the words are
+    // cleared every 2^21.
+    private readonly ulong* _bySource;   // one word per source id, then the stamp
+    private readonly Lock _invalidationLock = new();
+    /// <summary>Source ids (and the index of the stamp in <see cref="FastWords"/>).</summary>
+    public const int SourceIds = 65536;
+    private const int FastStampShift = 41;
+    private const uint FastGenerationMask = (1u << 22) - 1;
+    private const ulong FastStampValid = 1UL << 22;
 
     public ContextCache(int slots = 1024)
     {
@@ -70,7 +75,9 @@ internal sealed unsafe class ContextCache : IDisposable
         Slots = slots;
         _slots = (ulong*)NativeMemory.AlignedAlloc((nuint)slots * SlotWords * sizeof(ulong), 64);
         NativeMemory.Clear(_slots, (nuint)slots * SlotWords * sizeof(ulong));
-        NativeMemoryTracker.OnReserved((ulong)slots * SlotWords * sizeof(ulong));
+        _bySource = (ulong*)NativeMemory.AllocZeroed(SourceIds + 1, sizeof(ulong));
+        NativeMemoryTracker.OnReserved((ulong)slots * SlotWords * sizeof(ulong) + (SourceIds + 1) * sizeof(ulong));
+        _bySource[SourceIds] = FastStampValid;
     }
 
     public int Slots { get; }
@@ -79,9 +86,32 @@ internal sealed unsafe class ContextCache : IDisposable
 
     public void InvalidateAll()
     {
-        uint g = Interlocked.Increment(ref _generation);
-        if ((g & ((1u << 22) - 1)) == 0)
-            Array.Clear(_bySource);
+        // Serialized so the stamp never steps back to an older generation.
+        lock (_invalidationLock)
+        {
+            uint g = Interlocked.Increment(ref _generation);
+            Volatile.Write(ref _bySource[SourceIds], FastStampValid | (g & FastGenerationMask));
+            if ((g & ((1u << 21) - 1)) == 0)
+                NativeMemory.Clear(_bySource, SourceIds * sizeof(ulong));   // not the stamp
+        }
+    }
+
+    /// <summary>
+    /// The fast words, indexed by source id, and at <see cref="SourceIds"/> the stamp: a word is
+    /// current (and its context translates) exactly when <c>word &gt;&gt; 41 == stamp</c>. DID in bits
+    /// 15:0, input width in 22:16. Valid until <see cref="Dispose"/>.
+    /// </summary>
+    public ulong* FastWords => _bySource;
+
+    /// <summary>The fast word of <paramref name="sourceId"/> (see <see cref="FastWords"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ulong FastWord(ushort sourceId) => Volatile.Read(ref _bySource[sourceId]);
+
+    /// <summary>What a current fast word holds in bits 63:41.</summary>
+    public ulong FastStamp
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Volatile.Read(ref _bySource[SourceIds]);
     }
 
     /// <summary>
@@ -91,10 +121,10 @@ internal sealed unsafe class ContextCache : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryGetFast(ushort sourceId, out ResolvedContext context)
     {
-        ulong w = Volatile.Read(ref _bySource[sourceId]);
-        if ((long)w < 0 && (uint)(w >> FastGenerationShift & FastGenerationMask) == (Volatile.Read(ref _generation) & FastGenerationMask))
+        ulong w = FastWord(sourceId);
+        if ((w >> FastStampShift) == FastStamp)
         {
-            context = new ResolvedContext(0, (ushort)w, (byte)(w >> 22 & 7), (byte)(w >> 25 & 0x7F), (ContextFlags)(byte)(w >> 32) | ContextFlags.RootUnknown);
+            context = new ResolvedContext(0, (ushort)w, (byte)(w >> 23 & 7), (byte)(w >> 16 & 0x7F), (ContextFlags)(byte)(w >> 26) | ContextFlags.RootUnknown);
             return true;
         }
         context = default;
@@ -142,12 +172,12 @@ internal sealed unsafe class ContextCache : IDisposable
             Volatile.Write(ref slot[2], context.Root);
             Volatile.Write(ref slot[3], ((ulong)context.Flags << 32) | ((ulong)context.Width << 24) | ((ulong)context.Levels << 16) | context.Did);
             Volatile.Write(ref slot[4], generation);
-            if (pasid == NoPasidKey)
+            if (pasid == NoPasidKey && (context.Flags & ContextFlags.PassThrough) == 0)
             {
                 // Written under the slot lock after the generation check; a racing invalidation
                 // makes the word stale at once, as it does the slot.
-                Volatile.Write(ref _bySource[sourceId], 1UL << 63 | (ulong)(generation & FastGenerationMask) << FastGenerationShift
-                    | (ulong)(byte)context.Flags << 32 | (ulong)(context.Width & 0x7F) << 25 | (ulong)(context.Levels & 7) << 22 | context.Did);
+                Volatile.Write(ref _bySource[sourceId], (FastStampValid | (generation & FastGenerationMask)) << FastStampShift
+                    | (ulong)(byte)context.Flags << 26 | (ulong)(context.Levels & 7) << 23 | (ulong)(context.Width & 0x7F) << 16 | context.Did);
             }
         }
         Volatile.Write(ref slot[0], version + 2);
@@ -159,6 +189,7 @@ internal sealed unsafe class ContextCache : IDisposable
             return;
         _disposed = true;
         NativeMemory.AlignedFree(_slots);
-        NativeMemoryTracker.OnReleased((ulong)Slots * SlotWords * sizeof(ulong));
+        NativeMemory.Free(_bySource);
+        NativeMemoryTracker.OnReleased((ulong)Slots * SlotWords * sizeof(ulong) + (SourceIds + 1) * sizeof(ulong));
     }
 }

@@ -6,9 +6,9 @@ namespace Engine.Iommu;
 // Batch translation: IOTLB probes for the whole batch, then the misses of each domain walked
 // together by the batch walker (their loads overlap), then filled. Zero allocation: the per-chunk
 // bookkeeping lives on the stack.
-public sealed partial class DmarUnit
+public sealed unsafe partial class DmarUnit
 {
-    private const int BatchChunk = 64;
+    private const int BatchChunk = 64;   // TranslateHits answers with a 64-bit mask
 
     /// <summary>
     /// Translates <paramref name="requests"/> into <paramref name="results"/> (one each, same order);
@@ -16,6 +16,11 @@ public sealed partial class DmarUnit
     /// (only <see cref="TranslationResult.IotlbHit"/> differs when a page repeats inside one batch:
     /// both requests walked together).
     /// </summary>
+    /// <remarks>
+    /// Each chunk of 64 requests reads the context-cache stamp once, as if its requests all started
+    /// together: an invalidation that returns while a batch runs may still be missed by the rest of
+    /// that chunk, never by a later batch.
+    /// </remarks>
     /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="requests"/>.</exception>
     [SkipLocalsInit]
     public void TranslateBatch(ReadOnlySpan<TranslationRequest> requests, Span<TranslationResult> results)
@@ -32,12 +37,14 @@ public sealed partial class DmarUnit
         {
             int count = Math.Min(BatchChunk, requests.Length - start);
             int misses = 0;
-            // Pass 1: everything that needs no walk (TE off, faults before the IOTLB, hits).
+            // Pass 1: everything that needs no walk — the straight line's hits for the whole chunk,
+            // then one by one TE off, faults before the IOTLB, and the hits it does not take.
+            ulong answered = TranslateHits(requests.Slice(start, count), results.Slice(start, count));
             for (int i = 0; i < count; i++)
             {
-                ref readonly TranslationRequest request = ref requests[start + i];
-                if (TryTranslateHit(request, out results[start + i]))
+                if ((answered >> i & 1) != 0)
                     continue;
+                ref readonly TranslationRequest request = ref requests[start + i];
                 if (TryTranslateWithoutWalk(request, out results[start + i], out ResolvedContext context))
                     continue;
                 if ((context.Flags & ContextFlags.RootUnknown) != 0 && !TryCompleteContext(request, ref context, out results[start + i]))

@@ -12,11 +12,13 @@ namespace Engine.Iommu;
 /// the hot path; <c>DmarUnit.Context.cs</c> the root/context/PASID resolution; <c>DmarUnit.Registers.cs</c>
 /// the register side effects; <c>DmarUnit.Queue.cs</c> queued invalidation.
 /// </remarks>
-public sealed partial class DmarUnit : IDisposable
+public sealed unsafe partial class DmarUnit : IDisposable
 {
     private readonly HostMemory _memory;
     private readonly WalkerConfig _walker;
     private readonly ContextCache _contextCache;
+    private readonly ulong* _fastWords;   // the context cache's fast words, read directly by the hit path
+    private readonly bool _useBatchVector;
     private readonly int _superpageLevel;
     private readonly int _mgaw;
     private readonly bool _legacyStylePermissions;
@@ -45,6 +47,8 @@ public sealed partial class DmarUnit : IDisposable
         Registers = DmarRegisters.CreateFile(Cap, Ecap);
         Iotlb = new Iotlb(options.IotlbSets, options.UseSimd);
         _contextCache = new ContextCache(options.ContextCacheSlots);
+        _fastWords = _contextCache.FastWords;
+        _useBatchVector = options.UseSimd && BatchHitsUseVector512;
         FaultRecorder = new FaultRecorder(Registers, Cap, options.FaultCollapsing);
         Registers.Written += OnRegisterWritten;
     }

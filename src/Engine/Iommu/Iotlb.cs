@@ -16,16 +16,20 @@ namespace Engine.Iommu;
 /// so a set holds <see cref="Ways"/> entries.</para>
 /// <code>
 /// tag:  63 valid | 62:61 size (1 = 4K, 2 = 2M, 3 = 1G) | 60:45 DID | 44:0 page number at that size
-/// data: 63:52 generation | 51:12 page HPA | 4 always 1 | 3 snoop | 2 X | 1 W | 0 R
+/// data: 63 always 1 | 62:53 generation | 52 snoop | 51:12 page HPA | 11:4 page shift (12, 21, 30) | 3 always 1 | 2 X | 1 W | 0 R
 /// </code>
+/// <para>A lookup needs no loop: each domain keeps a hint of the page sizes it has ever cached, so a
+/// domain mapped only with 1G pages probes one set, not three, and a hit compares one stamp
+/// (<c>data &gt;&gt; 53</c>, the present bit and the generation). Bit 3, set in every entry, lets the hot
+/// path fold "hit" into its permission test; the page shift sits where it can cut the page offset with one BZHI.</para>
 /// <para>Readers never wait and never write. A set is a seqlock: a reader reads the version, the
 /// words, and the version again, and treats an odd or changed version as a miss. Fills take a set
 /// by CAS of its version from even to odd and simply skip the fill when it is taken (a fill is only
 /// a cache), so translating threads never block; invalidations on the control path spin for it.</para>
 /// <para>Global and domain-selective invalidation are O(1): an entry carries the generation
-/// (global + per-DID counter, 12 bits) it was filled under and is valid only while that is still
-/// current. Before a 12-bit generation could wrap onto a stale entry, a sweep (every 1024 steps of
-/// either counter) erases every entry that is not current.</para>
+/// (global + per-DID counter, 10 bits) it was filled under and is valid only while that is still
+/// current. Before a 10-bit generation could wrap onto a stale entry, a sweep (every 256 steps of
+/// either counter, so at most 512 steps pass between sweeps) erases every entry that is not current.</para>
 /// <para>The promise: once an invalidation has returned, no lookup that starts afterwards returns
 /// an entry it covered. Fills capture the generation and the page-invalidation sequence before
 /// their walk and re-check both under the set lock, so a walk that raced an invalidation never
@@ -41,14 +45,23 @@ public sealed unsafe class Iotlb : IDisposable
     private const int SizeShift = 61;
     private const int DidShift = 45;
     private const ulong PageNumberMask = (1UL << 45) - 1;
-    private const int GenerationShift = 52;
-    private const uint GenerationMask = 0xFFF;
-    private const uint SweepInterval = 1024;
-    private const ulong DataPresent = 1UL << 4;
-    private const ulong SnoopBit = 1UL << 3;
+    private const int StampShift = 53;
+    private const uint GenerationMask = 0x3FF;
+    private const uint StampPresent = 0x400;
+    private const uint SweepInterval = 256;
+    /// <summary>Data word: the translation snoops.</summary>
+    internal const ulong SnoopBit = 1UL << 52;
+    /// <summary>Data word: always set in an entry, so a miss (0) fails any test that requires it.</summary>
+    internal const ulong EntryBit = 1UL << 3;
+    /// <summary>Data word: where the page shift (12, 21, 30) sits, bits 11:4.</summary>
+    internal const int PageShiftShift = 4;
+    private const int SizeHintShift = 32;
+    private const int Domains = 65536;
 
     private readonly ulong* _sets;
-    private readonly uint* _domainGenerations;
+    // Per DID: 31:0 domain-selective invalidations, 34:32 page sizes ever cached (4K, 2M, 1G) —
+    // a hint only: a size missing from it costs a miss, never a wrong answer.
+    private readonly ulong* _domainStates;
     private readonly ulong _setMask;
     private readonly bool _useVector512;
     private readonly Lock _controlLock = new();
@@ -68,8 +81,8 @@ public sealed unsafe class Iotlb : IDisposable
         nuint bytes = (nuint)sets * SetWords * sizeof(ulong);
         _sets = (ulong*)NativeMemory.AlignedAlloc(bytes, 64);
         NativeMemory.Clear(_sets, bytes);
-        _domainGenerations = (uint*)NativeMemory.AllocZeroed(65536, sizeof(uint));
-        NativeMemoryTracker.OnReserved(bytes + 65536 * sizeof(uint));
+        _domainStates = (ulong*)NativeMemory.AllocZeroed(Domains, sizeof(ulong));
+        NativeMemoryTracker.OnReserved(bytes + Domains * sizeof(ulong));
         _useVector512 = useSimd && Vector512.IsHardwareAccelerated;
     }
 
@@ -88,27 +101,76 @@ public sealed unsafe class Iotlb : IDisposable
     /// <summary>Captures the state a later fill is checked against. Call before walking.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public FillTicket BeginFill(ushort did) =>
-        new(CurrentGeneration(did), Volatile.Read(ref _pageInvalidationSequence));
+        new(CurrentStamp(did), Volatile.Read(ref _pageInvalidationSequence));
 
     /// <summary>
     /// Looks up <paramref name="iova"/> in domain <paramref name="did"/>, probing one set per page size
-    /// allowed by <paramref name="superpageLevel"/> (0 = 4K only, 1 = 2M too, 2 = 1G too), smallest first.
+    /// allowed by <paramref name="superpageLevel"/> (0 = 4K only, 1 = 2M too, 2 = 1G too) that the
+    /// domain has cached, smallest first.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryLookup(ushort did, ulong iova, int superpageLevel, out IotlbEntry entry)
     {
-        uint generation = CurrentGeneration(did);
-        for (int level = 1; level <= superpageLevel + 1; level++)
+        ulong data = (iova >> 57) == 0 ? LookupData(did, iova, (2u << superpageLevel) - 1) : 0;
+        entry = data == 0 ? default
+            : new IotlbEntry(data & EptEntry.AddressMask, (PageSize)LevelOf(data), (Access)(data & 7), (data & SnoopBit) != 0);
+        return data != 0;
+    }
+
+    /// <summary>
+    /// The hot path's lookup: the data word of the entry for <paramref name="iova"/> (see the layout;
+    /// <see cref="LevelOf"/> gives its page size), or 0 on a miss. Probes only the sizes in
+    /// <paramref name="sizes"/> (bit 0 = 4K, 1 = 2M, 2 = 1G) that the domain has cached.
+    /// <paramref name="iova"/> must be below 2^57 (the widest input address); callers check the width first.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal ulong LookupData(ushort did, ulong iova, uint sizes = 7)
+    {
+        ulong state = Volatile.Read(ref _domainStates[did]);
+        ulong stamp = StampOf(state);
+        sizes &= (uint)(state >> SizeHintShift);
+        if ((sizes & 1) != 0)
         {
-            ulong data = Probe(did, iova, level);
-            if (data != 0 && (uint)(data >> GenerationShift) == generation)
-            {
-                entry = new IotlbEntry(data & EptEntry.AddressMask, (PageSize)level, (Access)(data & 7), (data & SnoopBit) != 0);
-                return true;
-            }
+            ulong data = ProbeLevel(did, iova, 1);
+            if (data >> StampShift == stamp)
+                return data;
         }
-        entry = default;
-        return false;
+        return (sizes & 6) != 0 ? LookupLarge(did, iova, sizes, stamp) : 0;
+    }
+
+    /// <summary>
+    /// <see cref="LookupData"/> for 4K entries only: no call on any path, for loops that keep many
+    /// values in registers (the batch). A large page's request misses here and is looked up again.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal ulong LookupData4K(ushort did, ulong iova)
+    {
+        ulong state = Volatile.Read(ref _domainStates[did]);
+        ulong data = (state & (1UL << SizeHintShift)) != 0 ? ProbeLevel(did, iova, 1) : 0;
+        return data >> StampShift == StampOf(state) ? data : 0;
+    }
+
+    /// <summary>The level (1 = 4K, 2 = 2M, 3 = 1G) of a data word that <see cref="LookupData"/> returned.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int LevelOf(ulong data) => ((int)(data >> PageShiftShift) & 0xFF) * 7 >> 6;   // 12, 21, 30 → 1, 2, 3
+
+    // 2M and 1G probes, out of line so the 4K path stays short.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong LookupLarge(ushort did, ulong iova, uint sizes, ulong stamp)
+    {
+        if ((sizes & 2) != 0)
+        {
+            ulong data = ProbeLevel(did, iova, 2);
+            if (data >> StampShift == stamp)
+                return data;
+        }
+        if ((sizes & 4) != 0)
+        {
+            ulong data = ProbeLevel(did, iova, 3);
+            if (data >> StampShift == stamp)
+                return data;
+        }
+        return 0;
     }
 
     /// <summary>
@@ -119,17 +181,20 @@ public sealed unsafe class Iotlb : IDisposable
     {
         int level = (int)entry.Size;
         ulong tag = Tag(did, iova, level);
-        ulong* set = SetOf(did, tag, level);
+        ulong* set = SetOf(tag);
         ulong version = Volatile.Read(ref set[0]);
         if ((version & 1) != 0 || Interlocked.CompareExchange(ref set[0], version + 1, version) != version)
             return false;
         bool filled = false;
         // Under the set lock: an invalidation since the walk began means the walk may be stale.
-        if (CurrentGeneration(did) == ticket.Generation && Volatile.Read(ref _pageInvalidationSequence) == ticket.PageSequence)
+        if (CurrentStamp(did) == ticket.Generation && Volatile.Read(ref _pageInvalidationSequence) == ticket.PageSequence)
         {
+            ulong hint = 1UL << (SizeHintShift + level - 1);
+            if ((Volatile.Read(ref _domainStates[did]) & hint) == 0)
+                Interlocked.Or(ref _domainStates[did], hint);   // before the entry can be seen
             int way = ChooseWay(set, tag, ticket.Generation);
-            ulong data = ((ulong)ticket.Generation << GenerationShift) | (entry.PageHpa & EptEntry.AddressMask)
-                | DataPresent | (entry.Snoop ? SnoopBit : 0) | ((ulong)entry.Permissions & 7);
+            ulong data = ((ulong)ticket.Generation << StampShift) | (entry.PageHpa & EptEntry.AddressMask)
+                | ((ulong)PageSizes.ShiftOfLevel(level) << PageShiftShift) | EntryBit | (entry.Snoop ? SnoopBit : 0) | ((ulong)entry.Permissions & 7);
             Volatile.Write(ref set[1 + 2 * way], tag);
             Volatile.Write(ref set[2 + 2 * way], data);
             filled = true;
@@ -154,7 +219,7 @@ public sealed unsafe class Iotlb : IDisposable
     {
         lock (_controlLock)
         {
-            uint g = Interlocked.Increment(ref _domainGenerations[did]);
+            uint g = (uint)Interlocked.Increment(ref _domainStates[did]);
             if (g % SweepInterval == 0)
                 Sweep();
         }
@@ -188,7 +253,7 @@ public sealed unsafe class Iotlb : IDisposable
                 for (ulong i = 0; i < countAtLevel; i++)
                 {
                     ulong tag = ValidBit | ((ulong)level << SizeShift) | ((ulong)did << DidShift) | ((firstAtLevel + i) & PageNumberMask);
-                    ClearInSet(SetOf(did, tag, level), tag);
+                    ClearInSet(SetOf(tag), tag);
                 }
             }
         }
@@ -205,16 +270,20 @@ public sealed unsafe class Iotlb : IDisposable
             {
                 ulong tag = Volatile.Read(ref set[1 + 2 * w]);
                 ulong data = Volatile.Read(ref set[2 + 2 * w]);
-                if ((tag & ValidBit) != 0 && (uint)(data >> GenerationShift) == CurrentGeneration((ushort)(tag >> DidShift)))
+                if ((tag & ValidBit) != 0 && (data >> StampShift) == CurrentStamp((ushort)(tag >> DidShift)))
                     n++;
             }
         }
         return n;
     }
 
+    /// <summary>What a current entry of <paramref name="did"/> holds in data bits 63:53: present and the generation.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private uint CurrentGeneration(ushort did) =>
-        (Volatile.Read(ref _globalGeneration) + Volatile.Read(ref _domainGenerations[did])) & GenerationMask;
+    private uint CurrentStamp(ushort did) => (uint)StampOf(Volatile.Read(ref _domainStates[did]));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong StampOf(ulong domainState) =>
+        StampPresent | (((uint)domainState + Volatile.Read(ref _globalGeneration)) & GenerationMask);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ulong Tag(ushort did, ulong iova, int level) =>
@@ -222,19 +291,19 @@ public sealed unsafe class Iotlb : IDisposable
         | ((iova >> PageSizes.ShiftOfLevel(level)) & PageNumberMask);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ulong* SetOf(ushort did, ulong tag, int level)
-    {
-        ulong page = tag & PageNumberMask;
-        ulong index = (page ^ (page >> 11) ^ ((ulong)did << 6) ^ ((ulong)level << 4)) & _setMask;
-        return _sets + index * SetWords;
-    }
+    private ulong* SetOf(ulong tag) => SetOfPage((ushort)(tag >> DidShift), tag & PageNumberMask, (int)(tag >> SizeShift) & 3);
 
-    /// <summary>One set probe: the data word of the matching way, or 0 (miss, or a writer was active).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ulong Probe(ushort did, ulong iova, int level)
+    private ulong* SetOfPage(ushort did, ulong page, int level) =>
+        _sets + ((page ^ (page >> 11) ^ ((ulong)did << 6) ^ ((ulong)(level - 1) << 4)) & _setMask) * SetWords;
+
+    /// <summary>One set probe at a constant level: the data word of the matching way, or 0 (miss, or a writer was active).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong ProbeLevel(ushort did, ulong iova, int level)
     {
-        ulong tag = Tag(did, iova, level);
-        ulong* set = SetOf(did, tag, level);
+        ulong page = iova >> PageSizes.ShiftOfLevel(level);   // below 2^45: iova is below 2^57
+        ulong tag = ValidBit | ((ulong)level << SizeShift) | ((ulong)did << DidShift) | page;
+        ulong* set = SetOfPage(did, page, level);
         ulong v1 = Volatile.Read(ref set[0]);
         ulong data = _useVector512 ? SelectVector512(set, tag) : SelectScalar(set, tag);
         ulong v2 = Volatile.Read(ref set[0]);
@@ -258,7 +327,7 @@ public sealed unsafe class Iotlb : IDisposable
         Vector512<ulong> line = Vector512.LoadAligned(set);
         // Tags sit in lanes 1, 3 and 5; a fill never leaves two ways with one tag.
         uint hits = (uint)Vector512.Equals(line, Vector512.Create(tag)).ExtractMostSignificantBits() & 0b10_1010;
-        return hits == 0 ? 0 : Volatile.Read(ref set[BitOperations.TrailingZeroCount(hits) + 1]);
+        return hits == 0 ? 0 : Volatile.Read(ref *(set + 1 + (nuint)BitOperations.TrailingZeroCount(hits)));
     }
 
     private int ChooseWay(ulong* set, ulong tag, uint generation)
@@ -269,7 +338,7 @@ public sealed unsafe class Iotlb : IDisposable
             ulong t = set[1 + 2 * w];
             if (t == tag)
                 return w;   // replace in place: never two ways with one tag
-            if (free < 0 && ((t & ValidBit) == 0 || (uint)(set[2 + 2 * w] >> GenerationShift) != CurrentGeneration((ushort)(t >> DidShift))))
+            if (free < 0 && ((t & ValidBit) == 0 || (set[2 + 2 * w] >> StampShift) != CurrentStamp((ushort)(t >> DidShift))))
                 free = w;
         }
         if (free >= 0)
@@ -322,7 +391,7 @@ public sealed unsafe class Iotlb : IDisposable
             for (int w = 0; w < Ways; w++)
             {
                 ulong t = set[1 + 2 * w];
-                if ((t & ValidBit) != 0 && (uint)(set[2 + 2 * w] >> GenerationShift) != CurrentGeneration((ushort)(t >> DidShift)))
+                if ((t & ValidBit) != 0 && (set[2 + 2 * w] >> StampShift) != CurrentStamp((ushort)(t >> DidShift)))
                 {
                     Volatile.Write(ref set[1 + 2 * w], 0);
                     Volatile.Write(ref set[2 + 2 * w], 0);
@@ -352,7 +421,7 @@ public sealed unsafe class Iotlb : IDisposable
             return;
         _disposed = true;
         NativeMemory.AlignedFree(_sets);
-        NativeMemory.Free(_domainGenerations);
-        NativeMemoryTracker.OnReleased((ulong)Sets * SetWords * sizeof(ulong) + 65536 * sizeof(uint));
+        NativeMemory.Free(_domainStates);
+        NativeMemoryTracker.OnReleased((ulong)Sets * SetWords * sizeof(ulong) + Domains * sizeof(ulong));
     }
 }

@@ -16,8 +16,11 @@ public readonly record struct TranslationRequest
     /// <param name="access">Read, write, or execute (combinations for atomics).</param>
     /// <param name="pasid">PASID (20 bits) or <see cref="NoPasid"/>.</param>
     /// <param name="isTranslationRequest">An ATS translation request from a device TLB rather than an untranslated DMA.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="access"/> has bits other than R, W and X.</exception>
     public TranslationRequest(ushort sourceId, ulong iova, Access access, uint pasid = NoPasid, bool isTranslationRequest = false)
     {
+        if ((byte)access > (byte)Access.All)
+            throw new ArgumentOutOfRangeException(nameof(access), access, "The access must combine Read, Write and Execute only.");
         SourceId = sourceId;
         Iova = iova;
         Access = access;
@@ -76,6 +79,7 @@ public enum TranslationStatus : byte
 }
 
 /// <summary>The outcome of <see cref="DmarUnit.Translate"/>: an HPA with its page, or a VT-d fault reason. A value, never an exception.</summary>
+/// <remarks>16 bytes (the fields are ordered for it), so it comes back in two registers.</remarks>
 [StructLayout(LayoutKind.Sequential)]
 public readonly record struct TranslationResult
 {
@@ -95,6 +99,9 @@ public readonly record struct TranslationResult
     /// <summary>Translated host-physical address (page + offset); 0 on a fault.</summary>
     public ulong Hpa { get; }
 
+    /// <summary>Domain id the request was translated in (0 if none was reached).</summary>
+    public ushort Did { get; }
+
     /// <summary>How it ended.</summary>
     public TranslationStatus Status { get; }
 
@@ -109,9 +116,6 @@ public readonly record struct TranslationResult
 
     /// <summary>The fault reason, or <see cref="FaultReason.None"/>.</summary>
     public FaultReason Fault { get; }
-
-    /// <summary>Domain id the request was translated in (0 if none was reached).</summary>
-    public ushort Did { get; }
 
     /// <summary>Whether the IOTLB answered.</summary>
     public bool IotlbHit { get; }

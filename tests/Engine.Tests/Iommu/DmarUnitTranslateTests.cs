@@ -28,6 +28,41 @@ public class DmarUnitTranslateTests
         Assert.Equal(scalable, first.Snoop);
     }
 
+    [Theory]
+    [MemberData(nameof(Modes))]
+    public void TheHitPathAnswersEveryAccessAsTheWalkDid(bool scalable)
+    {
+        // Each mapping permission × each access: the first request walks (general path), the
+        // IOTLB is then warm, and the hit path must give the same verdict, fault reason included.
+        Access[] accesses = [Access.None, Access.Read, Access.Write, Access.ReadWrite, Access.Execute,
+            Access.Read | Access.Execute, Access.Write | Access.Execute, Access.All];
+        foreach (Access mapped in new[] { Access.Read, Access.ReadWrite, Access.All })
+        {
+            foreach (Access asked in accesses)
+            {
+                using var f = new UnitFixture(scalable);
+                f.Vm.Map(0, 1, mapped);
+                f.Translate(0x10, Access.None);   // warms the IOTLB without asking for a permission
+                long misses = f.Unit.IotlbMisses;
+                TranslationResult hit = f.Translate(0x123, asked);
+                Assert.Equal(misses, f.Unit.IotlbMisses);
+                f.Unit.Iotlb.InvalidateAll();
+                TranslationResult walked = f.Translate(0x123, asked);
+                Assert.Equal(misses + 1, f.Unit.IotlbMisses);
+                Assert.Equal((walked.Status, walked.Hpa, walked.Size, walked.Permissions, walked.Snoop, walked.Fault, walked.Did),
+                    (hit.Status, hit.Hpa, hit.Size, hit.Permissions, hit.Snoop, hit.Fault, hit.Did));
+                Assert.Equal(hit.IsSuccess, hit.IotlbHit);
+            }
+        }
+    }
+
+    [Fact]
+    public void AnAccessWithBitsOtherThanReadWriteExecuteIsRefused()
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new TranslationRequest(1, 0x1000, (Access)8));
+        Assert.Contains("Read, Write and Execute", e.Message);
+    }
+
     [Fact]
     public void FiveLevelTablesTranslateHighAddresses()
     {

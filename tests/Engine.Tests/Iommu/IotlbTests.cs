@@ -121,13 +121,37 @@ public class IotlbTests
         Assert.False(tlb.TryLookup(1, 0x1000, 0, out _));
     }
 
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void EverySizeADomainHasCachedIsFoundWhateverOrderTheyCameIn(bool simd)
+    {
+        // The per-domain size hint must never hide a size: 1G cached first, then 2M, then 4K.
+        using var tlb = new Iotlb(64, simd);
+        Fill(tlb, 9, 0x4000_0000, Entry(0x1_0000_0000, PageSize.Size1G));
+        Assert.True(tlb.TryLookup(9, 0x4123_4567, 2, out IotlbEntry g));
+        Assert.Equal((PageSize.Size1G, 0x1_0000_0000UL), (g.Size, g.PageHpa));
+        Assert.False(tlb.TryLookup(9, 0x20_0000, 2, out _));
+        Fill(tlb, 9, 0x20_0000, Entry(0x60_0000, PageSize.Size2M));
+        Fill(tlb, 9, 0x1000, Entry(0x7000));
+        Assert.True(tlb.TryLookup(9, 0x2F_FFFF, 2, out IotlbEntry m));
+        Assert.Equal((PageSize.Size2M, 0x60_0000UL), (m.Size, m.PageHpa));
+        Assert.True(tlb.TryLookup(9, 0x1FFF, 2, out IotlbEntry k));
+        Assert.Equal((PageSize.Size4K, 0x7000UL), (k.Size, k.PageHpa));
+        Assert.True(tlb.TryLookup(9, 0x7FFF_FFFF, 2, out g));
+        Assert.Equal(PageSize.Size1G, g.Size);
+        // Another domain has cached nothing: every probe is skipped, and still a miss.
+        Assert.False(tlb.TryLookup(10, 0x4123_4567, 2, out _));
+        // Addresses beyond the widest input address never alias a cached page.
+        Assert.False(tlb.TryLookup(9, (1UL << 57) | 0x1000, 2, out _));
+    }
+
     [Fact]
     public void GenerationsNeverWrapOntoAStaleEntry()
     {
         using var tlb = new Iotlb(16);
         Fill(tlb, 5, 0x1000, Entry(0x5000));
         for (int i = 0; i < 4096; i++)
-            tlb.InvalidateDomain(5);   // the 12-bit generation comes back to where it was
+            tlb.InvalidateDomain(5);   // the 10-bit generation comes back to where it was four times
         Assert.False(tlb.TryLookup(5, 0x1000, 0, out _));
         Fill(tlb, 6, 0x1000, Entry(0x6000));
         for (int i = 0; i < 4096; i++)

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Engine.Iommu;
 using Engine.Paging;
 
@@ -74,6 +76,19 @@ public class TranslateBatchTests
         Pass();
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
         Assert.Equal("results", Assert.Throws<ArgumentException>(() => f.Unit.TranslateBatch(requests, new TranslationResult[3])).ParamName);
+    }
+
+    [Fact]
+    public void TheLayoutsTheVectorHitPathReadsAndWritesHold()
+    {
+        // The batch's AVX-512 hit pass reads requests and writes results as pairs of 64-bit words.
+        var request = new TranslationRequest(0x1234, 0x5566_7788, Access.Write, pasid: 7, isTranslationRequest: true);
+        Assert.Equal(16, Unsafe.SizeOf<TranslationRequest>());
+        Assert.Equal([0x5566_7788UL, 0x0102_1234_0000_0007UL], MemoryMarshal.Cast<TranslationRequest, ulong>(new[] { request }).ToArray());
+        var result = new TranslationResult(TranslationStatus.Translated, 0x1122_3344_5566_7788, PageSize.Size2M, Access.ReadWrite, true, FaultReason.None, 0xABCD, true);
+        Assert.Equal(16, Unsafe.SizeOf<TranslationResult>());
+        // Word 1, low byte first: DID, status, size, permissions, snoop, fault, IOTLB hit.
+        Assert.Equal([0x1122_3344_5566_7788UL, 0x0100_0103_0200_ABCDUL], MemoryMarshal.Cast<TranslationResult, ulong>(new[] { result }).ToArray());
     }
 
     private static bool Same(TranslationResult a, TranslationResult b) =>

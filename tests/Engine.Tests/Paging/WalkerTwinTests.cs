@@ -4,7 +4,7 @@ using Engine.Paging;
 
 namespace Engine.Tests.Paging;
 
-/// <summary>The straight-line walker against the reference loop: bit-identical results, faults included.</summary>
+/// <summary>The straight-line walker (unbound and bound to its table) against the reference loop: bit-identical results, faults included.</summary>
 [Trait("Category", "Simd")]
 public class WalkerTwinTests
 {
@@ -61,6 +61,8 @@ public class WalkerTwinTests
                         WalkResult fast = PageWalker.Walk(memory, config, vm.Tdp.RootHpa, levels, gpa, access);
                         WalkResult reference = PageWalker.WalkReference(memory, config, vm.Tdp.RootHpa, levels, gpa, access);
                         Assert.True(fast == reference, $"GPA 0x{gpa:x}, {config}, {access}: fast {fast}, reference {reference}");
+                        WalkResult bound = new BoundWalker(memory, config, vm.Tdp.RootHpa, levels).Walk(gpa, access);
+                        Assert.True(bound == reference, $"GPA 0x{gpa:x}, {config}, {access}: bound {bound}, reference {reference}");
                         compared++;
                     }
                 }
@@ -69,6 +71,30 @@ public class WalkerTwinTests
                 memory.WriteEntry(flipAt, saved);
         }
         Assert.Equal(300 * configs.Length * Accesses.Length, compared);
+    }
+
+    [Fact]
+    public void ABoundWalkerReachesFramesAllocatedAfterItWasBound()
+    {
+        // The bound snapshot of the allocator's high-water mark must not turn new table frames into faults.
+        using var memory = new HostMemory(new HostMemoryOptions { Size = 256UL << 20 });
+        var t = new TableBuilder(memory, 4);
+        t.Set(0x1000, 1, 0x5000 | 3);
+        var config = WalkerConfig.SecondStage(46, 1);
+        var walker = new BoundWalker(memory, config, t.Root, 4);
+        for (int i = 0; i < 64; i++)
+            memory.AllocateFrame();   // move the high-water mark well past the snapshot
+        ulong far = 0x40_0000_0000UL;
+        t.Set(far, 1, 0x7000 | 3);   // new PDPT/PD/PT frames, above the snapshot
+        using (memory.Epochs.Enter())
+        {
+            Assert.Equal(0x5123UL, walker.Walk(0x1123, Access.Read).Hpa);
+            WalkResult r = walker.Walk(far | 0x456, Access.Write);
+            Assert.True(r.IsSuccess, r.ToString());
+            Assert.Equal(0x7456UL, r.Hpa);
+            Assert.Equal(PageWalker.WalkReference(memory, config, t.Root, 4, far | 0x456, Access.Write), r);
+        }
+        Assert.False(default(BoundWalker).Walk(0x1000, Access.Read).IsSuccess);
     }
 
     [Theory]
@@ -100,7 +126,9 @@ public class WalkerTwinTests
                 foreach (WalkerConfig c in new[] { config, ept })
                 {
                     Access access = Accesses[rng.Next(Accesses.Length)];
-                    Assert.Equal(PageWalker.WalkReference(memory, c, root, lv, address, access), PageWalker.Walk(memory, c, root, lv, address, access));
+                    WalkResult reference = PageWalker.WalkReference(memory, c, root, lv, address, access);
+                    Assert.Equal(reference, PageWalker.Walk(memory, c, root, lv, address, access));
+                    Assert.Equal(reference, new BoundWalker(memory, c, root, lv).Walk(address, access));
                 }
             }
         }
