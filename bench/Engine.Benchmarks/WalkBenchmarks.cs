@@ -91,18 +91,7 @@ public class WalkBenchmarks
         ulong sum = 0;
         using (memory.Epochs.Enter())
         {
-            switch (walker)
-            {
-                case BatchWalkerKind.Avx2Gather:
-                    PageWalker.Avx2GatherBatch.WalkBatch(memory, in _config, _rootHpa, _levels, _iovas, Access.Read, _results);
-                    break;
-                case BatchWalkerKind.Avx512Gather:
-                    PageWalker.Avx512GatherBatch.WalkBatch(memory, in _config, _rootHpa, _levels, _iovas, Access.Read, _results);
-                    break;
-                default:
-                    PageWalker.InterleavedBatch.WalkBatch(memory, in _config, _rootHpa, _levels, _iovas, Access.Read, _results);
-                    break;
-            }
+            PageWalker.WalkBatchWith(walker, memory, in _config, _rootHpa, _levels, _iovas, Access.Read, _results);
         }
         foreach (ref readonly WalkResult r in _results.AsSpan())
             sum += r.Hpa;

@@ -9,7 +9,7 @@ namespace Engine.Paging;
 public enum BatchWalkerKind
 {
     /// <summary>
-    /// Interleaved scalar walks (<see cref="PageWalker.InterleavedBatch"/>): a group of 16 addresses
+    /// Interleaved scalar walks (<see cref="PageWalker.InterleavedBatch"/>): a group of 32 addresses
     /// walked level by level with independent scalar loads. Runs everywhere.
     /// </summary>
     Interleaved = 0,
@@ -26,23 +26,31 @@ public enum BatchWalkerKind
     /// Needs AVX-512F and AVX2.
     /// </summary>
     Avx512Gather = 2,
+
+    /// <summary>
+    /// 8-lane walker with scalar loads (<see cref="PageWalker.Avx512LoadsBatch"/>): the 8-lane
+    /// walker's 512-bit checks, each lane's entry read by a plain load instead of a gather, so the
+    /// 16 loads of a level issue as fast as the load ports take them. Needs AVX-512F.
+    /// </summary>
+    Avx512Loads = 3,
 }
 
 /// <summary>Names of <see cref="BatchWalkerKind"/> as the CLI and <see cref="PageWalker.BatchWalkerVariable"/> spell them.</summary>
 public static class BatchWalkerKinds
 {
     /// <summary>Every kind, in the order candidates are listed and measured.</summary>
-    public static IReadOnlyList<BatchWalkerKind> All { get; } = [BatchWalkerKind.Interleaved, BatchWalkerKind.Avx2Gather, BatchWalkerKind.Avx512Gather];
+    public static IReadOnlyList<BatchWalkerKind> All { get; } = [BatchWalkerKind.Interleaved, BatchWalkerKind.Avx2Gather, BatchWalkerKind.Avx512Gather, BatchWalkerKind.Avx512Loads];
 
     /// <summary>The value that asks for selection by measurement instead of a named walker.</summary>
     public const string Auto = "auto";
 
-    /// <summary>The short name: <c>interleaved</c>, <c>avx2</c> or <c>avx512</c>.</summary>
+    /// <summary>The short name: <c>interleaved</c>, <c>avx2</c>, <c>avx512</c> or <c>avx512-loads</c>.</summary>
     public static string Name(this BatchWalkerKind kind) => kind switch
     {
         BatchWalkerKind.Interleaved => "interleaved",
         BatchWalkerKind.Avx2Gather => "avx2",
         BatchWalkerKind.Avx512Gather => "avx512",
+        BatchWalkerKind.Avx512Loads => "avx512-loads",
         _ => $"unknown batch walker {(int)kind}",
     };
 

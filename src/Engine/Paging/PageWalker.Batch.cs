@@ -13,7 +13,12 @@ namespace Engine.Paging;
 public static unsafe partial class PageWalker
 {
     /// <summary>Addresses walked together per group (every batch walker).</summary>
-    public const int BatchGroup = 16;
+    /// <remarks>
+    /// 32, not the C anchors' 16: the C walk is leaner, so 16 of its walks fill the core's window;
+    /// ours need twice as many in flight. Measured with the AVX2 walker on the anchors' sets: 16 → 32
+    /// took walk-cold-batch from 22.0 to 15.7 ns and walk-hot-batch from 6.8 to 6.0 ns. Masks are 32-bit: 32 is the most.
+    /// </remarks>
+    public const int BatchGroup = 32;
 
     /// <summary>The shortest batch <see cref="WalkBatch"/> gives to a selected gather walker; shorter ones go to the interleaved walker.</summary>
     /// <remarks>
@@ -43,20 +48,36 @@ public static unsafe partial class PageWalker
         int kind = _batchWalker;
         if (kind > (int)BatchWalkerKind.Interleaved && addresses.Length < GatherMinimumBatch)
             kind = (int)BatchWalkerKind.Interleaved;
+        if (kind < 0)
+            WalkBatchFirst(memory, config, rootHpa, levels, addresses, access, results);
+        else
+            WalkBatchWith((BatchWalkerKind)kind, memory, config, rootHpa, levels, addresses, access, results);
+    }
+
+    /// <summary>
+    /// <see cref="WalkBatch"/> with the walker <paramref name="kind"/>, whatever is selected (and whatever the batch length).
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="addresses"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="kind"/> is not a batch walker.</exception>
+    /// <exception cref="PlatformNotSupportedException">This CPU or runtime cannot run <paramref name="kind"/>.</exception>
+    public static void WalkBatchWith(BatchWalkerKind kind, HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results)
+    {
         switch (kind)
         {
-            case (int)BatchWalkerKind.Interleaved:
+            case BatchWalkerKind.Interleaved:
                 InterleavedBatch.WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
                 return;
-            case (int)BatchWalkerKind.Avx2Gather:
+            case BatchWalkerKind.Avx2Gather:
                 Avx2GatherBatch.WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
                 return;
-            case (int)BatchWalkerKind.Avx512Gather:
+            case BatchWalkerKind.Avx512Gather:
                 Avx512GatherBatch.WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
                 return;
-            default:
-                WalkBatchFirst(memory, config, rootHpa, levels, addresses, access, results);
+            case BatchWalkerKind.Avx512Loads:
+                Avx512LoadsBatch.WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
                 return;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(kind), kind, $"Not a batch walker; known: {BatchWalkerKinds.Names}.");
         }
     }
 

@@ -51,6 +51,7 @@ public static partial class PageWalker
         BatchWalkerKind.Interleaved => InterleavedBatch.IsSupported,
         BatchWalkerKind.Avx2Gather => Avx2GatherBatch.IsSupported,
         BatchWalkerKind.Avx512Gather => Avx512GatherBatch.IsSupported,
+        BatchWalkerKind.Avx512Loads => Avx512LoadsBatch.IsSupported,
         _ => false,
     };
 
@@ -235,19 +236,6 @@ public static partial class PageWalker
         return timings;
     }
 
-    private static void RunCandidate(BatchWalkerKind kind, HostMemory memory, in WalkerConfig config, ulong root, int levels, ulong[] addresses, WalkResult[] results)
-    {
-        switch (kind)
-        {
-            case BatchWalkerKind.Avx2Gather:
-                Avx2GatherBatch.WalkBatch(memory, config, root, levels, addresses, Access.Read, results);
-                break;
-            case BatchWalkerKind.Avx512Gather:
-                Avx512GatherBatch.WalkBatch(memory, config, root, levels, addresses, Access.Read, results);
-                break;
-            default:
-                InterleavedBatch.WalkBatch(memory, config, root, levels, addresses, Access.Read, results);
-                break;
-        }
-    }
+    private static void RunCandidate(BatchWalkerKind kind, HostMemory memory, in WalkerConfig config, ulong root, int levels, ulong[] addresses, WalkResult[] results) =>
+        WalkBatchWith(kind, memory, config, root, levels, addresses, Access.Read, results);
 }

@@ -5,7 +5,7 @@ using Engine.Memory;
 
 namespace Engine.Paging;
 
-// The AVX2 gather batch walker: a group of 16 addresses as four 4-lane vectors, walked level by
+// The AVX2 gather batch walker: a group of 32 addresses as eight 4-lane vectors, walked level by
 // level; per level and vector one masked vpgatherqq loads the 4 entries, and the checks of the
 // interleaved walker (pointer inside memory, present, no reserved bit or PS) are vector compares.
 // A lane that fails one leaves the vector for the scalar walk, exactly as in the interleaved walker.
@@ -13,7 +13,7 @@ public static unsafe partial class PageWalker
 {
     /// <summary>
     /// The AVX2 gather batch walker: per level, one masked <c>vpgatherqq</c> of the entries of 4
-    /// lanes (four of them in flight for a group of <see cref="BatchGroup"/>), the present / reserved /
+    /// lanes (eight of them in flight for a group of <see cref="BatchGroup"/>), the present / reserved /
     /// in-memory checks as 256-bit compares. Results are bit-identical to <see cref="WalkReference"/>.
     /// </summary>
     /// <remarks>

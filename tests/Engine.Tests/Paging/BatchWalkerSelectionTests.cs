@@ -117,9 +117,9 @@ public class BatchWalkerSelectionTests
     public void UnknownNamesAndValuesAreClearErrors()
     {
         var variable = Assert.Throws<InvalidOperationException>(() => PageWalker.FromVariable("avx1024"));
-        Assert.Equal($"ENGINE_BATCH_WALKER=avx1024 names no batch walker; use one of interleaved|avx2|avx512|auto (supported here: {string.Join(", ", PageWalker.SupportedBatchWalkers.Select(k => k.Name()))}).", variable.Message);
+        Assert.Equal($"ENGINE_BATCH_WALKER=avx1024 names no batch walker; use one of interleaved|avx2|avx512|avx512-loads|auto (supported here: {string.Join(", ", PageWalker.SupportedBatchWalkers.Select(k => k.Name()))}).", variable.Message);
         var name = Assert.Throws<ArgumentException>(() => PageWalker.SelectBatchWalker("gather"));
-        Assert.Contains("'gather' names no batch walker; known: interleaved|avx2|avx512|auto", name.Message);
+        Assert.Contains("'gather' names no batch walker; known: interleaved|avx2|avx512|avx512-loads|auto", name.Message);
         Assert.Equal("name", name.ParamName);
         var value = Assert.Throws<ArgumentOutOfRangeException>(() => PageWalker.SelectBatchWalker((BatchWalkerKind)7));
         Assert.Contains("No batch walker has the value 7", value.Message);
