@@ -6,15 +6,14 @@ using Engine.Paging;
 
 namespace Engine.Iommu;
 
-// The batch's hit pass: the straight line of Translate for a whole chunk, in two steps — each
-// request's fast context and 4K IOTLB probe (scalar: the probes are independent, so they overlap;
-// large pages are looked up again one by one),
-// then the results of eight requests at a time built and stored with AVX-512 — instead of one
-// result struct per request. Requests the straight line does not take are left to the caller.
+// The batch's hit pass: the straight line of Translate for eight requests at a time — the request
+// checks, the fast contexts (AVX2 gathers), the tags and sets as vectors, each set probed on its own
+// (4K only: large pages are looked up again one by one), and the results built and stored as vectors
+// instead of one result struct per request. Requests the straight line does not take are left to the caller.
 public sealed unsafe partial class DmarUnit
 {
     /// <summary>Whether the batch builds its hit results eight at a time (AVX-512).</summary>
-    internal static bool BatchHitsUseVector512 => Avx512F.IsSupported && Avx512DQ.IsSupported;
+    internal static bool BatchHitsUseVector512 => Avx512F.IsSupported && Avx512DQ.IsSupported && Avx2.IsSupported;
 
     /// <summary>
     /// Translates the requests of <paramref name="requests"/> (at most 64) that the straight line takes,
@@ -28,13 +27,16 @@ public sealed unsafe partial class DmarUnit
         if (!_useBatchVector || !Volatile.Read(ref _translationEnabled))
             return TranslateHitsOneByOne(requests, results);
 
-        // Step 1: per request, the data word of its IOTLB entry (0 when the straight line does not apply).
-        ulong* data = stackalloc ulong[BatchChunk];
-        ulong* words = stackalloc ulong[BatchChunk];
+        // Scratch for the probes: 16 words on a 64-byte boundary.
+        ulong* block = stackalloc ulong[24];
+        ulong* scratch = (ulong*)(((nuint)block + 63) & ~(nuint)63);
         ref TranslationRequest first = ref MemoryMarshal.GetReference(requests);
-        ProbeChunk(ref first, count, data, words);
+        ulong* fastWords = _fastWords;
+        Vector512<ulong> stamp = Vector512.Create(fastWords[ContextCache.SourceIds]);
+        Iotlb iotlb = Iotlb;
 
-        // Step 2: eight results at a time; lanes that missed are written too, then left to the caller.
+        // Eight requests at a time: the straight line's checks and the 4K probe as vectors, then the
+        // results built and stored; lanes that missed are written too, then left to the caller.
         ulong done = 0;
         ref TranslationResult output = ref MemoryMarshal.GetReference(results);
         Vector512<ulong> addressMask = Vector512.Create(EptEntry.AddressMask);
@@ -46,27 +48,37 @@ public sealed unsafe partial class DmarUnit
         Vector512<ulong> evens = Vector512.Create(0UL, 2, 4, 6, 8, 10, 12, 14);
         Vector512<ulong> odds = Vector512.Create(1UL, 3, 5, 7, 9, 11, 13, 15);
         Vector512<ulong> requiredByAccess = Vector512.Create((ulong)RequiredBitsByAccess);
+        // Word 1 of a request the straight line takes: PASID all ones, not an ATS request.
+        Vector512<ulong> plainMask = Vector512.Create(0xFF00_0000_FFFF_FFFFUL);
+        Vector512<ulong> plain = Vector512.Create(0x0000_0000_FFFF_FFFFUL);
         ref ulong requestWords = ref Unsafe.As<TranslationRequest, ulong>(ref first);
         int i8 = 0;
         for (; i8 + 8 <= count; i8 += 8)
         {
-            Vector512<ulong> d = Vector512.Load(data + i8);
             // Eight requests: words 0 (IOVA) and 1 (PASID, source id, access, ATS) of each.
             Vector512<ulong> front = Vector512.LoadUnsafe(ref requestWords, (nuint)(2 * i8));
             Vector512<ulong> back = Vector512.LoadUnsafe(ref requestWords, (nuint)(2 * i8 + 8));
-            Vector512<ulong> access = (Avx512F.PermuteVar8x64x2(front, odds, back) >> 48) & Vector512.Create(7UL);
+            Vector512<ulong> iova = Avx512F.PermuteVar8x64x2(front, evens, back);
+            Vector512<ulong> info = Avx512F.PermuteVar8x64x2(front, odds, back);
+            Vector512<ulong> source = (info >> 32) & Vector512.Create(0xFFFFUL);
+            Vector512<ulong> word = Vector512.Create(
+                Avx2.GatherVector256(fastWords, source.GetLower().AsInt64(), sizeof(ulong)),
+                Avx2.GatherVector256(fastWords, source.GetUpper().AsInt64(), sizeof(ulong)));
+            Vector512<ulong> straight = Vector512.Equals(info & plainMask, plain) & Vector512.Equals(word >> 41, stamp)
+                & Vector512.Equals(Avx512F.ShiftRightLogicalVariable(iova, (word >> 16) & Vector512.Create(0x7FUL)), Vector512<ulong>.Zero);
+            Vector512<ulong> d = iotlb.LookupData4K(word & Vector512.Create(0xFFFFUL), iova, straight, scratch);
+            Vector512<ulong> access = (info >> 48) & Vector512.Create(7UL);
             Vector512<ulong> need = Avx512F.ShiftRightLogicalVariable(requiredByAccess, access << 2) & Vector512.Create(0xFUL);
             // A hit: every required bit (bit 3 marks an entry) present in the data word.
             ulong hits = Vector512.Equals(Vector512.AndNot(need, d), Vector512<ulong>.Zero).ExtractMostSignificantBits();
             if (hits == 0)
                 continue;
-            Vector512<ulong> iova = Avx512F.PermuteVar8x64x2(front, evens, back);
             Vector512<ulong> shift = (d >> Iotlb.PageShiftShift) & byteMask;
             Vector512<ulong> offsetMask = Avx512F.ShiftLeftLogicalVariable(one, shift) - one;
             Vector512<ulong> hpa = (d & addressMask) | (iova & offsetMask);
             Vector512<ulong> level = Avx512DQ.MultiplyLow(shift, Vector512.Create(7UL)) >> 6;
             // Bytes 8..15 of a result: DID, status 0, size, permissions, snoop, fault 0, IOTLB hit.
-            Vector512<ulong> meta = (Vector512.Load(words + i8) & Vector512.Create(0xFFFFUL)) | (level << 24)
+            Vector512<ulong> meta = (word & Vector512.Create(0xFFFFUL)) | (level << 24)
                 | ((d & Vector512.Create(7UL)) << 32) | (((d >> 52) & one) << 40) | hitFlag;
             ref TranslationResult lane = ref Unsafe.Add(ref output, i8);
             Avx512F.PermuteVar8x64x2(hpa, lowFirst, meta).StoreUnsafe(ref Unsafe.As<TranslationResult, ulong>(ref lane));
@@ -76,27 +88,6 @@ public sealed unsafe partial class DmarUnit
         if (i8 < count)
             done |= TranslateHitsOneByOne(requests[i8..], results[i8..]) << i8;
         return done;
-    }
-
-    // Step 1 on its own, so the register allocator sees only this loop.
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private void ProbeChunk(ref TranslationRequest first, int count, ulong* data, ulong* words)
-    {
-        ulong* fastWords = _fastWords;
-        ulong stamp = fastWords[ContextCache.SourceIds];
-        Iotlb iotlb = Iotlb;
-        for (int i = 0; i < count; i++)
-        {
-            ref TranslationRequest request = ref Unsafe.Add(ref first, i);
-            ulong iova = request.Iova;
-            ulong word = fastWords[request.SourceId];
-            ulong d = 0;
-            if (request.Pasid == TranslationRequest.NoPasid && !request.IsTranslationRequest
-                && (word >> 41) == stamp && (iova >> (int)(word >> 16)) == 0)
-                d = iotlb.LookupData4K((ushort)word, iova);
-            data[i] = d;
-            words[i] = word;
-        }
     }
 
     // The scalar twin of TranslateHits (and its path without AVX-512).

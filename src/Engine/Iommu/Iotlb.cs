@@ -2,6 +2,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Engine.Memory;
 using Engine.Paging;
 
@@ -303,11 +304,48 @@ public sealed unsafe class Iotlb : IDisposable
     {
         ulong page = iova >> PageSizes.ShiftOfLevel(level);   // below 2^45: iova is below 2^57
         ulong tag = ValidBit | ((ulong)level << SizeShift) | ((ulong)did << DidShift) | page;
-        ulong* set = SetOfPage(did, page, level);
+        return ProbeSet(SetOfPage(did, page, level), tag);
+    }
+
+    /// <summary>One probe of a known set: the data word of the way holding <paramref name="tag"/>, or 0 (miss, or a writer was active).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong ProbeSet(ulong* set, ulong tag)
+    {
         ulong v1 = Volatile.Read(ref set[0]);
         ulong data = _useVector512 ? SelectVector512(set, tag) : SelectScalar(set, tag);
         ulong v2 = Volatile.Read(ref set[0]);
         return v1 == v2 && (v1 & 1) == 0 ? data : 0;
+    }
+
+    /// <summary>
+    /// <see cref="LookupData4K(ushort, ulong)"/> for eight lanes at once (the batch's vector path): DIDs
+    /// in bits 15:0 of <paramref name="did"/>, IOVAs below 2^57; lanes outside <paramref name="active"/>
+    /// (all ones or zero per lane) come back 0. The domain states are fetched with AVX2 gathers and the
+    /// tags and set addresses computed as vectors; each set is then probed on its own.
+    /// <paramref name="scratch"/>: 16 words, 64-byte aligned.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal Vector512<ulong> LookupData4K(Vector512<ulong> did, Vector512<ulong> iova, Vector512<ulong> active, ulong* scratch)
+    {
+        Vector512<ulong> state = Vector512.Create(
+            Avx2.GatherVector256(_domainStates, did.GetLower().AsInt64(), sizeof(ulong)),
+            Avx2.GatherVector256(_domainStates, did.GetUpper().AsInt64(), sizeof(ulong)));
+        Vector512<ulong> stamp = ((state + Vector512.Create((ulong)Volatile.Read(ref _globalGeneration))) & Vector512.Create((ulong)GenerationMask))
+            | Vector512.Create((ulong)StampPresent);
+        active &= ~Vector512.Equals(state & Vector512.Create(1UL << SizeHintShift), Vector512<ulong>.Zero);
+        Vector512<ulong> page = iova >> PageSizes.ShiftOfLevel(1);
+        Vector512<ulong> tag = Vector512.Create(ValidBit | (1UL << SizeShift)) | (did << DidShift) | page;
+        Vector512<ulong> index = (page ^ (page >> 11) ^ (did << 6)) & Vector512.Create(_setMask);
+        Vector512<ulong> sets = Vector512.Create((ulong)_sets);
+        // A lane that is not probed reads set 0: harmless, and its answer is dropped.
+        Vector512.ConditionalSelect(active, sets + (index << 6), sets).Store(scratch);
+        tag.Store(scratch + 8);
+        Vector512<ulong> data = Vector512.Create(
+            ProbeSet((ulong*)scratch[0], scratch[8]), ProbeSet((ulong*)scratch[1], scratch[9]),
+            ProbeSet((ulong*)scratch[2], scratch[10]), ProbeSet((ulong*)scratch[3], scratch[11]),
+            ProbeSet((ulong*)scratch[4], scratch[12]), ProbeSet((ulong*)scratch[5], scratch[13]),
+            ProbeSet((ulong*)scratch[6], scratch[14]), ProbeSet((ulong*)scratch[7], scratch[15]));
+        return data & active & Vector512.Equals(data >> StampShift, stamp);
     }
 
     /// <summary>The scalar twin: branch-free way select (no unpredictable branch per way).</summary>

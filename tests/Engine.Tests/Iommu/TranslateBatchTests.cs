@@ -38,7 +38,10 @@ public class TranslateBatchTests
             {
                 ushort sid = rng.Next(10) switch { 0 => other, 1 => missing, _ => UnitFixture.Sid };
                 ulong iova = rng.Next(20) == 0 ? 1UL << 50 : (ulong)rng.Next(9000) << 12 | (uint)rng.Next(4096);
-                requests[i] = new TranslationRequest(sid, iova, (Access)rng.Next(1, 4));
+                // Some requests leave the straight line: with a PASID, or an ATS translation request.
+                int kind = rng.Next(16);
+                requests[i] = new TranslationRequest(sid, iova, (Access)rng.Next(0, 8),
+                    pasid: kind == 0 ? (uint)rng.Next(2) : TranslationRequest.NoPasid, isTranslationRequest: kind == 1);
             }
             if (rng.Next(3) == 0)
                 f.Unit.Iotlb.InvalidateAll();
