@@ -250,7 +250,7 @@ public class BatchWalkerCandidateTests
         {
             string[] expected = isa switch
             {
-                "avx512" => ["interleaved", "avx2", "avx512"],
+                "avx512" => ["interleaved", "avx2", "avx512", "avx512-loads"],
                 "avx2" => ["interleaved", "avx2"],
                 _ => ["interleaved"],
             };
