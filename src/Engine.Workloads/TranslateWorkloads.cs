@@ -260,6 +260,8 @@ public sealed class IotlbHitMultiThreadWorkload(int threads) : Workload
     private HitSetup? _setup;
     private Thread[] _workers = [];
     private ulong[] _slots = [];
+    private TranslationRequest[][] _streams = [];
+    private bool _pinned;
     private long _phase;
     private long _finished;
     private volatile bool _stop;
@@ -270,13 +272,19 @@ public sealed class IotlbHitMultiThreadWorkload(int threads) : Workload
 
     public override int Threads => threads;
 
-    public override long OperationsPerPass => HitWorkingSet.StreamLength;
+    // Several rounds of the stream per pass, so the threads meet (and wait for the slower one) rarely.
+    private const int RoundsPerPass = 8;
+
+    public override long OperationsPerPass => RoundsPerPass * HitWorkingSet.StreamLength;
 
     public override void Setup()
     {
         _setup = new HitSetup(PageSize.Size4K, 16384);
         _setup.RequireAllHits();
         _slots = new ulong[threads * 8]; // per worker: [sum, allocated bytes], one cache line apart
+        // Each worker its own rotation of the stream, as a copy: its loop is then iotlb-hit's loop.
+        TranslationRequest[] stream = _setup.Stream;
+        _streams = [.. Enumerable.Range(0, threads).Select(t => (TranslationRequest[])[.. stream.Skip(t * stream.Length / threads), .. stream.Take(t * stream.Length / threads)])];
         // The calling thread is worker 0, so no core idles in a wait while the others translate.
         _workers = [.. Enumerable.Range(1, threads - 1).Select(t => new Thread(() => Work(t)) { IsBackground = true, Name = $"iotlb-hit-mt-{t}" })];
         foreach (Thread w in _workers)
@@ -286,8 +294,7 @@ public sealed class IotlbHitMultiThreadWorkload(int threads) : Workload
     private void Work(int t)
     {
         DmarUnit unit = _setup!.Unit;
-        TranslationRequest[] stream = _setup.Stream;
-        int offset = t * stream.Length / threads;
+        ThreadPinning.TryPin(t);
         long seen = 0;
         while (true)
         {
@@ -297,18 +304,18 @@ public sealed class IotlbHitMultiThreadWorkload(int threads) : Workload
             if (_stop)
                 return;
             seen++;
-            Share(t, unit, stream, offset);
+            Share(t, unit);
             Interlocked.Increment(ref _finished);
         }
     }
 
-    private void Share(int t, DmarUnit unit, TranslationRequest[] stream, int offset)
+    private void Share(int t, DmarUnit unit)
     {
         ulong sum = 0;
-        for (int i = 0; i < stream.Length; i++)
+        for (int round = 0; round < RoundsPerPass; round++)
         {
-            int k = i + offset;
-            sum += unit.Translate(stream[k >= stream.Length ? k - stream.Length : k]).Hpa;
+            foreach (ref readonly TranslationRequest r in _streams[t].AsSpan())
+                sum += unit.Translate(r).Hpa;
         }
         _slots[t * 8] = sum;
         Volatile.Write(ref _slots[t * 8 + 1], (ulong)GC.GetAllocatedBytesForCurrentThread());
@@ -328,7 +335,9 @@ public sealed class IotlbHitMultiThreadWorkload(int threads) : Workload
     public override ulong RunPass()
     {
         long phase = Interlocked.Increment(ref _phase);
-        Share(0, _setup!.Unit, _setup.Stream, 0);
+        if (!_pinned)
+            _pinned = ThreadPinning.TryPin(0);
+        Share(0, _setup!.Unit);
         var spinner = new SpinWait();
         while (Volatile.Read(ref _finished) < phase * (threads - 1))
             spinner.SpinOnce(sleep1Threshold: -1);
@@ -343,6 +352,8 @@ public sealed class IotlbHitMultiThreadWorkload(int threads) : Workload
         _stop = true;
         foreach (Thread w in _workers)
             w.Join();
+        if (_pinned)
+            ThreadPinning.Unpin();   // the calling thread goes on to other work
         _setup?.Dispose();
         base.Dispose();
     }
