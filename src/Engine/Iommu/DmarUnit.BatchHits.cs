@@ -8,7 +8,8 @@ namespace Engine.Iommu;
 
 // The batch's hit pass: the straight line of Translate for eight requests at a time — the request
 // checks, the fast contexts (AVX2 gathers), the tags and sets as vectors, each set probed on its own
-// (4K only: large pages are looked up again one by one), and the results built and stored as vectors
+// (at the smallest page size the domain has cached: in a domain of mixed sizes, the larger pages are
+// looked up again one by one), and the results built and stored as vectors
 // instead of one result struct per request. Requests the straight line does not take are left to the caller.
 public sealed unsafe partial class DmarUnit
 {
@@ -66,7 +67,7 @@ public sealed unsafe partial class DmarUnit
                 Avx2.GatherVector256(fastWords, source.GetUpper().AsInt64(), sizeof(ulong)));
             Vector512<ulong> straight = Vector512.Equals(info & plainMask, plain) & Vector512.Equals(word >> 41, stamp)
                 & Vector512.Equals(Avx512F.ShiftRightLogicalVariable(iova, (word >> 16) & Vector512.Create(0x7FUL)), Vector512<ulong>.Zero);
-            Vector512<ulong> d = iotlb.LookupData4K(word & Vector512.Create(0xFFFFUL), iova, straight, scratch);
+            Vector512<ulong> d = iotlb.LookupDataSmallest(word & Vector512.Create(0xFFFFUL), iova, straight, scratch);
             Vector512<ulong> access = (info >> 48) & Vector512.Create(7UL);
             Vector512<ulong> need = Avx512F.ShiftRightLogicalVariable(requiredByAccess, access << 2) & Vector512.Create(0xFUL);
             // A hit: every required bit (bit 3 marks an entry) present in the data word.

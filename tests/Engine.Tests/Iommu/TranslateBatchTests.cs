@@ -81,6 +81,56 @@ public class TranslateBatchTests
         Assert.Equal("results", Assert.Throws<ArgumentException>(() => f.Unit.TranslateBatch(requests, new TranslationResult[3])).ParamName);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void DomainsOfEveryPageSizeMixTranslateAsOneByOne(bool simd)
+    {
+        // Four domains: 4K only, 2M only, 1G only, and 4K + 2M; the vector pass probes each lane at
+        // its domain's smallest cached size, and a batch mixes all four in every group of eight.
+        using var platform = new Engine.Control.Platform(new Engine.Control.PlatformOptions { Memory = new Engine.Memory.HostMemoryOptions { Size = 4UL << 30 } });
+        IommuPreset preset = IommuPresets.GraniteRapidsServer;
+        var iommu = platform.AddIommu("dmar0", new DmarUnitOptions { Cap = preset.Cap, Ecap = preset.Ecap, UseSimd = simd });
+        var sids = new ushort[4];
+        PageSize[][] sizes = [[PageSize.Size4K], [PageSize.Size2M], [PageSize.Size1G], [PageSize.Size4K, PageSize.Size2M]];
+        for (int d = 0; d < 4; d++)
+        {
+            sids[d] = TranslationRequest.Bdf(d + 1, 0, 0);
+            var device = platform.AddDevice($"dev{d}", sids[d], iommu);
+            var domain = platform.AllocatePagingDomain(device);
+            domain.Attach(device);
+            foreach (PageSize size in sizes[d])
+            {
+                // 4K pages in the first GiB, 2M pages in the second, a 1G page at 2 GiB.
+                ulong at = size switch { PageSize.Size4K => 0UL, PageSize.Size2M => 1UL << 30, _ => 2UL << 30 };
+                domain.Map(at, (ulong)(d + 1) << 32 | at, size == PageSize.Size1G ? 1UL << 30 : 64 * size.Bytes(), Access.ReadWrite);
+            }
+        }
+        var rng = new Random(7);
+        var requests = new TranslationRequest[200];
+        for (int i = 0; i < requests.Length; i++)
+        {
+            int d = rng.Next(4);
+            PageSize size = sizes[d][rng.Next(sizes[d].Length)];
+            ulong at = size switch { PageSize.Size4K => 0UL, PageSize.Size2M => 1UL << 30, _ => 2UL << 30 };
+            ulong span = size == PageSize.Size1G ? 1UL << 30 : 64 * size.Bytes();
+            requests[i] = new TranslationRequest(sids[d], at + (ulong)rng.NextInt64((long)span), rng.Next(5) == 0 ? Access.Write : Access.Read);
+        }
+        var batch = new TranslationResult[requests.Length];
+        for (int round = 0; round < 3; round++)   // cold (walks), then warm twice
+        {
+            iommu.Unit.TranslateBatch(requests, batch);
+            for (int i = 0; i < requests.Length; i++)
+            {
+                TranslationResult one = iommu.Unit.Translate(requests[i]);
+                Assert.True(one.IsSuccess, one.ToString());
+                Assert.True(Same(one, batch[i]), $"round {round}, request {i} {requests[i]}: batch {batch[i]}, one by one {one}");
+                if (round > 0)
+                    Assert.True(batch[i].IotlbHit, $"round {round}, request {i}: a warm batch answers from the IOTLB");
+            }
+        }
+    }
+
     [Fact]
     public void TheLayoutsTheVectorHitPathReadsAndWritesHold()
     {
