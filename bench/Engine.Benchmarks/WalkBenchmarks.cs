@@ -34,6 +34,9 @@ public class WalkBenchmarks
     [GlobalSetup(Target = nameof(WalkHot))]
     public void SetupHot() => Setup(AnchorInputs.HotGiB, AnchorInputs.HotIovaCount, transparentHugePages: false);
 
+    [GlobalSetup(Target = nameof(WalkHotBound))]
+    public void SetupHotBound() => Setup(AnchorInputs.HotGiB, AnchorInputs.HotIovaCount, transparentHugePages: false);
+
     [GlobalSetup(Target = nameof(WalkCold))]
     public void SetupCold() => Setup(AnchorInputs.ColdGiB, AnchorInputs.ColdIovaCount, transparentHugePages: false);
 
@@ -60,6 +63,23 @@ public class WalkBenchmarks
     [Benchmark(OperationsPerInvoke = AnchorInputs.HotIovaCount)]
     public ulong WalkHot() => WalkAll();
 
+    /// <summary>walk-hot as <c>engine bench</c> runs it: the same walks through a <see cref="BoundWalker"/> bound once to the table.</summary>
+    [Benchmark(OperationsPerInvoke = AnchorInputs.HotIovaCount)]
+    public ulong WalkHotBound()
+    {
+        var memory = _guest!.Memory;
+        var walker = new BoundWalker(memory, in _config, _rootHpa, _levels);
+        ulong sum = 0;
+        using (memory.Epochs.Enter())
+        {
+            foreach (ulong iova in _iovas)
+                sum += walker.Walk(iova, Access.Read).Hpa;
+        }
+        _checksum += sum;
+        _invocations++;
+        return sum;
+    }
+
     /// <summary>64 GiB mapped by 4K leaves (host memory without the THP hint), the anchors' 1 M walk-cold IOVAs.</summary>
     [Benchmark(OperationsPerInvoke = AnchorInputs.ColdIovaCount)]
     public ulong WalkCold() => WalkAll();
@@ -71,7 +91,7 @@ public class WalkBenchmarks
     /// <summary>The batch walkers this machine supports: the argument of the batch benchmarks.</summary>
     public static IEnumerable<BatchWalkerKind> BatchWalkers() => PageWalker.SupportedBatchWalkers;
 
-    /// <summary>walk-hot-batch: the same IOVAs through the batch walker <paramref name="walker"/> (16 per group, level by level).</summary>
+    /// <summary>walk-hot-batch: the same IOVAs through the batch walker <paramref name="walker"/> (32 per group, level by level).</summary>
     [Benchmark(OperationsPerInvoke = AnchorInputs.HotIovaCount)]
     [ArgumentsSource(nameof(BatchWalkers))]
     public ulong WalkHotBatch(BatchWalkerKind walker) => WalkAllBatch(walker);
