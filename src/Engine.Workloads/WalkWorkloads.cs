@@ -17,7 +17,7 @@ public sealed class WalkWorkload(bool cold, bool batch) : Workload
         ? $"64 GiB mapped with 4K pages, 1 M random IOVAs, {(batch ? BatchDescription : "scalar walker bound to the table")}"
         : $"1 GiB mapped with 4K pages, 262,144 random IOVAs, {(batch ? BatchDescription : "scalar walker bound to the table")}";
 
-    private const string BatchDescription = "batch walker (16 per group, level by level; interleaved loads or gathers, as selected)";
+    private const string BatchDescription = "batch walker (32 per group, level by level; interleaved loads or gathers, as selected)";
 
     public override bool UsesBatchWalker => batch;
 
