@@ -11,10 +11,12 @@ namespace Engine.Tests.Iommu;
 public class DmarUnitStressTests
 {
     [Theory]
-    [InlineData(true, false)]
-    [InlineData(true, true)]
-    [InlineData(false, false)]
-    public void NoTranslationAfterTheFlushSeesTheZappedMapping(bool queued, bool simd)
+    [InlineData(true, false, false)]
+    [InlineData(true, true, false)]
+    [InlineData(false, false, false)]
+    [InlineData(true, true, true)]
+    [InlineData(false, true, true)]
+    public void NoTranslationAfterTheFlushSeesTheZappedMapping(bool queued, bool simd, bool batch)
     {
         using var f = new UnitFixture(scalable: true, simd: simd);
         const int Pages = 2048; // 8 MiB of 4K pages inside 2M-backed memory, mapped at 2M and split by zaps
@@ -31,12 +33,33 @@ public class DmarUnitStressTests
         {
             var rng = new Random(seed);
             long unmapped = 0, ok = 0;
+            // One by one, or (batch) 16 at a time through TranslateBatch: each request is judged by
+            // its page's state before the call and after it.
+            int width = batch ? 16 : 1;
+            var pages = new int[width];
+            var before = new int[width];
+            var requests = new TranslationRequest[width];
+            var results = new TranslationResult[width];
             while (!Volatile.Read(ref stop))
             {
-                int page = rng.Next(Pages);
-                int s1 = Volatile.Read(ref state[page]);
-                TranslationResult r = f.Translate(((ulong)page << 12) | 0x10, Access.Write);
-                int s2 = Volatile.Read(ref state[page]);
+                for (int k = 0; k < width; k++)
+                {
+                    pages[k] = rng.Next(Pages);
+                    requests[k] = new TranslationRequest(UnitFixture.Sid, ((ulong)pages[k] << 12) | 0x10, Access.Write);
+                    before[k] = Volatile.Read(ref state[pages[k]]);
+                }
+                if (batch)
+                    f.Unit.TranslateBatch(requests, results);
+                else
+                    results[0] = f.Unit.Translate(requests[0]);
+                for (int k = 0; k < width; k++)
+                    Check(pages[k], before[k], results[k], Volatile.Read(ref state[pages[k]]));
+            }
+            Interlocked.Add(ref checkedUnmapped, unmapped);
+            Interlocked.Add(ref successes, ok);
+
+            void Check(int page, int s1, TranslationResult r, int s2)
+            {
                 if (r.IsSuccess)
                 {
                     ok++;
@@ -50,8 +73,6 @@ public class DmarUnitStressTests
                         lock (failures) failures.Add($"page {page}: translated {r} after its zap was flushed");
                 }
             }
-            Interlocked.Add(ref checkedUnmapped, unmapped);
-            Interlocked.Add(ref successes, ok);
         })).ToList();
         readers.ForEach(r => r.Start());
 
