@@ -238,6 +238,16 @@ public class BatchWalkerCandidateTests
     }
 
     [Fact]
+    public void AValueThatIsNoBatchWalkerIsRefusedByName()
+    {
+        using var memory = new HostMemory(new HostMemoryOptions { Size = 16UL << 20 });
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() =>
+            PageWalker.WalkBatchWith((BatchWalkerKind)9, memory, WalkerConfig.SecondStage(46, 2), memory.AllocateFrame(), 4, [0x1000], Access.Read, new WalkResult[1]));
+        Assert.Contains("Not a batch walker", e.Message);
+        Assert.Contains(BatchWalkerKinds.Names, e.Message);
+    }
+
+    [Fact]
     public void UnsupportedCandidatesSaySoAndCannotBeForced()
     {
         Assert.True(PageWalker.InterleavedBatch.IsSupported);
