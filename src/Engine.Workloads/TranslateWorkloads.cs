@@ -69,10 +69,22 @@ public sealed class HitSetup : IDisposable
     public void Dispose() => Platform.Dispose();
 }
 
-/// <summary>iotlb-hit / -2m / -1g: <see cref="DmarUnit.Translate"/> of the warm stream, all hits.</summary>
-public sealed class IotlbHitWorkload(PageSize size, string name) : Workload
+/// <summary>A workload over a <see cref="HitSetup"/>, which it disposes with itself.</summary>
+public abstract class HitSetupWorkload : Workload
 {
-    private HitSetup? _setup;
+    /// <summary>The platform and stream, built by <see cref="Workload.Setup"/>.</summary>
+    protected HitSetup? Hit { get; set; }
+
+    public override void Dispose()
+    {
+        Hit?.Dispose();
+        base.Dispose();
+    }
+}
+
+/// <summary>iotlb-hit / -2m / -1g: <see cref="DmarUnit.Translate"/> of the warm stream, all hits.</summary>
+public sealed class IotlbHitWorkload(PageSize size, string name) : HitSetupWorkload
+{
 
     public override string Name => name;
 
@@ -82,23 +94,17 @@ public sealed class IotlbHitWorkload(PageSize size, string name) : Workload
 
     public override void Setup()
     {
-        _setup = new HitSetup(size, 16384);
-        _setup.RequireAllHits();
+        Hit = new HitSetup(size, 16384);
+        Hit.RequireAllHits();
     }
 
     public override ulong RunPass()
     {
-        DmarUnit unit = _setup!.Unit;
+        DmarUnit unit = Hit!.Unit;
         ulong sum = 0;
-        foreach (ref readonly TranslationRequest r in _setup.Stream.AsSpan())
+        foreach (ref readonly TranslationRequest r in Hit.Stream.AsSpan())
             sum += unit.Translate(r).Hpa;
         return sum;
-    }
-
-    public override void Dispose()
-    {
-        _setup?.Dispose();
-        base.Dispose();
     }
 }
 
@@ -107,9 +113,8 @@ public sealed class IotlbHitWorkload(PageSize size, string name) : Workload
 /// request's DID known — no context, no permission check, no result — the part of iotlb-hit that the
 /// anchors' limit-hit rows measure, so the rest of a translation can be told from the probe.
 /// </summary>
-public sealed class IotlbLookupWorkload : Workload
+public sealed class IotlbLookupWorkload : HitSetupWorkload
 {
-    private HitSetup? _setup;
     private ushort[] _dids = [];
     private ulong[] _iovas = [];
 
@@ -121,15 +126,15 @@ public sealed class IotlbLookupWorkload : Workload
 
     public override void Setup()
     {
-        _setup = new HitSetup(PageSize.Size4K, 16384);
-        _setup.RequireAllHits();
-        _dids = [.. _setup.Stream.Select(r => _setup.Unit.Translate(r).Did)];
-        _iovas = [.. _setup.Stream.Select(r => r.Iova)];
+        Hit = new HitSetup(PageSize.Size4K, 16384);
+        Hit.RequireAllHits();
+        _dids = [.. Hit.Stream.Select(r => Hit.Unit.Translate(r).Did)];
+        _iovas = [.. Hit.Stream.Select(r => r.Iova)];
     }
 
     public override ulong RunPass()
     {
-        Iotlb iotlb = _setup!.Unit.Iotlb;
+        Iotlb iotlb = Hit!.Unit.Iotlb;
         ushort[] dids = _dids;
         ulong[] iovas = _iovas;
         ulong sum = 0;
@@ -140,18 +145,11 @@ public sealed class IotlbLookupWorkload : Workload
         }
         return sum;
     }
-
-    public override void Dispose()
-    {
-        _setup?.Dispose();
-        base.Dispose();
-    }
 }
 
 /// <summary>iotlb-hit-batch: the same stream through <see cref="DmarUnit.TranslateBatch"/>.</summary>
-public sealed class IotlbHitBatchWorkload : Workload
+public sealed class IotlbHitBatchWorkload : HitSetupWorkload
 {
-    private HitSetup? _setup;
     private TranslationResult[] _results = [];
 
     public override string Name => "iotlb-hit-batch";
@@ -162,31 +160,24 @@ public sealed class IotlbHitBatchWorkload : Workload
 
     public override void Setup()
     {
-        _setup = new HitSetup(PageSize.Size4K, 16384);
-        _setup.RequireAllHits();
-        _results = new TranslationResult[_setup.Stream.Length];
+        Hit = new HitSetup(PageSize.Size4K, 16384);
+        Hit.RequireAllHits();
+        _results = new TranslationResult[Hit.Stream.Length];
     }
 
     public override ulong RunPass()
     {
-        _setup!.Unit.TranslateBatch(_setup.Stream, _results);
+        Hit!.Unit.TranslateBatch(Hit.Stream, _results);
         ulong sum = 0;
         foreach (ref readonly TranslationResult r in _results.AsSpan())
             sum += r.Hpa;
         return sum;
     }
-
-    public override void Dispose()
-    {
-        _setup?.Dispose();
-        base.Dispose();
-    }
 }
 
 /// <summary>iotlb-thrash: the 2048-page stream against the default IOTLB (1024 sets × 3 ways).</summary>
-public sealed class IotlbThrashWorkload : Workload
+public sealed class IotlbThrashWorkload : HitSetupWorkload
 {
-    private HitSetup? _setup;
     private long _translations;
     private long _misses;
 
@@ -196,33 +187,26 @@ public sealed class IotlbThrashWorkload : Workload
 
     public override long OperationsPerPass => HitWorkingSet.StreamLength;
 
-    public override void Setup() => _setup = new HitSetup(PageSize.Size4K, 1024);
+    public override void Setup() => Hit = new HitSetup(PageSize.Size4K, 1024);
 
     public override ulong RunPass()
     {
-        DmarUnit unit = _setup!.Unit;
+        DmarUnit unit = Hit!.Unit;
         long misses = unit.IotlbMisses;
         ulong sum = 0;
-        foreach (ref readonly TranslationRequest r in _setup.Stream.AsSpan())
+        foreach (ref readonly TranslationRequest r in Hit.Stream.AsSpan())
             sum += unit.Translate(r).Hpa;
-        _translations += _setup.Stream.Length;
+        _translations += Hit.Stream.Length;
         _misses += unit.IotlbMisses - misses;
         return sum;
     }
 
     public override string? Note => _translations == 0 ? null : $"hit rate {100.0 * (_translations - _misses) / _translations:F1} %";
-
-    public override void Dispose()
-    {
-        _setup?.Dispose();
-        base.Dispose();
-    }
 }
 
 /// <summary>translate-miss: the IOTLB invalidated, then every page of the working set once (each walks).</summary>
-public sealed class TranslateMissWorkload : Workload
+public sealed class TranslateMissWorkload : HitSetupWorkload
 {
-    private HitSetup? _setup;
 
     public override string Name => "translate-miss";
 
@@ -230,22 +214,16 @@ public sealed class TranslateMissWorkload : Workload
 
     public override long OperationsPerPass => HitWorkingSet.Keys;
 
-    public override void Setup() => _setup = new HitSetup(PageSize.Size4K, 16384);
+    public override void Setup() => Hit = new HitSetup(PageSize.Size4K, 16384);
 
     public override ulong RunPass()
     {
-        DmarUnit unit = _setup!.Unit;
+        DmarUnit unit = Hit!.Unit;
         unit.Iotlb.InvalidateAll();
         ulong sum = 0;
-        foreach (ref readonly TranslationRequest r in _setup.Distinct.AsSpan())
+        foreach (ref readonly TranslationRequest r in Hit.Distinct.AsSpan())
             sum += unit.Translate(r).Hpa;
         return sum;
-    }
-
-    public override void Dispose()
-    {
-        _setup?.Dispose();
-        base.Dispose();
     }
 }
 
@@ -255,9 +233,8 @@ public sealed class TranslateMissWorkload : Workload
 /// <see cref="Barrier"/> may allocate its wait handle the first time a thread blocks), so a pass
 /// allocates nothing.
 /// </summary>
-public sealed class IotlbHitMultiThreadWorkload(int threads) : Workload
+public sealed class IotlbHitMultiThreadWorkload(int threads) : HitSetupWorkload
 {
-    private HitSetup? _setup;
     private Thread[] _workers = [];
     private ulong[] _slots = [];
     private TranslationRequest[][] _streams = [];
@@ -279,11 +256,11 @@ public sealed class IotlbHitMultiThreadWorkload(int threads) : Workload
 
     public override void Setup()
     {
-        _setup = new HitSetup(PageSize.Size4K, 16384);
-        _setup.RequireAllHits();
+        Hit = new HitSetup(PageSize.Size4K, 16384);
+        Hit.RequireAllHits();
         _slots = new ulong[threads * 8]; // per worker: [sum, allocated bytes], one cache line apart
         // Each worker its own rotation of the stream, as a copy: its loop is then iotlb-hit's loop.
-        TranslationRequest[] stream = _setup.Stream;
+        TranslationRequest[] stream = Hit.Stream;
         _streams = [.. Enumerable.Range(0, threads).Select(t => (TranslationRequest[])[.. stream.Skip(t * stream.Length / threads), .. stream.Take(t * stream.Length / threads)])];
         // The calling thread is worker 0, so no core idles in a wait while the others translate.
         _workers = [.. Enumerable.Range(1, threads - 1).Select(t => new Thread(() => Work(t)) { IsBackground = true, Name = $"iotlb-hit-mt-{t}" })];
@@ -293,7 +270,7 @@ public sealed class IotlbHitMultiThreadWorkload(int threads) : Workload
 
     private void Work(int t)
     {
-        DmarUnit unit = _setup!.Unit;
+        DmarUnit unit = Hit!.Unit;
         ThreadPinning.TryPin(t);
         long seen = 0;
         while (true)
@@ -337,7 +314,7 @@ public sealed class IotlbHitMultiThreadWorkload(int threads) : Workload
         long phase = Interlocked.Increment(ref _phase);
         if (!_pinned)
             _pinned = ThreadPinning.TryPin(0);
-        Share(0, _setup!.Unit);
+        Share(0, Hit!.Unit);
         var spinner = new SpinWait();
         while (Volatile.Read(ref _finished) < phase * (threads - 1))
             spinner.SpinOnce(sleep1Threshold: -1);
@@ -354,16 +331,14 @@ public sealed class IotlbHitMultiThreadWorkload(int threads) : Workload
             w.Join();
         if (_pinned)
             ThreadPinning.Unpin();   // the calling thread goes on to other work
-        _setup?.Dispose();
         base.Dispose();
     }
 }
 
 /// <summary>inval-page / inval-domain: the cost of one page-selective / domain-selective IOTLB invalidation.</summary>
-public sealed class InvalidationWorkload(bool pageSelective) : Workload
+public sealed class InvalidationWorkload(bool pageSelective) : HitSetupWorkload
 {
     private const int PerPass = 4096;
-    private HitSetup? _setup;
 
     public override string Name => pageSelective ? "inval-page" : "inval-domain";
 
@@ -371,24 +346,18 @@ public sealed class InvalidationWorkload(bool pageSelective) : Workload
 
     public override long OperationsPerPass => PerPass;
 
-    public override void Setup() => _setup = new HitSetup(PageSize.Size4K, 1024);
+    public override void Setup() => Hit = new HitSetup(PageSize.Size4K, 1024);
 
     public override ulong RunPass()
     {
-        Iotlb iotlb = _setup!.Unit.Iotlb;
+        Iotlb iotlb = Hit!.Unit.Iotlb;
         for (int i = 0; i < PerPass; i++)
         {
             if (pageSelective)
-                iotlb.InvalidatePages(1, _setup.Distinct[i & 2047].Iova, 0);
+                iotlb.InvalidatePages(1, Hit.Distinct[i & 2047].Iova, 0);
             else
                 iotlb.InvalidateDomain((ushort)(1 + (i & 3)));
         }
         return PerPass;
-    }
-
-    public override void Dispose()
-    {
-        _setup?.Dispose();
-        base.Dispose();
     }
 }
