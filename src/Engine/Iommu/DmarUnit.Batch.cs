@@ -45,8 +45,6 @@ public sealed unsafe partial class DmarUnit
                 if ((answered >> i & 1) != 0)
                     continue;
                 ref readonly TranslationRequest request = ref requests[start + i];
-                if (TryTranslateHit(request, out results[start + i]))
-                    continue;   // a larger page of a domain of mixed sizes, or a lane the vector pass left
                 if (TryTranslateWithoutWalk(request, out results[start + i], out ResolvedContext context))
                     continue;
                 if ((context.Flags & ContextFlags.RootUnknown) != 0 && !TryCompleteContext(request, ref context, out results[start + i]))

@@ -26,7 +26,7 @@ public sealed unsafe partial class DmarUnit
     {
         int count = requests.Length;
         if (!_useBatchVector || !Volatile.Read(ref _translationEnabled))
-            return TranslateHitsOneByOne(requests, results);
+            return TranslateHitsOneByOne(requests, results, 0);
 
         // Scratch for the probes: 16 words on a 64-byte boundary.
         ulong* block = stackalloc ulong[24];
@@ -86,19 +86,19 @@ public sealed unsafe partial class DmarUnit
             Avx512F.PermuteVar8x64x2(hpa, highFirst, meta).StoreUnsafe(ref Unsafe.As<TranslationResult, ulong>(ref Unsafe.Add(ref lane, 4)));
             done |= hits << i8;
         }
-        if (i8 < count)
-            done |= TranslateHitsOneByOne(requests[i8..], results[i8..]) << i8;
-        return done;
+        // The tail, and lanes the vector pass left (mostly larger pages of a domain of mixed sizes).
+        ulong all = count == 64 ? ulong.MaxValue : (1UL << count) - 1;
+        return done == all ? done : TranslateHitsOneByOne(requests, results, done);
     }
 
-    // The scalar twin of TranslateHits (and its path without AVX-512).
+    // The scalar twin of TranslateHits (and its path without AVX-512): the straight line for every
+    // request not yet in <done>. Out of line, so the vector loop keeps its registers.
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private ulong TranslateHitsOneByOne(ReadOnlySpan<TranslationRequest> requests, Span<TranslationResult> results)
+    private ulong TranslateHitsOneByOne(ReadOnlySpan<TranslationRequest> requests, Span<TranslationResult> results, ulong done)
     {
-        ulong done = 0;
         for (int i = 0; i < requests.Length; i++)
         {
-            if (TryTranslateHit(requests[i], out results[i]))
+            if ((done >> i & 1) == 0 && TryTranslateHit(requests[i], out results[i]))
                 done |= 1UL << i;
         }
         return done;

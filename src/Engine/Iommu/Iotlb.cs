@@ -139,18 +139,6 @@ public sealed unsafe class Iotlb : IDisposable
         return (sizes & 6) != 0 ? LookupLarge(did, iova, sizes, stamp) : 0;
     }
 
-    /// <summary>
-    /// <see cref="LookupData"/> for 4K entries only: no call on any path, for loops that keep many
-    /// values in registers (the batch). A large page's request misses here and is looked up again.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal ulong LookupData4K(ushort did, ulong iova)
-    {
-        ulong state = Volatile.Read(ref _domainStates[did]);
-        ulong data = (state & (1UL << SizeHintShift)) != 0 ? ProbeLevel(did, iova, 1) : 0;
-        return data >> StampShift == StampOf(state) ? data : 0;
-    }
-
     /// <summary>The level (1 = 4K, 2 = 2M, 3 = 1G) of a data word that <see cref="LookupData"/> returned.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static int LevelOf(ulong data) => ((int)(data >> PageShiftShift) & 0xFF) * 7 >> 6;   // 12, 21, 30 → 1, 2, 3
