@@ -49,7 +49,8 @@ public sealed class Device
     /// Translates one DMA as a PRI-capable device would: on a recoverable fault (not present or
     /// write-protected) with page requests enabled, it sends a page request, waits for the page-group
     /// response (served at once when the platform serves page requests immediately) and, on SUCCESS,
-    /// retries once. Otherwise the fault stands.
+    /// retries once. Otherwise the fault stands. After the platform is disposed it answers
+    /// <see cref="TranslationStatus.Disposed"/>, as <see cref="Translate"/> does.
     /// </summary>
     public TranslationResult TranslateWithPageRequests(ulong iova, Paging.Access access) =>
         RecoverWithPageRequest(Translate(iova, access), iova, access);
@@ -72,12 +73,19 @@ public sealed class Device
         Iommu.Unit.PageResponse += OnResponse;
         try
         {
+            if (Platform.IsDisposed || Iommu.Unit.IsDisposed)
+                return TranslationResult.Disposed;
             var request = new PageRequest(SourceId, iova & ~0xFFFUL, (access & Paging.Access.Read) != 0 || access == Paging.Access.Execute,
                 (access & Paging.Access.Write) != 0, (access & Paging.Access.Execute) != 0, LastInGroup: true, group);
             if (Iommu.Unit.SubmitPageRequest(request) != PageRequestStatus.Queued)
                 return first;
             if (answer is null && !Platform.Options.ServePageRequestsImmediately)
                 Platform.ServePageRequests(Iommu);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The platform went away between the fault and the request: nothing is translated.
+            return TranslationResult.Disposed;
         }
         finally
         {
@@ -96,10 +104,16 @@ public sealed class Device
         fault is FaultReason.SmSecondLevelPermission or FaultReason.SmRead or FaultReason.SmWrite;
 
     /// <summary>Translates one DMA of this device (no page-request handling).</summary>
+    /// <remarks>
+    /// Without an IOMMU the DMA passes through (output = input). Once the platform (or the device's
+    /// IOMMU) is disposed, every translation answers <see cref="TranslationStatus.Disposed"/>.
+    /// </remarks>
     public TranslationResult Translate(ulong iova, Paging.Access access, uint pasid = TranslationRequest.NoPasid)
     {
         if (Iommu is null)
-            return new TranslationResult(TranslationStatus.PassThrough, iova, Paging.PageSize.Size4K, Paging.Access.All, false, FaultReason.None, 0, false);
+            return Platform.IsDisposed
+                ? TranslationResult.Disposed
+                : new TranslationResult(TranslationStatus.PassThrough, iova, Paging.PageSize.Size4K, Paging.Access.All, false, FaultReason.None, 0, false);
         return Iommu.Unit.Translate(new TranslationRequest(SourceId, iova, access, pasid));
     }
 }

@@ -126,6 +126,7 @@ public sealed class Platform : IDisposable
     public DriverView HwInfo(Device device)
     {
         ArgumentNullException.ThrowIfNull(device);
+        ThrowIfDisposed();
         return (device.Iommu ?? throw new EngineException(Errno.ENODEV, $"{device} has no IOMMU in front of it.")).Driver;
     }
 
@@ -199,9 +200,11 @@ public sealed class Platform : IDisposable
     /// the requester has no fault-capable domain).
     /// </summary>
     /// <returns>Groups answered.</returns>
+    /// <exception cref="ObjectDisposedException">The platform is disposed.</exception>
     public int ServePageRequests(IommuInstance iommu)
     {
         ArgumentNullException.ThrowIfNull(iommu);
+        ThrowIfDisposed();
         IReadOnlyList<PageRequest> requests = iommu.Unit.DrainPageRequests();
         var pending = new Dictionary<(ushort Sid, ushort Group), List<PageRequest>>();
         int answered = 0;
@@ -234,21 +237,34 @@ public sealed class Platform : IDisposable
         }
     }
 
-    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+    /// <summary>Whether <see cref="Dispose"/> has been called.</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposed);
 
-    /// <summary>Tears everything down: VMs, IOMMUs, host memory.</summary>
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed), this);
+
+    /// <summary>
+    /// Tears everything down: the IOMMUs first (so no device translates through a table that is about
+    /// to go), then the VMs, then host memory.
+    /// </summary>
+    /// <remarks>
+    /// Afterwards every translation of its devices answers <see cref="TranslationStatus.Disposed"/>
+    /// (devices without an IOMMU too: their DMA would land in freed host memory), DMA moves nothing,
+    /// and every control call throws <see cref="ObjectDisposedException"/>. A thread still translating
+    /// or moving data while this runs finishes safely: walks and copies run inside the host memory's
+    /// epochs, which <see cref="HostMemory.Dispose"/> waits out before it unmaps anything.
+    /// </remarks>
     public void Dispose()
     {
         lock (ControlLock)
         {
             if (_disposed)
                 return;
-            _disposed = true;
+            Volatile.Write(ref _disposed, true);
         }
-        foreach (Vm vm in _vms)
-            vm.Dispose();
         foreach (IommuInstance iommu in _iommus)
             iommu.Dispose();
+        foreach (Vm vm in _vms)
+            vm.Dispose();
         Memory.Dispose();
     }
 }

@@ -50,6 +50,8 @@ internal sealed unsafe class ContextCache : IDisposable
 
     private const int SlotWords = 8; // [version][key][root][did | levels | width | flags][generation], one cache line
     private const ulong ValidBit = 1UL << 63;
+    private readonly PinnedWords _slotBlock;     // owns _slots (see PinnedWords: why not native memory)
+    private readonly PinnedWords _sourceBlock;   // owns _bySource
     private readonly ulong* _slots;
     private readonly ulong _mask;
     private uint _generation;
@@ -73,10 +75,10 @@ internal sealed unsafe class ContextCache : IDisposable
     {
         _mask = (ulong)slots - 1;
         Slots = slots;
-        _slots = (ulong*)NativeMemory.AlignedAlloc((nuint)slots * SlotWords * sizeof(ulong), 64);
-        NativeMemory.Clear(_slots, (nuint)slots * SlotWords * sizeof(ulong));
-        _bySource = (ulong*)NativeMemory.AllocZeroed(SourceIds + 1, sizeof(ulong));
-        NativeMemoryTracker.OnReserved((ulong)slots * SlotWords * sizeof(ulong) + (SourceIds + 1) * sizeof(ulong));
+        _slotBlock = new PinnedWords((long)slots * SlotWords);
+        _slots = _slotBlock.Pointer;
+        _sourceBlock = new PinnedWords(SourceIds + 1);
+        _bySource = _sourceBlock.Pointer;
         _bySource[SourceIds] = FastStampValid;
     }
 
@@ -92,14 +94,14 @@ internal sealed unsafe class ContextCache : IDisposable
             uint g = Interlocked.Increment(ref _generation);
             Volatile.Write(ref _bySource[SourceIds], FastStampValid | (g & FastGenerationMask));
             if ((g & ((1u << 21) - 1)) == 0)
-                NativeMemory.Clear(_bySource, SourceIds * sizeof(ulong));   // not the stamp
+                _sourceBlock.Clear(0, SourceIds);   // not the stamp
         }
     }
 
     /// <summary>
     /// The fast words, indexed by source id, and at <see cref="SourceIds"/> the stamp: a word is
     /// current (and its context translates) exactly when <c>word &gt;&gt; 41 == stamp</c>. DID in bits
-    /// 15:0, input width in 22:16. Valid until <see cref="Dispose"/>.
+    /// 15:0, input width in 22:16. Valid for as long as the cache is reachable, Dispose or not.
     /// </summary>
     public ulong* FastWords => _bySource;
 
@@ -166,7 +168,9 @@ internal sealed unsafe class ContextCache : IDisposable
         ulong version = Volatile.Read(ref slot[0]);
         if ((version & 1) != 0 || Interlocked.CompareExchange(ref slot[0], version + 1, version) != version)
             return;
-        if (Volatile.Read(ref _generation) == generation)
+        // After Dispose nothing is cached: the flag is raised before the generation moves, so a put
+        // made under the new generation sees it.
+        if (Volatile.Read(ref _generation) == generation && !Volatile.Read(ref _disposed))
         {
             Volatile.Write(ref slot[1], key);
             Volatile.Write(ref slot[2], context.Root);
@@ -183,13 +187,15 @@ internal sealed unsafe class ContextCache : IDisposable
         Volatile.Write(ref slot[0], version + 2);
     }
 
+    /// <summary>
+    /// Empties the cache for good: every lookup that starts afterwards misses and nothing more is
+    /// cached. The words stay valid for a racing reader until the cache is unreachable.
+    /// </summary>
     public void Dispose()
     {
-        if (_disposed)
+        if (Volatile.Read(ref _disposed))
             return;
-        _disposed = true;
-        NativeMemory.AlignedFree(_slots);
-        NativeMemory.Free(_bySource);
-        NativeMemoryTracker.OnReleased((ulong)Slots * SlotWords * sizeof(ulong) + (SourceIds + 1) * sizeof(ulong));
+        Volatile.Write(ref _disposed, true);
+        InvalidateAll();
     }
 }

@@ -19,7 +19,8 @@ public sealed unsafe partial class DmarUnit
     /// <remarks>
     /// Each chunk of 64 requests reads the context-cache stamp once, as if its requests all started
     /// together: an invalidation that returns while a batch runs may still be missed by the rest of
-    /// that chunk, never by a later batch.
+    /// that chunk, never by a later batch. After <see cref="Dispose"/> every result is
+    /// <see cref="TranslationStatus.Disposed"/>.
     /// </remarks>
     /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="requests"/>.</exception>
     [SkipLocalsInit]
@@ -87,6 +88,7 @@ public sealed unsafe partial class DmarUnit
                 }
             }
         }
+        GC.KeepAlive(this);   // as in Translate: the caches stay reachable until the last read
     }
 
     /// <summary>Steps 1–5 of <see cref="Translate"/>; false when the request needs a walk (context returned).</summary>
@@ -96,7 +98,10 @@ public sealed unsafe partial class DmarUnit
         context = default;
         if (!Volatile.Read(ref _translationEnabled))
         {
-            result = new TranslationResult(TranslationStatus.PassThrough, request.Iova, PageSize.Size4K, Access.All, false, FaultReason.None, 0, false);
+            // Dispose raises its flag before it turns TE off, so TE off from Dispose is seen here.
+            result = Volatile.Read(ref _disposed)
+                ? TranslationResult.Disposed
+                : new TranslationResult(TranslationStatus.PassThrough, request.Iova, PageSize.Size4K, Access.All, false, FaultReason.None, 0, false);
             return true;
         }
         uint pasidKey = request.HasPasid ? request.Pasid & 0xF_FFFF : NoPasidKey;

@@ -45,6 +45,8 @@ public sealed partial class DmarUnit
     {
         lock (_registerLock)
         {
+            if (_disposed)
+                return;   // a write that raced Dispose: the unit no longer acts on its registers
             switch (register.Offset)
             {
                 case RegisterOffsets.GlobalCommand:

@@ -29,10 +29,17 @@ public sealed unsafe partial class DmarUnit
     /// current fast context word (which exists only for contexts that translate), the address within
     /// the width, an IOTLB hit with the permissions asked for. Anything else takes the general path,
     /// which gives the same answer for these requests too.
+    /// <para>After <see cref="Dispose"/> every translation answers <see cref="TranslationStatus.Disposed"/>.</para>
     /// </remarks>
     [SkipLocalsInit]
-    public TranslationResult Translate(in TranslationRequest request) =>
-        TryTranslateHit(request, out TranslationResult result) ? result : TranslateGeneral(request);
+    public TranslationResult Translate(in TranslationRequest request)
+    {
+        TranslationResult result = TryTranslateHit(request, out TranslationResult hit) ? hit : TranslateGeneral(request);
+        // The caches this read are freed only when the unit is unreachable: keep it reachable until
+        // the last read, even if the caller dropped its reference (see PinnedWords).
+        GC.KeepAlive(this);
+        return result;
+    }
 
     // Access 0..7 (None, R, W, RW, X, RX, WX, RWX) → entry bits required: 8 | R/W as asked | R for X.
     private const uint RequiredBitsByAccess = 0xBB99_BA98;

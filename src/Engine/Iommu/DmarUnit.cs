@@ -95,15 +95,37 @@ public sealed unsafe partial class DmarUnit : IDisposable
     /// <summary>Context-cache and PASID-cache invalidations so far (the cache's generation).</summary>
     public uint ContextCacheGeneration => _contextCache.Generation;
 
-    /// <summary>Frees the native caches.</summary>
+    /// <summary>Whether <see cref="Dispose"/> has been called.</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposed);
+
+    /// <summary>
+    /// Takes the unit out of service. Every translation that starts afterwards answers
+    /// <see cref="TranslationStatus.Disposed"/> (no address, never pass-through), and every control
+    /// call (registers, queues, page requests) throws <see cref="ObjectDisposedException"/>.
+    /// </summary>
+    /// <remarks>
+    /// A translation that started before may still finish with the answer it would have given
+    /// before; it never reads freed memory: the IOTLB and context cache stay allocated until the unit
+    /// is unreachable (see <c>PinnedWords</c>), and walks are protected by the host memory's epochs.
+    /// Disposing the unit does not dispose its <see cref="Memory"/>.
+    /// </remarks>
     public void Dispose()
     {
-        if (_disposed)
-            return;
-        _disposed = true;
-        Registers.Written -= OnRegisterWritten;
+        // Under the register lock, so a GCMD write racing this cannot turn translation back on.
+        lock (_registerLock)
+        {
+            if (_disposed)
+                return;
+            // The flag before TE: a translation that sees TE off and then reads the flag sees it set.
+            Volatile.Write(ref _disposed, true);
+            Volatile.Write(ref _translationEnabled, false);
+            Registers.Written -= OnRegisterWritten;
+        }
         FaultRecorder.Dispose();
         Iotlb.Dispose();
         _contextCache.Dispose();
     }
+
+    /// <summary>Throws <see cref="ObjectDisposedException"/> once the unit is disposed (control paths).</summary>
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed), this);
 }

@@ -9,7 +9,7 @@ using Engine.Paging;
 namespace Engine.Iommu;
 
 /// <summary>
-/// The IOTLB: a lock-free, set-associative cache of second-stage translations in native memory,
+/// The IOTLB: a lock-free, set-associative cache of second-stage translations in pinned memory,
 /// tagged by DID, page size and input page number (SPEC.md §2.9).
 /// </summary>
 /// <remarks>
@@ -59,6 +59,8 @@ public sealed unsafe class Iotlb : IDisposable
     private const int SizeHintShift = 32;
     private const int Domains = 65536;
 
+    private readonly PinnedWords _setBlock;       // owns _sets (see PinnedWords: why not native memory)
+    private readonly PinnedWords _domainBlock;    // owns _domainStates
     private readonly ulong* _sets;
     // Per DID: 31:0 domain-selective invalidations, 34:32 page sizes ever cached (4K, 2M, 1G) —
     // a hint only: a size missing from it costs a miss, never a wrong answer.
@@ -79,11 +81,10 @@ public sealed unsafe class Iotlb : IDisposable
             throw new ArgumentOutOfRangeException(nameof(sets), sets, "The set count must be a power of two from 1 to 2^24.");
         Sets = sets;
         _setMask = (ulong)sets - 1;
-        nuint bytes = (nuint)sets * SetWords * sizeof(ulong);
-        _sets = (ulong*)NativeMemory.AlignedAlloc(bytes, 64);
-        NativeMemory.Clear(_sets, bytes);
-        _domainStates = (ulong*)NativeMemory.AllocZeroed(Domains, sizeof(ulong));
-        NativeMemoryTracker.OnReserved(bytes + Domains * sizeof(ulong));
+        _setBlock = new PinnedWords((long)sets * SetWords);
+        _sets = _setBlock.Pointer;
+        _domainBlock = new PinnedWords(Domains);
+        _domainStates = _domainBlock.Pointer;
         _useVector512 = useSimd && Vector512.IsHardwareAccelerated;
     }
 
@@ -175,8 +176,9 @@ public sealed unsafe class Iotlb : IDisposable
         if ((version & 1) != 0 || Interlocked.CompareExchange(ref set[0], version + 1, version) != version)
             return false;
         bool filled = false;
-        // Under the set lock: an invalidation since the walk began means the walk may be stale.
-        if (CurrentStamp(did) == ticket.Generation && Volatile.Read(ref _pageInvalidationSequence) == ticket.PageSequence)
+        // Under the set lock: an invalidation since the walk began means the walk may be stale, and
+        // Dispose clears each set under its lock after raising the flag, so no fill lands behind it.
+        if (!Volatile.Read(ref _disposed) && CurrentStamp(did) == ticket.Generation && Volatile.Read(ref _pageInvalidationSequence) == ticket.PageSequence)
         {
             ulong hint = 1UL << (SizeHintShift + level - 1);
             if ((Volatile.Read(ref _domainStates[did]) & hint) == 0)
@@ -193,10 +195,13 @@ public sealed unsafe class Iotlb : IDisposable
     }
 
     /// <summary>Invalidates everything (global invalidation): O(1).</summary>
+    /// <remarks>After <see cref="Dispose"/> the cache is empty, so every invalidation returns at once.</remarks>
     public void InvalidateAll()
     {
         lock (_controlLock)
         {
+            if (_disposed)
+                return;
             uint g = Interlocked.Increment(ref _globalGeneration);
             if (g % SweepInterval == 0)
                 Sweep();
@@ -208,6 +213,8 @@ public sealed unsafe class Iotlb : IDisposable
     {
         lock (_controlLock)
         {
+            if (_disposed)
+                return;
             uint g = (uint)Interlocked.Increment(ref _domainStates[did]);
             if (g % SweepInterval == 0)
                 Sweep();
@@ -225,6 +232,8 @@ public sealed unsafe class Iotlb : IDisposable
             throw new ArgumentOutOfRangeException(nameof(am), am, "The address mask must be 0..52.");
         lock (_controlLock)
         {
+            if (_disposed)
+                return;
             // Announce first: a fill whose walk started before this cannot land afterwards.
             Interlocked.Increment(ref _pageInvalidationSequence);
             ulong pages = 1UL << am;
@@ -456,14 +465,33 @@ public sealed unsafe class Iotlb : IDisposable
         }
     }
 
-    /// <summary>Frees the native arrays. No lookup may run during or after this.</summary>
+    /// <summary>Whether <see cref="Dispose"/> has been called.</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposed);
+
+    /// <summary>
+    /// Empties the cache for good: every lookup that starts afterwards misses, fills are refused,
+    /// and invalidations return at once (there is nothing left to invalidate). A lookup racing it returns an
+    /// entry cached before, or a miss; its arrays stay valid until the cache is unreachable.
+    /// </summary>
     public void Dispose()
     {
-        if (_disposed)
-            return;
-        _disposed = true;
-        NativeMemory.AlignedFree(_sets);
-        NativeMemory.Free(_domainStates);
-        NativeMemoryTracker.OnReleased((ulong)Sets * SetWords * sizeof(ulong) + Domains * sizeof(ulong));
+        lock (_controlLock)
+        {
+            if (_disposed)
+                return;
+            Volatile.Write(ref _disposed, true);
+            // A domain with no size in its hint probes nothing: every later lookup misses. A fill that
+            // passed its disposal check before the flag was set may still plant an entry and its size
+            // bit; clearing the sets too leaves it nothing to find.
+            _domainBlock.Clear(0, Domains);
+            for (int s = 0; s < Sets; s++)
+            {
+                ulong* set = _sets + s * SetWords;
+                ulong version = LockSet(set);
+                for (int w = 1; w < SetWords; w++)
+                    Volatile.Write(ref set[w], 0);
+                Volatile.Write(ref set[0], version + 2);
+            }
+        }
     }
 }

@@ -76,6 +76,13 @@ public enum TranslationStatus : byte
 
     /// <summary>The request faulted; <see cref="TranslationResult.Fault"/> says why.</summary>
     Faulted = 2,
+
+    /// <summary>
+    /// The unit (or the platform it belongs to) was disposed before the translation started: nothing
+    /// was translated, no fault was recorded, and the address must not be used. Not a VT-d fault, so
+    /// <see cref="TranslationResult.Fault"/> is <see cref="FaultReason.None"/>.
+    /// </summary>
+    Disposed = 3,
 }
 
 /// <summary>The outcome of <see cref="DmarUnit.Translate"/>: an HPA with its page, or a VT-d fault reason. A value, never an exception.</summary>
@@ -120,15 +127,19 @@ public readonly record struct TranslationResult
     /// <summary>Whether the IOTLB answered.</summary>
     public bool IotlbHit { get; }
 
-    /// <summary>Whether the request may proceed.</summary>
-    public bool IsSuccess => Status != TranslationStatus.Faulted;
+    /// <summary>Whether the request may proceed (translated or passed through).</summary>
+    public bool IsSuccess => Status <= TranslationStatus.PassThrough;
 
     /// <summary>A fault.</summary>
     public static TranslationResult Faulted(FaultReason reason, ushort did = 0) =>
         new(TranslationStatus.Faulted, 0, PageSize.Size4K, Access.None, false, reason, did, false);
 
+    /// <summary>The answer of a disposed unit (see <see cref="TranslationStatus.Disposed"/>).</summary>
+    public static TranslationResult Disposed =>
+        new(TranslationStatus.Disposed, 0, PageSize.Size4K, Access.None, false, FaultReason.None, 0, false);
+
     /// <inheritdoc/>
-    public override string ToString() => IsSuccess
+    public override string ToString() => Status == TranslationStatus.Disposed ? "disposed: nothing translated" : IsSuccess
         ? $"{Status} 0x{Hpa:x} ({Size}, {Permissions}{(Snoop ? ", snoop" : "")}, DID {Did}{(IotlbHit ? ", IOTLB hit" : "")})"
         : $"fault 0x{(byte)Fault:x2} {Fault} (DID {Did})";
 }

@@ -65,17 +65,23 @@ public sealed unsafe class EpochManager : IDisposable
     /// Enters a protected region for the calling thread; dispose the guard to leave. Regions nest.
     /// </summary>
     /// <example><c>using (memory.Epochs.Enter()) { walker.Walk(...); }</c></example>
+    /// <exception cref="ObjectDisposedException">The manager is disposed.</exception>
     public EpochGuard Enter()
     {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed), this);
         Protect();
         return new EpochGuard(this);
     }
 
     /// <summary>Enters a protected region (see <see cref="Enter"/>); pair with <see cref="Unprotect"/>.</summary>
+    /// <remarks>
+    /// Never throws, so the hot path can call it: after <see cref="Dispose"/> the region is entered
+    /// as before (the slots are a pinned managed array, alive while the manager is), and what it
+    /// protects is empty — <see cref="HostMemory"/> sets its limit to 0 before it waits for readers.
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Protect()
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
         Slot* slot = _slots + ThreadSlots.Current;
         if (slot->Depth++ == 0)
             Interlocked.Exchange(ref slot->Epoch, Volatile.Read(ref _current));
@@ -132,8 +138,8 @@ public sealed unsafe class EpochManager : IDisposable
         return true;
     }
 
-    /// <summary>Refuses further entries; threads already inside may still leave.</summary>
-    public void Dispose() => _disposed = true;
+    /// <summary>Refuses further <see cref="Enter"/> calls; threads already inside may still leave.</summary>
+    public void Dispose() => Volatile.Write(ref _disposed, true);
 }
 
 /// <summary>A protected region of an <see cref="EpochManager"/>; leaving is <see cref="Dispose"/>.</summary>

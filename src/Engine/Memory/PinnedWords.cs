@@ -1,0 +1,48 @@
+using System.Runtime.CompilerServices;
+
+namespace Engine.Memory;
+
+/// <summary>
+/// A zeroed, cache-line-aligned block of 64-bit words on the pinned object heap, for the arrays the
+/// hot path reads through a raw pointer without entering an epoch (the IOTLB, the context cache's
+/// fast words).
+/// </summary>
+/// <remarks>
+/// Why not native memory: a translation reads these words with no protection at all — an epoch
+/// entry is a fenced store, which would double the cost of an IOTLB hit. So nothing can tell when
+/// the last reader of a disposed unit has left, and freeing native memory in <c>Dispose</c> could
+/// pull it from under a thread still translating (an access violation, or a hit read from memory
+/// that now belongs to someone else). The pinned heap never moves the block, and the GC frees it
+/// only once its owner is unreachable: a thread inside a method of the owner keeps the owner alive
+/// (the owners end their hot methods with <see cref="GC.KeepAlive"/>), so reachability is the grace
+/// period, at no cost to the reader. <see cref="EpochManager"/> keeps its slots the same way.
+/// </remarks>
+internal readonly unsafe struct PinnedWords
+{
+    private const int LineWords = 8;
+
+    // Holds the block alive for as long as the struct's owner is; the pointer is derived from it.
+    private readonly ulong[] _array;
+
+    /// <summary>Allocates <paramref name="words"/> zeroed words starting on a 64-byte boundary.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">More words than one array can hold.</exception>
+    public PinnedWords(long words)
+    {
+        if (words < 1 || words > Array.MaxLength - LineWords)
+            throw new ArgumentOutOfRangeException(nameof(words), words, $"A pinned block holds 1 to {Array.MaxLength - LineWords} words.");
+        // One spare line so the first word can start on a cache-line boundary.
+        _array = GC.AllocateArray<ulong>((int)words + LineWords, pinned: true);
+        nint start = (nint)Unsafe.AsPointer(ref _array[0]);
+        Pointer = (ulong*)((start + 63) & ~(nint)63);
+        Length = words;
+    }
+
+    /// <summary>The first word (64-byte aligned); valid for as long as this block is reachable.</summary>
+    public ulong* Pointer { get; }
+
+    /// <summary>Words in the block.</summary>
+    public long Length { get; }
+
+    /// <summary>Sets words [<paramref name="start"/>, <paramref name="start"/> + <paramref name="count"/>) to zero.</summary>
+    public void Clear(long start, long count) => new Span<ulong>(Pointer + start, checked((int)count)).Clear();
+}
