@@ -34,11 +34,14 @@ public sealed unsafe partial class DmarUnit
     [SkipLocalsInit]
     public TranslationResult Translate(in TranslationRequest request)
     {
-        TranslationResult result = TryTranslateHit(request, out TranslationResult hit) ? hit : TranslateGeneral(request);
-        // The caches this read are freed only when the unit is unreachable: keep it reachable until
-        // the last read, even if the caller dropped its reference (see PinnedWords).
-        GC.KeepAlive(this);
-        return result;
+        if (TryTranslateHit(request, out TranslationResult result))
+        {
+            // The caches the hit read are freed only once the unit is unreachable: keep it reachable
+            // past the last read, even if the caller dropped its reference (see PinnedWords).
+            GC.KeepAlive(this);
+            return result;
+        }
+        return TranslateGeneral(request);
     }
 
     // Access 0..7 (None, R, W, RW, X, RX, WX, RWX) → entry bits required: 8 | R/W as asked | R for X.
@@ -78,11 +81,12 @@ public sealed unsafe partial class DmarUnit
     private TranslationResult TranslateGeneral(in TranslationRequest request)
     {
         // Steps 1-5 (TE, context, ATS check, pass-through, width, IOTLB) are shared with the batch path.
-        if (TryTranslateWithoutWalk(request, out TranslationResult result, out ResolvedContext context))
-            return result;
-
         // Step 6: walk the second-stage table and cache what it found.
-        return WalkAndFill(request, context);
+        TranslationResult result = TryTranslateWithoutWalk(request, out TranslationResult early, out ResolvedContext context)
+            ? early
+            : WalkAndFill(request, context);
+        GC.KeepAlive(this);   // as in Translate
+        return result;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)] // the miss path stays out of the hit path's code
