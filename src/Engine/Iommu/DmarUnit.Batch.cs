@@ -38,6 +38,7 @@ public sealed unsafe partial class DmarUnit
         {
             int count = Math.Min(BatchChunk, requests.Length - start);
             int misses = 0;
+            uint generation = _contextCache.Generation;   // before any context of the chunk is looked up
             // Pass 1: everything that needs no walk — the straight line's hits for the whole chunk,
             // then one by one TE off, faults before the IOTLB, and the hits it does not take.
             ulong answered = TranslateHits(requests.Slice(start, count), results.Slice(start, count));
@@ -46,7 +47,7 @@ public sealed unsafe partial class DmarUnit
                 if ((answered >> i & 1) != 0)
                     continue;
                 ref readonly TranslationRequest request = ref requests[start + i];
-                if (TryTranslateWithoutWalk(request, out results[start + i], out ResolvedContext context))
+                if (TryTranslateWithoutWalk(request, generation, out results[start + i], out ResolvedContext context))
                     continue;
                 if ((context.Flags & ContextFlags.RootUnknown) != 0 && !TryCompleteContext(request, ref context, out results[start + i]))
                     continue;
@@ -84,7 +85,7 @@ public sealed unsafe partial class DmarUnit
                 for (int g = 0; g < members; g++)
                 {
                     int n = group[g];
-                    results[missIndex[n]] = FinishWalk(requests[missIndex[n]], missContext[n], walks[g], ticket);
+                    results[missIndex[n]] = FinishWalk(requests[missIndex[n]], missContext[n], walks[g], ticket, generation);
                 }
             }
         }
@@ -92,8 +93,12 @@ public sealed unsafe partial class DmarUnit
     }
 
     /// <summary>Steps 1–5 of <see cref="Translate"/>; false when the request needs a walk (context returned).</summary>
+    /// <param name="request">The request.</param>
+    /// <param name="contextGeneration">The context cache's generation, read before this call.</param>
+    /// <param name="result">The answer, when true.</param>
+    /// <param name="context">The context to walk in, when false.</param>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool TryTranslateWithoutWalk(in TranslationRequest request, out TranslationResult result, out ResolvedContext context)
+    private bool TryTranslateWithoutWalk(in TranslationRequest request, uint contextGeneration, out TranslationResult result, out ResolvedContext context)
     {
         context = default;
         if (!Volatile.Read(ref _translationEnabled))
@@ -131,7 +136,9 @@ public sealed unsafe partial class DmarUnit
             result = Fault(request, scalable ? FaultReason.SmAddressBeyondMax : FaultReason.AddressBeyondMgaw, context.Did, Fpd(context));
             return true;
         }
-        if (Iotlb.TryLookup(context.Did, request.Iova, _superpageLevel, out IotlbEntry hit))
+        // A hit counts only under a context still current after the probe (see TryTranslateHit);
+        // otherwise the request walks its own (old) table and fills nothing.
+        if (Iotlb.TryLookup(context.Did, request.Iova, _superpageLevel, out IotlbEntry hit) && _contextCache.Generation == contextGeneration)
         {
             result = Complete(request, context, hit, iotlbHit: true);
             return true;

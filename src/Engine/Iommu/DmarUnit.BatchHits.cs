@@ -86,6 +86,10 @@ public sealed unsafe partial class DmarUnit
             Avx512F.PermuteVar8x64x2(hpa, highFirst, meta).StoreUnsafe(ref Unsafe.As<TranslationResult, ulong>(ref Unsafe.Add(ref lane, 4)));
             done |= hits << i8;
         }
+        // As in TryTranslateHit, the hits count only if the contexts are still current after every
+        // probe; if an invalidation came in between, the chunk is done again one by one.
+        if (Volatile.Read(ref fastWords[ContextCache.SourceIds]) != stamp.ToScalar())
+            done = 0;
         // The tail, and lanes the vector pass left (mostly larger pages of a domain of mixed sizes).
         ulong all = count == 64 ? ulong.MaxValue : (1UL << count) - 1;
         return done == all ? done : TranslateHitsOneByOne(requests, results, done);

@@ -54,14 +54,20 @@ public sealed unsafe partial class DmarUnit
         if (Volatile.Read(ref _translationEnabled) && request.Pasid == TranslationRequest.NoPasid && !request.IsTranslationRequest)
         {
             ulong word = Volatile.Read(ref _fastWords[request.SourceId]);
+            ulong stamp = _fastWords[ContextCache.SourceIds];
             ulong iova = request.Iova;
-            if ((word >> 41) == _fastWords[ContextCache.SourceIds] && (iova >> (int)(word >> 16)) == 0)
+            if ((word >> 41) == stamp && (iova >> (int)(word >> 16)) == 0)
             {
                 ulong data = Iotlb.LookupData((ushort)word, iova);
                 // The bits a hit needs, by access (a nibble each): execute needs read (no ERS/SSEE; X
                 // itself is not checked), and bit 3, set in every entry, makes a miss (0) fail too.
                 uint required = RequiredBitsByAccess >> ((int)request.Access << 2);
-                if ((required & ~(uint)data & 0xF) == 0)
+                // The context must still be current after the probe. Otherwise the driver may have
+                // moved this device away and handed its DID to another device whose entries the
+                // probe just found: the old context's DID with the new owner's pages. Any entry the
+                // new owner filled was filled after the context invalidation that freed the DID, so a
+                // probe that saw it sees the stamp move too (loads are ordered, and this one is volatile).
+                if ((required & ~(uint)data & 0xF) == 0 && Volatile.Read(ref _fastWords[ContextCache.SourceIds]) == stamp)
                 {
                     ulong offset = Bmi2.X64.IsSupported
                         ? Bmi2.X64.ZeroHighBits(iova, (ulong)(data >> Iotlb.PageShiftShift))
@@ -82,15 +88,16 @@ public sealed unsafe partial class DmarUnit
     {
         // Steps 1-5 (TE, context, ATS check, pass-through, width, IOTLB) are shared with the batch path.
         // Step 6: walk the second-stage table and cache what it found.
-        TranslationResult result = TryTranslateWithoutWalk(request, out TranslationResult early, out ResolvedContext context)
+        uint generation = _contextCache.Generation;
+        TranslationResult result = TryTranslateWithoutWalk(request, generation, out TranslationResult early, out ResolvedContext context)
             ? early
-            : WalkAndFill(request, context);
+            : WalkAndFill(request, context, generation);
         GC.KeepAlive(this);   // as in Translate
         return result;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)] // the miss path stays out of the hit path's code
-    private TranslationResult WalkAndFill(in TranslationRequest request, in ResolvedContext fastContext)
+    private TranslationResult WalkAndFill(in TranslationRequest request, in ResolvedContext fastContext, uint contextGeneration)
     {
         ResolvedContext context = fastContext;
         if ((context.Flags & ContextFlags.RootUnknown) != 0 && !TryCompleteContext(request, ref context, out TranslationResult fault))
@@ -106,11 +113,16 @@ public sealed unsafe partial class DmarUnit
         {
             _memory.Epochs.Unprotect();
         }
-        return FinishWalk(request, context, walk, ticket);
+        return FinishWalk(request, context, walk, ticket, contextGeneration);
     }
 
     /// <summary>Turns a walk into a result: a fault with its reason, or a fill and the permission check.</summary>
-    private TranslationResult FinishWalk(in TranslationRequest request, in ResolvedContext context, in WalkResult walk, Iotlb.FillTicket ticket)
+    /// <param name="request">The request.</param>
+    /// <param name="context">The context it was walked in.</param>
+    /// <param name="walk">The walk.</param>
+    /// <param name="ticket">Taken before the walk.</param>
+    /// <param name="contextGeneration">The context cache's generation read before <paramref name="context"/> was looked up.</param>
+    private TranslationResult FinishWalk(in TranslationRequest request, in ResolvedContext context, in WalkResult walk, Iotlb.FillTicket ticket, uint contextGeneration)
     {
         Interlocked.Increment(ref _iotlbMisses);
         bool scalable = (context.Flags & ContextFlags.Scalable) != 0;
@@ -128,7 +140,12 @@ public sealed unsafe partial class DmarUnit
         }
         bool snoop = (context.Flags & ContextFlags.PageSnoop) != 0 || (Ecap.SnoopControl && (walk.Entry & SlPte.SnoopBit) != 0);
         var entry = new IotlbEntry(walk.PageHpa, walk.PageSize, walk.Permissions, snoop);
-        Iotlb.TryFill(context.Did, request.Iova, entry, ticket);
+        // Fill only under a context that is still current. If the context was invalidated since it
+        // was looked up, the driver may have freed its DID and given it to another device: an entry
+        // filled now would hand this device's page to the new owner. The IOTLB's ticket catches the
+        // DID flush that follows the context invalidation when that flush comes after this check.
+        if (_contextCache.Generation == contextGeneration)
+            Iotlb.TryFill(context.Did, request.Iova, entry, ticket);
         return Complete(request, context, entry, iotlbHit: false);
     }
 
