@@ -185,6 +185,10 @@ public sealed class IommuInstance : IDisposable
     {
         lock (_lock)
         {
+            // A disposed unit caches nothing and answers no queue: what KVM still flushes (a VM
+            // disposed after its IOMMUs) is done already.
+            if (Unit.IsDisposed)
+                return;
             _statusFrame = _statusFrame != 0 ? _statusFrame : Platform.Memory.AllocateFrame();
             uint token = ++_waitToken;
             InvalidationQueueError error = Unit.Submit([.. descriptors, InvalidationDescriptor.Wait(_statusFrame, token)]);

@@ -54,20 +54,21 @@ public sealed unsafe partial class DmarUnit
         if (Volatile.Read(ref _translationEnabled) && request.Pasid == TranslationRequest.NoPasid && !request.IsTranslationRequest)
         {
             ulong word = Volatile.Read(ref _fastWords[request.SourceId]);
-            ulong stamp = _fastWords[ContextCache.SourceIds];
             ulong iova = request.Iova;
-            if ((word >> 41) == stamp && (iova >> (int)(word >> 16)) == 0)
+            if ((iova >> (int)(word >> 16)) == 0)
             {
                 ulong data = Iotlb.LookupData((ushort)word, iova);
                 // The bits a hit needs, by access (a nibble each): execute needs read (no ERS/SSEE; X
                 // itself is not checked), and bit 3, set in every entry, makes a miss (0) fail too.
                 uint required = RequiredBitsByAccess >> ((int)request.Access << 2);
-                // The context must still be current after the probe. Otherwise the driver may have
-                // moved this device away and handed its DID to another device whose entries the
-                // probe just found: the old context's DID with the new owner's pages. Any entry the
-                // new owner filled was filled after the context invalidation that freed the DID, so a
-                // probe that saw it sees the stamp move too (loads are ordered, and this one is volatile).
-                if ((required & ~(uint)data & 0xF) == 0 && Volatile.Read(ref _fastWords[ContextCache.SourceIds]) == stamp)
+                // The word is checked against the stamp after the probe, not before: a word current
+                // then was current all along (stamps only grow), so the probe used a live context.
+                // Checked before, a device moved off a DID could pair its old context with the entries
+                // of the DID's next owner, filled between the check and the probe. Any such entry was
+                // filled after the context invalidation that freed the DID, so a probe that saw it
+                // sees the stamp move too (loads are ordered, and this one is volatile). A stale word
+                // probes for nothing worse than a miss: every DID has its state and sets.
+                if ((required & ~(uint)data & 0xF) == 0 && (word >> 41) == Volatile.Read(ref _fastWords[ContextCache.SourceIds]))
                 {
                     ulong offset = Bmi2.X64.IsSupported
                         ? Bmi2.X64.ZeroHighBits(iova, (ulong)(data >> Iotlb.PageShiftShift))
