@@ -68,8 +68,11 @@ public sealed unsafe partial class DmarUnit
             ulong tail = (Registers.Get(RegisterOffsets.PageRequestQueueTail) >> 5) % count;
             ulong head = (Registers.Get(RegisterOffsets.PageRequestQueueHead) >> 5) % count;
             ulong next = (tail + 1) % count;
-            byte* slot = _memory.TryGetPointer(baseHpa + tail * PageRequest.Size, PageRequest.Size);
-            if (next == head || slot == null)
+            ulong slotHpa = baseHpa + tail * PageRequest.Size;
+            byte* slot = _memory.TryGetPointer(slotHpa, PageRequest.Size);
+            // As for a wait descriptor's status write: a queue that PQA places in a free or foreign
+            // frame is never written; the request is dropped as if the queue were full.
+            if (next == head || slot == null || _memory.GetFrameState(slotHpa) != Engine.Memory.FrameState.Allocated)
             {
                 Registers.UpdateByHardware(RegisterOffsets.PageRequestStatus, 0, PrsPro, out _);
                 Interlocked.Increment(ref _pageRequestOverflows);
@@ -97,6 +100,7 @@ public sealed unsafe partial class DmarUnit
     /// The driver's side: reads every queued page request from PQH to PQT and advances PQH
     /// (clearing PRS.PPR once the queue is empty).
     /// </summary>
+    /// <exception cref="InvalidOperationException">Requests are pending in a queue that PQA_REG places outside allocated host memory (a guest moved PQA or PQH under the queue).</exception>
     public IReadOnlyList<PageRequest> DrainPageRequests()
     {
         var drained = new List<PageRequest>();
@@ -109,6 +113,8 @@ public sealed unsafe partial class DmarUnit
             ulong count = ((ulong)Engine.Memory.HostMemory.FrameSize << (int)(pqa & 7)) / PageRequest.Size;
             ulong tail = (Registers.Get(RegisterOffsets.PageRequestQueueTail) >> 5) % count;
             ulong head = (Registers.Get(RegisterOffsets.PageRequestQueueHead) >> 5) % count;
+            if (head != tail)
+                RequireAllocatedRing(baseHpa, count * PageRequest.Size);
             while (head != tail)
             {
                 ulong at = baseHpa + head * PageRequest.Size;
@@ -119,6 +125,19 @@ public sealed unsafe partial class DmarUnit
             WriteRegister(RegisterOffsets.PageRequestStatus, 4, PrsPpr);
         }
         return drained;
+    }
+
+    private void RequireAllocatedRing(ulong baseHpa, ulong bytes)
+    {
+        try
+        {
+            _ = _memory.GetSpan(baseHpa, (int)bytes);
+        }
+        catch (Engine.Memory.InvalidHostAddressException e)
+        {
+            throw new InvalidOperationException(
+                $"{Name}: PQA_REG places the page-request queue at 0x{baseHpa:x} ({bytes} bytes), which is not allocated host memory: {e.Message}", e);
+        }
     }
 
     private void OnPageGroupResponse(in InvalidationDescriptor d) => PageResponse?.Invoke(PageGroupResponse.Decode(d));

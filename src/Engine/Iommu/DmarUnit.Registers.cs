@@ -142,8 +142,11 @@ public sealed partial class DmarUnit
     /// <summary>
     /// One IOTLB invalidation (register or descriptor): granularity 1 global, 2 domain, 3 page (IVA
     /// format: address 63:12, IH 6, AM 5:0). Page-selective without CAP.PSI, or with AM above MAMV,
-    /// is performed domain-selective. Returns the actual granularity (0 when the request is invalid).
+    /// is performed domain-selective; so is an AM above 52, which MAMV (6 bits) can allow but which
+    /// covers more than the 64-bit address space. Returns the actual granularity (0 when the request is invalid).
     /// </summary>
+    private const int MaxAddressMask = 64 - Engine.Memory.HostMemory.FrameShift;
+
     private ulong InvalidateIotlb(ulong granularity, ushort did, ulong iva)
     {
         switch (granularity)
@@ -156,7 +159,7 @@ public sealed partial class DmarUnit
                 return 2;
             case 3:
                 int am = (int)(iva & 0x3F);
-                if (!Cap.Psi || am > Cap.Mamv)
+                if (!Cap.Psi || am > Cap.Mamv || am > MaxAddressMask)
                 {
                     Iotlb.InvalidateDomain(did);
                     return 2;

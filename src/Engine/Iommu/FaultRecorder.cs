@@ -136,9 +136,16 @@ public sealed class FaultRecorder : IDisposable
     }
 
     /// <summary>Byte offset of FRCD_REG[<paramref name="index"/>].lo.</summary>
-    public int LoOffset(int index) => _firstRecord + FaultRecordingRegister.Size * index;
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is not below <see cref="RecordCount"/>.</exception>
+    public int LoOffset(int index)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, _recordCount);
+        return _firstRecord + FaultRecordingRegister.Size * index;
+    }
 
     /// <summary>Byte offset of FRCD_REG[<paramref name="index"/>].hi (F is its bit 63).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is not below <see cref="RecordCount"/>.</exception>
     public int HiOffset(int index) => LoOffset(index) + 8;
 
     /// <summary>FRCD_REG[<paramref name="index"/>] as it reads now.</summary>
