@@ -9,7 +9,10 @@ public sealed unsafe partial class DmarUnit
     private long _pageRequests;
     private long _pageRequestOverflows;
 
-    /// <summary>Raised after a page request is queued, unless PECTL.IM masks the event (then PECTL.IP is set).</summary>
+    /// <summary>
+    /// Raised after a page request is queued, unless PECTL.IM masks the event: then PECTL.IP holds it until
+    /// software clears IM (the event is raised then) or clears PRS.PPR (it is dropped).
+    /// </summary>
     public event Action? PageRequestEvent;
 
     /// <summary>Raised for each page-group response software submits (descriptor type 9): the device's answer.</summary>
@@ -84,11 +87,7 @@ public sealed unsafe partial class DmarUnit
             Volatile.Write(ref *(ulong*)slot, request.Qw0);
             Registers.SetByHardware(RegisterOffsets.PageRequestQueueTail, next << 5);
             Registers.UpdateByHardware(RegisterOffsets.PageRequestStatus, 0, PrsPpr, out _);
-            ulong pectl = Registers.Get(RegisterOffsets.PageRequestEventControl);
-            const ulong Im = 1UL << 31, Ip = 1UL << 30;
-            raise = (pectl & Im) == 0;
-            if (!raise)
-                Registers.SetByHardware(RegisterOffsets.PageRequestEventControl, pectl | Ip);
+            raise = RaiseInterruptCondition(RegisterOffsets.PageRequestEventControl);
             Interlocked.Increment(ref _pageRequests);
         }
         if (raise)

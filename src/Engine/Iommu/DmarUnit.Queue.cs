@@ -46,7 +46,11 @@ public sealed unsafe partial class DmarUnit
     /// </remarks>
     public event Action<DeviceTlbInvalidation>? DeviceTlbInvalidated;
 
-    /// <summary>Raised when a wait descriptor with IF completes and the invalidation event is not masked.</summary>
+    /// <summary>
+    /// The invalidation-completion interrupt: a wait descriptor with IF completes while ICS.IWC is clear (a new
+    /// condition) and IECTL.IM is clear; with IM set IECTL.IP holds it until software clears IM (the event is
+    /// raised then) or services it by clearing IWC (it is dropped).
+    /// </summary>
     public event Action? InvalidationEvent;
 
     /// <summary>Descriptors processed so far.</summary>
@@ -133,9 +137,10 @@ public sealed unsafe partial class DmarUnit
 
     private bool StopQueue(InvalidationQueueError error)
     {
-        // Clear-then-set under the register file's lock: a read-modify-write could undo a PPF/PFO the recorder just set.
-        Registers.UpdateByHardware(RegisterOffsets.FaultStatus, 0, FaultStatusIqe, out _);
+        // The record first, so a fault-event handler that reads it finds this error. IQE is an
+        // interrupt condition like a recorded fault; the recorder owns FSTS and FECTL's state machine.
         Registers.SetByHardware(RegisterOffsets.InvalidationQueueErrorRecord, (ulong)error);
+        FaultRecorder.ReportStatus(FaultStatusIqe);
         return false;
     }
 
@@ -183,6 +188,7 @@ public sealed unsafe partial class DmarUnit
     }
 
     private const ulong WaitIf = 1UL << 4, WaitSw = 1UL << 5;
+    private const ulong IcsIwc = 1;
 
     // The unit's own effects of a valid descriptor. Returns whether an invalidation event is to be raised.
     private bool Apply(in InvalidationDescriptor d)
@@ -222,13 +228,11 @@ public sealed unsafe partial class DmarUnit
         }
         if ((d.Qw0 & WaitIf) == 0)
             return false;
-        Registers.SetByHardware(RegisterOffsets.InvalidationCompletionStatus, 1);
-        ulong iectl = Registers.Get(RegisterOffsets.InvalidationEventControl);
-        const ulong Im = 1UL << 31, Ip = 1UL << 30;
-        if ((iectl & Im) == 0)
-            return true;
-        Registers.SetByHardware(RegisterOffsets.InvalidationEventControl, iectl | Ip);
-        return false;
+        // With ICS.IWC already set this is no new interrupt condition (QEMU vtd_generate_completion_event).
+        Registers.UpdateByHardware(RegisterOffsets.InvalidationCompletionStatus, 0, IcsIwc, out ulong ics);
+        if ((ics & IcsIwc) != 0)
+            return false;
+        return RaiseInterruptCondition(RegisterOffsets.InvalidationEventControl);
     }
 
     private void RaiseEvents(in InvalidationDescriptor d, bool invalidationEvent)

@@ -183,6 +183,24 @@ public sealed class FaultRecorder : IDisposable
         return outcome;
     }
 
+    /// <summary>
+    /// Sets FSTS error bits the unit's other logic detects (IQE, ICE, ITE) and, like a recorded fault, raises
+    /// the fault event when no interrupt condition was set before (QEMU <c>vtd_handle_inv_queue_error</c>):
+    /// at once with FECTL.IM clear, otherwise held in FECTL.IP.
+    /// </summary>
+    internal void ReportStatus(ulong bits)
+    {
+        bool interrupt = false;
+        lock (_lock)
+        {
+            _registers.UpdateByHardware(RegisterOffsets.FaultStatus, 0, bits, out ulong before);
+            if ((before & FaultStatusInterruptConditions) == 0)
+                interrupt = RaiseInterruptCondition();
+        }
+        if (interrupt)
+            FaultEvent?.Invoke();
+    }
+
     /// <summary>Puts the internal fault-recording index back to 0, as a unit reset does (with <see cref="RegisterFile.Reset"/>); the counters are lifetime totals and stay.</summary>
     public void Reset()
     {

@@ -174,7 +174,11 @@ public class DescriptorPropertyTests
         Assert.Equal((headBefore + (ulong)runs) % (ulong)h.Slots, f.Unit.Registers.Get(RegisterOffsets.InvalidationQueueHead) >> shift);
         Assert.Equal(firstBad >= 0, (f.Unit.Registers.Get(RegisterOffsets.FaultStatus) & FaultRecorder.FaultStatusIqe) != 0);
         if (firstBad >= 0)
+        {
             Assert.Equal((ulong)expected, f.Unit.Registers.Get(RegisterOffsets.InvalidationQueueErrorRecord) & 0xF);
+            // IQE is an interrupt condition: with FECTL.IM set (as after reset) the fault event is held in IP.
+            Assert.Equal(FaultRecorder.FaultEventIm | FaultRecorder.FaultEventIp, f.Unit.Registers.Get(RegisterOffsets.FaultEventControl));
+        }
 
         // Only what ran had effects: device-TLB events, page responses, status writes (the last one to each address).
         var ran = descriptors.Take(runs).ToArray();

@@ -10,19 +10,24 @@ namespace Engine.Tests.Iommu;
 /// DMA: every access is answered (never thrown), a rejected one changes nothing, an accepted one
 /// changes exactly the writable bits it covers and clears exactly the write-1-to-clear bits it
 /// writes 1 to — apart from the bits the spec lets hardware move in answer (GCMD, CCMD.ICC/CAIG,
-/// IOTLB_REG.IVT/IAIG, FECTL.IP, FSTS.PPF/IQE) — CAP/ECAP/VER never change, PPF is always the OR of
+/// IOTLB_REG.IVT/IAIG, FECTL/IECTL/PECTL.IP, FSTS.PPF/IQE) — CAP/ECAP/VER never change, PPF is always the OR of
 /// the F bits, and a driver that re-initialises the unit afterwards finds it translating correctly.
 /// </summary>
 public class RegisterWritePropertyTests
 {
-    /// <summary>One step: a register write, a register read, or a DMA to an unmapped page (a fault to record).</summary>
+    /// <summary>
+    /// One step: a register write, a register read, a DMA to an unmapped page (a fault to record), a page
+    /// request from the device, or a driver's Submit of a wait descriptor with IF (an invalidation event).
+    /// </summary>
     private readonly record struct Op(int Kind, int Offset, int Size, ulong Value)
     {
         public override string ToString() => Kind switch
         {
             0 => $"W(0x{Offset:x}, {Size}, 0x{Value:x})",
             1 => $"R(0x{Offset:x}, {Size})",
-            _ => $"Fault(page 0x{Value:x})",
+            2 => $"Fault(page 0x{Value:x})",
+            3 => $"PageRequest(page 0x{Value:x})",
+            _ => "WaitIf",
         };
     }
 
@@ -37,6 +42,10 @@ public class RegisterWritePropertyTests
             // Every ring IQA can describe from this base (up to 2^7 frames) lies in frames the test owns
             // and keeps zeroed, so a random IQT never makes the unit act on someone else's memory.
             QueueRegion = F.Memory.AllocateContiguous(128, 128);
+            PageRequestRegion = F.Memory.AllocateContiguous(128, 128);
+            F.Unit.FaultRecorder.FaultEvent += () => FaultEvents++;
+            F.Unit.InvalidationEvent += () => InvalidationEvents++;
+            F.Unit.PageRequestEvent += () => PageRequestEvents++;
             Declarations = F.Unit.Registers.Declarations.Values.OrderBy(d => d.Offset).ToArray();
             IotlbCommand = F.Unit.Ecap.IotlbRegisterOffset + 8;
         }
@@ -44,6 +53,14 @@ public class RegisterWritePropertyTests
         public UnitFixture F { get; }
 
         public ulong QueueRegion { get; }
+
+        public ulong PageRequestRegion { get; }
+
+        public int FaultEvents { get; set; }
+
+        public int InvalidationEvents { get; set; }
+
+        public int PageRequestEvents { get; set; }
 
         public RegisterDeclaration[] Declarations { get; }
 
@@ -57,6 +74,7 @@ public class RegisterWritePropertyTests
             Registers.Reset();
             F.Unit.FaultRecorder.Reset();
             F.Memory.GetSpan(QueueRegion, 128 * HostMemory.FrameSize).Clear();
+            F.Memory.GetSpan(PageRequestRegion, 128 * HostMemory.FrameSize).Clear();
             F.Vm.Map(Page, 1, Access.All);
             Reinitialise();
         }
@@ -68,6 +86,7 @@ public class RegisterWritePropertyTests
             F.Unit.WriteRegister(RegisterOffsets.FaultStatus, 4, DmarRegisters.FaultStatusWriteOneToClear);
             F.Unit.SetRootTable(F.Tables.RootTable, scalable: true);
             F.Unit.EnableQueuedInvalidation(QueueRegion);
+            F.Unit.EnablePageRequestQueue(PageRequestRegion);
             F.Unit.SetTranslationEnabled(true);
             Assert.Equal(InvalidationQueueError.None, F.Unit.Submit(InvalidationDescriptor.ContextCache(1), InvalidationDescriptor.Iotlb(1)));
         }
@@ -118,6 +137,8 @@ public class RegisterWritePropertyTests
         RegisterOffsets.GlobalCommand => ulong.MaxValue,                              // consumed: reads as 0
         RegisterOffsets.ContextCommand => 1UL << 63 | 3UL << 59,                      // ICC done, CAIG
         RegisterOffsets.FaultEventControl => FaultRecorder.FaultEventIp,              // IM cleared sends a held interrupt
+        RegisterOffsets.InvalidationEventControl => Ip,                               // likewise
+        RegisterOffsets.PageRequestEventControl => Ip,                                // likewise
         RegisterOffsets.FaultStatus => FaultRecorder.FaultStatusPpf | FaultRecorder.FaultStatusIqe,  // PPF recomputed; IQE re-set by a resumed queue
         _ when register.Offset == h.IotlbCommand => 1UL << 63 | 3UL << 57,           // IVT done, IAIG
         _ => 0,
@@ -130,9 +151,28 @@ public class RegisterWritePropertyTests
         ulong cap = h.F.Unit.Cap.Value, ecap = h.F.Unit.Ecap.Value;
         foreach (Op op in ops)
         {
+            ulong conditionsBefore = registers.Get(RegisterOffsets.FaultStatus) & FaultRecorder.FaultStatusInterruptConditions;
+            int faultEventsBefore = h.FaultEvents, invalidationEventsBefore = h.InvalidationEvents, pageRequestEventsBefore = h.PageRequestEvents;
+            ulong iectlBefore = registers.Get(RegisterOffsets.InvalidationEventControl);
+            ulong pectlBefore = registers.Get(RegisterOffsets.PageRequestEventControl);
             if (op.Kind == 2)
             {
                 _ = h.F.Translate(op.Value << 12, Access.Write);
+            }
+            else if (op.Kind == 3)
+            {
+                _ = h.F.Unit.SubmitPageRequest(new PageRequest(UnitFixture.Sid, op.Value << 12, Read: true, Write: false, Execute: false, LastInGroup: true, GroupIndex: 1));
+            }
+            else if (op.Kind == 4)
+            {
+                try
+                {
+                    _ = h.F.Unit.Submit(InvalidationDescriptor.Wait(0, 0, statusWrite: false, interrupt: true));
+                }
+                catch (InvalidOperationException)
+                {
+                    // Documented: the walk may have switched QI off or moved IQA outside host memory.
+                }
             }
             else if (op.Kind == 1)
             {
@@ -179,9 +219,43 @@ public class RegisterWritePropertyTests
             bool anyF = Enumerable.Range(0, h.F.Unit.FaultRecorder.RecordCount)
                 .Any(i => (registers.Get(h.F.Unit.FaultRecorder.HiOffset(i)) & FaultRecordingRegister.FaultBit) != 0);
             Assert.Equal(anyF, (registers.Get(RegisterOffsets.FaultStatus) & FaultRecorder.FaultStatusPpf) != 0);
+            CheckInterrupts(h, op, conditionsBefore, faultEventsBefore, iectlBefore, invalidationEventsBefore, pectlBefore, pageRequestEventsBefore);
         }
         h.Reinitialise();
         h.CheckStillTranslates();
+    }
+
+    private const ulong Im = 1UL << 31, Ip = 1UL << 30;
+
+    /// <summary>
+    /// The three event sources (fault, invalidation completion, page request) follow one rule: a pending
+    /// interrupt (IP) exists only while masked (IM) and while its status (an FSTS condition, ICS.IWC,
+    /// PRS.PPR) is still set; unmasking with IP set sends it; and a new FSTS condition (IQE included)
+    /// arising with none set before sends a fault event, or leaves IP set when masked.
+    /// </summary>
+    private static void CheckInterrupts(Harness h, Op op, ulong conditionsBefore, int faultEventsBefore,
+        ulong iectlBefore, int invalidationEventsBefore, ulong pectlBefore, int pageRequestEventsBefore)
+    {
+        RegisterFile registers = h.Registers;
+        ulong fsts = registers.Get(RegisterOffsets.FaultStatus);
+        ulong fectl = registers.Get(RegisterOffsets.FaultEventControl);
+        ulong iectl = registers.Get(RegisterOffsets.InvalidationEventControl);
+        ulong pectl = registers.Get(RegisterOffsets.PageRequestEventControl);
+        Assert.True((fectl & Ip) == 0 || ((fectl & Im) != 0 && (fsts & FaultRecorder.FaultStatusInterruptConditions) != 0),
+            $"after {op}: FECTL 0x{fectl:x8} with FSTS 0x{fsts:x8}");
+        Assert.True((iectl & Ip) == 0 || ((iectl & Im) != 0 && (registers.Get(RegisterOffsets.InvalidationCompletionStatus) & 1) != 0),
+            $"after {op}: IECTL 0x{iectl:x8} with ICS 0x{registers.Get(RegisterOffsets.InvalidationCompletionStatus):x8}");
+        Assert.True((pectl & Ip) == 0 || ((pectl & Im) != 0 && (registers.Get(RegisterOffsets.PageRequestStatus) & 1) != 0),
+            $"after {op}: PECTL 0x{pectl:x8} with PRS 0x{registers.Get(RegisterOffsets.PageRequestStatus):x8}");
+        if ((iectlBefore & (Im | Ip)) == (Im | Ip) && (iectl & Im) == 0)
+            Assert.True(h.InvalidationEvents > invalidationEventsBefore, $"after {op}: unmasking IECTL with IP set sent no invalidation event");
+        if ((pectlBefore & (Im | Ip)) == (Im | Ip) && (pectl & Im) == 0)
+            Assert.True(h.PageRequestEvents > pageRequestEventsBefore, $"after {op}: unmasking PECTL with IP set sent no page-request event");
+        if (conditionsBefore == 0 && (fsts & FaultRecorder.FaultStatusInterruptConditions) != 0)
+        {
+            Assert.True((fectl & Im) != 0 ? (fectl & Ip) != 0 : h.FaultEvents == faultEventsBefore + 1,
+                $"after {op}: FSTS went from no condition to 0x{fsts:x8}, FECTL 0x{fectl:x8}, {h.FaultEvents - faultEventsBefore} fault events");
+        }
     }
 
     /// <summary>
@@ -214,18 +288,27 @@ public class RegisterWritePropertyTests
         Gen<ulong> iqa = Gen.Select(Gen.Frequency((3, Gen.Const(regionHigh)), (1, Gen.UInt)), Gen.UInt,
             (high, low) => (ulong)high << 32 | regionLow | (low & 0xFFF));
         Gen<ulong> anyValue = Gen.Frequency((4, Gen.ULong), (1, Gen.Const(0UL)), (1, Gen.Const(ulong.MaxValue)), (1, Gen.Int[0, 63].Select(b => 1UL << b)));
+        // PQA likewise, within its own region: page requests are written where it points.
+        uint prqLow = (uint)h.PageRequestRegion, prqHigh = (uint)(h.PageRequestRegion >> 32);
+        Gen<ulong> pqa = Gen.Select(Gen.Frequency((3, Gen.Const(prqHigh)), (1, Gen.UInt)), Gen.UInt,
+            (high, low) => (ulong)high << 32 | prqLow | (low & 0xFFF));
         Gen<Op> write =
             from o in offset
             from s in size
             from v in anyValue
             from q in iqa
+            from p in pqa
             let value = o == RegisterOffsets.InvalidationQueueAddress ? q
                 : o == RegisterOffsets.InvalidationQueueAddress + 4 ? q >> 32
+                : o == RegisterOffsets.PageRequestQueueAddress ? p
+                : o == RegisterOffsets.PageRequestQueueAddress + 4 ? p >> 32
                 : v
             select new Op(0, o, s, value);
         Gen<Op> read = Gen.Select(offset, size, (o, s) => new Op(1, o, s, 0));
         Gen<Op> fault = Gen.ULong[0x1000, 0x2000].Select(page => new Op(2, 0, 0, page));
-        return Gen.Frequency((8, write), (1, read), (1, fault));
+        Gen<Op> pageRequest = Gen.ULong[0, 0x2000].Select(page => new Op(3, 0, 0, page));
+        Gen<Op> waitIf = Gen.Const(new Op(4, 0, 0, 0));
+        return Gen.Frequency((8, write), (1, read), (1, fault), (1, pageRequest), (1, waitIf));
     }
 
     [Fact]
@@ -233,6 +316,88 @@ public class RegisterWritePropertyTests
     {
         using var h = new Harness();
         Ops(h).Array[1, 40].Sample(ops => Check(h, ops), iter: 300, threads: 1);
+    }
+
+    // Regression cases the random walk found (shrunk, then written out).
+
+    [Fact]
+    public void AnIqeFromATailWriteIsAFaultEventHeldInFectlIpWhileMasked()
+    {
+        // Shrunk: [W(0x88, 8, 0x0)] — IQT moved back over two run descriptors onto a zero slot.
+        using var h = new Harness();
+        h.Start();
+        h.F.Unit.WriteRegister(RegisterOffsets.InvalidationQueueTail, 8, 0);
+        Assert.Equal(InvalidationQueueError.InvalidDescriptor, h.F.Unit.QueueError);
+        Assert.Equal(Im | Ip, h.Registers.Get(RegisterOffsets.FaultEventControl));
+        Assert.Equal(0, h.FaultEvents);
+        h.F.Unit.WriteRegister(RegisterOffsets.FaultEventControl, 4, 0);
+        Assert.Equal(1, h.FaultEvents);
+        Assert.Equal(0UL, h.Registers.Get(RegisterOffsets.FaultEventControl));
+    }
+
+    [Fact]
+    public void AnIqeWithFaultEventsUnmaskedSendsOneFaultEvent()
+    {
+        using var h = new Harness();
+        h.Start();
+        h.F.Unit.WriteRegister(RegisterOffsets.FaultEventControl, 4, 0);
+        h.F.Unit.WriteRegister(RegisterOffsets.InvalidationQueueTail, 8, 0);
+        Assert.Equal(1, h.FaultEvents);
+        Assert.Equal(0UL, h.Registers.Get(RegisterOffsets.FaultEventControl));
+        // IQE is still set: a fault recorded now is no new interrupt condition.
+        _ = h.F.Translate(0x1000UL << 12, Access.Write);
+        Assert.Equal(1, h.FaultEvents);
+    }
+
+    [Fact]
+    public void UnmaskingIectlWithACompletionPendingSendsItAndClearingIwcDropsIt()
+    {
+        using var h = new Harness();
+        h.Start();
+        var waitIf = InvalidationDescriptor.Wait(0, 0, statusWrite: false, interrupt: true);
+        h.F.Unit.Submit(waitIf);
+        Assert.Equal(Im | Ip, h.Registers.Get(RegisterOffsets.InvalidationEventControl));
+        h.F.Unit.WriteRegister(RegisterOffsets.InvalidationEventControl, 4, 0);
+        Assert.Equal(1, h.InvalidationEvents);
+        Assert.Equal(0UL, h.Registers.Get(RegisterOffsets.InvalidationEventControl));
+
+        // IWC still set: a second completion is no new interrupt condition (QEMU vtd_generate_completion_event).
+        h.F.Unit.Submit(waitIf);
+        Assert.Equal(1, h.InvalidationEvents);
+        h.F.Unit.WriteRegister(RegisterOffsets.InvalidationCompletionStatus, 4, 1);
+        h.F.Unit.Submit(waitIf);
+        Assert.Equal(2, h.InvalidationEvents);
+
+        // Masked, then serviced by clearing IWC before unmasking: nothing is left to send.
+        h.F.Unit.WriteRegister(RegisterOffsets.InvalidationCompletionStatus, 4, 1);
+        h.F.Unit.WriteRegister(RegisterOffsets.InvalidationEventControl, 4, (uint)Im);
+        h.F.Unit.Submit(waitIf);
+        Assert.Equal(Im | Ip, h.Registers.Get(RegisterOffsets.InvalidationEventControl));
+        h.F.Unit.WriteRegister(RegisterOffsets.InvalidationCompletionStatus, 4, 1);
+        Assert.Equal(Im, h.Registers.Get(RegisterOffsets.InvalidationEventControl));
+        h.F.Unit.WriteRegister(RegisterOffsets.InvalidationEventControl, 4, 0);
+        Assert.Equal(2, h.InvalidationEvents);
+    }
+
+    [Fact]
+    public void UnmaskingPectlWithAPageRequestPendingSendsItAndClearingPprDropsIt()
+    {
+        using var h = new Harness();
+        h.Start();
+        var request = new PageRequest(UnitFixture.Sid, 0x40_0000, Read: true, Write: false, Execute: false, LastInGroup: true, GroupIndex: 1);
+        Assert.Equal(PageRequestStatus.Queued, h.F.Unit.SubmitPageRequest(request));
+        Assert.Equal(Im | Ip, h.Registers.Get(RegisterOffsets.PageRequestEventControl));
+        h.F.Unit.WriteRegister(RegisterOffsets.PageRequestEventControl, 4, 0);
+        Assert.Equal(1, h.PageRequestEvents);
+        Assert.Equal(0UL, h.Registers.Get(RegisterOffsets.PageRequestEventControl));
+
+        h.F.Unit.WriteRegister(RegisterOffsets.PageRequestEventControl, 4, (uint)Im);
+        Assert.Equal(PageRequestStatus.Queued, h.F.Unit.SubmitPageRequest(request));
+        Assert.Equal(Im | Ip, h.Registers.Get(RegisterOffsets.PageRequestEventControl));
+        Assert.Equal(2, h.F.Unit.DrainPageRequests().Count);  // the driver clears PPR: nothing is pending
+        Assert.Equal(Im, h.Registers.Get(RegisterOffsets.PageRequestEventControl));
+        h.F.Unit.WriteRegister(RegisterOffsets.PageRequestEventControl, 4, 0);
+        Assert.Equal(1, h.PageRequestEvents);
     }
 
     [Fact]
