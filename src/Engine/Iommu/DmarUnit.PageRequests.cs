@@ -71,20 +71,12 @@ public sealed unsafe partial class DmarUnit
             ulong tail = (Registers.Get(RegisterOffsets.PageRequestQueueTail) >> 5) % count;
             ulong head = (Registers.Get(RegisterOffsets.PageRequestQueueHead) >> 5) % count;
             ulong next = (tail + 1) % count;
-            ulong slotHpa = baseHpa + tail * PageRequest.Size;
-            byte* slot = _memory.TryGetPointer(slotHpa, PageRequest.Size);
-            // As for a wait descriptor's status write: a queue that PQA places in a free or foreign
-            // frame is never written; the request is dropped as if the queue were full.
-            if (next == head || slot == null || _memory.GetFrameState(slotHpa) != Engine.Memory.FrameState.Allocated)
+            if (next == head || !TryWritePageRequest(baseHpa + tail * PageRequest.Size, request))
             {
                 Registers.UpdateByHardware(RegisterOffsets.PageRequestStatus, 0, PrsPro, out _);
                 Interlocked.Increment(ref _pageRequestOverflows);
                 return PageRequestStatus.Overflow;
             }
-            Volatile.Write(ref *(ulong*)(slot + 8), request.Qw1);
-            Volatile.Write(ref *(ulong*)(slot + 16), 0UL);
-            Volatile.Write(ref *(ulong*)(slot + 24), 0UL);
-            Volatile.Write(ref *(ulong*)slot, request.Qw0);
             Registers.SetByHardware(RegisterOffsets.PageRequestQueueTail, next << 5);
             Registers.UpdateByHardware(RegisterOffsets.PageRequestStatus, 0, PrsPpr, out _);
             raise = RaiseInterruptCondition(RegisterOffsets.PageRequestEventControl);
@@ -93,6 +85,30 @@ public sealed unsafe partial class DmarUnit
         if (raise)
             PageRequestEvent?.Invoke();
         return PageRequestStatus.Queued;
+    }
+
+    // Inside a protected region, as the queue's status writes are: the frame cannot be reclaimed and
+    // the region not unmapped between the checks and the stores.
+    private bool TryWritePageRequest(ulong slotHpa, in PageRequest request)
+    {
+        _memory.Epochs.Protect();
+        try
+        {
+            byte* slot = _memory.TryGetPointer(slotHpa, PageRequest.Size);
+            // As for a wait descriptor's status write: a queue that PQA places in a free or foreign
+            // frame is never written; the request is dropped as if the queue were full.
+            if (slot == null || _memory.GetFrameState(slotHpa) != Engine.Memory.FrameState.Allocated)
+                return false;
+            Volatile.Write(ref *(ulong*)(slot + 8), request.Qw1);
+            Volatile.Write(ref *(ulong*)(slot + 16), 0UL);
+            Volatile.Write(ref *(ulong*)(slot + 24), 0UL);
+            Volatile.Write(ref *(ulong*)slot, request.Qw0);
+            return true;
+        }
+        finally
+        {
+            _memory.Epochs.Unprotect();
+        }
     }
 
     /// <summary>
