@@ -25,12 +25,15 @@ public sealed unsafe partial class DmarUnit
     public long PageRequestOverflows => Interlocked.Read(ref _pageRequestOverflows);
 
     /// <summary>Programs PQA with a queue of 2^<paramref name="queueSizeOrder"/> frames at <paramref name="queueHpa"/> and empties it.</summary>
+    /// <exception cref="EngineException">EOPNOTSUPP: the unit has no page requests (ECAP.PRS = 0).</exception>
+    /// <exception cref="ArgumentException">The queue is not 4 KiB aligned, not 2^0..2^7 frames, or not in allocated host memory.</exception>
     public void EnablePageRequestQueue(ulong queueHpa, int queueSizeOrder = 0)
     {
         if (!Ecap.Prs)
             throw new EngineException(Errno.EOPNOTSUPP, $"{Name} does not support page requests (ECAP.PRS = 0).");
         if ((queueHpa & 0xFFF) != 0 || queueSizeOrder is < 0 or > 7)
             throw new ArgumentException("The page-request queue must be 4 KiB aligned and 2^0..2^7 frames.", nameof(queueHpa));
+        RequireAllocatedQueue(queueHpa, queueSizeOrder, nameof(queueHpa));
         lock (_registerLock)
         {
             Registers.SetByHardware(RegisterOffsets.PageRequestQueueTail, 0);

@@ -330,6 +330,20 @@ public sealed unsafe partial class DmarUnit
         }
     }
 
+    // The unit writes into the queues it is given (Submit's descriptors, page requests): refuse at once
+    // memory it could not use, rather than at the first submission.
+    private void RequireAllocatedQueue(ulong queueHpa, int queueSizeOrder, string paramName)
+    {
+        try
+        {
+            _ = _memory.GetSpan(queueHpa, HostMemory.FrameSize << queueSizeOrder);
+        }
+        catch (InvalidHostAddressException e)
+        {
+            throw new ArgumentException($"The queue at 0x{queueHpa:x} ({HostMemory.FrameSize << queueSizeOrder} bytes) is not allocated host memory: {e.Message}", paramName, e);
+        }
+    }
+
     private static void WriteSlot(Span<byte> slot, in InvalidationDescriptor d, bool wide)
     {
         // qw0 last is not needed: the unit reads the slot only after the IQT write that follows.
@@ -343,12 +357,15 @@ public sealed unsafe partial class DmarUnit
     }
 
     /// <summary>Programs IQA with a queue of 2^<paramref name="queueSizeOrder"/> frames at <paramref name="queueHpa"/> and sets GCMD.QIE.</summary>
+    /// <exception cref="EngineException">EOPNOTSUPP: the unit has no queued invalidation (ECAP.QI = 0).</exception>
+    /// <exception cref="ArgumentException">The queue is not 4 KiB aligned, not 2^0..2^7 frames, or not in allocated host memory.</exception>
     public void EnableQueuedInvalidation(ulong queueHpa, int queueSizeOrder = 0, bool wideDescriptors = false)
     {
         if (!Ecap.Qi)
             throw new EngineException(Errno.EOPNOTSUPP, $"{Name} does not support queued invalidation (ECAP.QI = 0).");
         if ((queueHpa & 0xFFF) != 0 || queueSizeOrder is < 0 or > 7)
             throw new ArgumentException("The queue must be 4 KiB aligned and 2^0..2^7 frames.", nameof(queueHpa));
+        RequireAllocatedQueue(queueHpa, queueSizeOrder, nameof(queueHpa));
         WriteRegister(RegisterOffsets.InvalidationQueueTail, 8, 0);
         WriteRegister(RegisterOffsets.InvalidationQueueAddress, 8, queueHpa | (wideDescriptors ? IqaDw : 0) | (uint)queueSizeOrder);
         IssueGlobalCommand(GlobalCommand.QueuedInvalidationEnable);

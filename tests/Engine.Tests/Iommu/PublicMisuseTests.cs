@@ -148,4 +148,21 @@ public class PublicMisuseTests
         f.Unit.WriteRegister(RegisterOffsets.PageRequestQueueAddress, 8, free);
         Assert.Contains("PQA_REG", Assert.Throws<InvalidOperationException>(() => f.Unit.DrainPageRequests()).Message);
     }
+
+    [Fact]
+    public void QueuesOutsideAllocatedHostMemoryAreRefusedWhenEnabled()
+    {
+        using var f = new UnitFixture(scalable: true);
+        ulong free = f.Memory.EndHpa - HostMemory.FrameSize;
+        Assert.Equal("queueHpa", Assert.Throws<ArgumentException>(() => f.Unit.EnableQueuedInvalidation(f.Memory.EndHpa)).ParamName);
+        Assert.Equal("queueHpa", Assert.Throws<ArgumentException>(() => f.Unit.EnableQueuedInvalidation(free)).ParamName);
+        // The queue's own frame is allocated, the next 2^7 − 1 are not all.
+        Assert.Equal("queueHpa", Assert.Throws<ArgumentException>(() => f.Unit.EnableQueuedInvalidation(f.Queue, 7)).ParamName);
+        Assert.Equal("queueHpa", Assert.Throws<ArgumentException>(() => f.Unit.EnablePageRequestQueue(free)).ParamName);
+        Assert.Equal("queueHpa", Assert.Throws<ArgumentException>(() => f.Unit.EnablePageRequestQueue(ulong.MaxValue & ~0xFFFUL)).ParamName);
+        Assert.Equal(0UL, f.Unit.Registers.Get(RegisterOffsets.InvalidationQueueAddress));
+        Assert.Equal(0UL, f.Unit.Registers.Get(RegisterOffsets.PageRequestQueueAddress));
+        f.Unit.EnableQueuedInvalidation(f.Queue);
+        Assert.Equal(InvalidationQueueError.None, f.Unit.Submit(InvalidationDescriptor.Iotlb(1)));
+    }
 }
