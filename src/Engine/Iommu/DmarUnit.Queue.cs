@@ -41,8 +41,9 @@ public sealed unsafe partial class DmarUnit
 
     /// <summary>Raised for each device-TLB invalidation descriptor (types 3 and 8).</summary>
     /// <remarks>
-    /// Raised on the thread that wrote IQT, after IQH has moved past the descriptor; a handler may
-    /// call <see cref="Submit"/> (its descriptors run after those already queued).
+    /// Raised on the thread that wrote IQT, after IQH has moved past the descriptor, with the unit's
+    /// register lock held; a handler may call <see cref="Submit"/> (its descriptors run after those
+    /// already queued) but must not wait for another thread that writes this unit's registers.
     /// </remarks>
     public event Action<DeviceTlbInvalidation>? DeviceTlbInvalidated;
 
@@ -273,7 +274,9 @@ public sealed unsafe partial class DmarUnit
     /// <para>
     /// Thread-safe: submissions from several threads do not interleave within a piece. A handler of
     /// <see cref="DeviceTlbInvalidated"/>, <see cref="PageResponse"/> or <see cref="InvalidationEvent"/>
-    /// may submit too; its descriptors run after those already queued.
+    /// may submit too; its descriptors run after those already queued. Handlers raised by a descriptor
+    /// run on the submitting thread while it holds the unit's register lock, so they must not wait for
+    /// another thread that writes this unit's registers.
     /// </para>
     /// </remarks>
     /// <returns>The queue error, or <see cref="InvalidationQueueError.None"/> when every descriptor ran.</returns>
@@ -282,27 +285,27 @@ public sealed unsafe partial class DmarUnit
     {
         lock (_registerLock)
         {
-            ulong iqa = Registers.Get(RegisterOffsets.InvalidationQueueAddress);
-            var queue = QueueGeometry.Of(iqa);
-            if (queue.BaseHpa == 0)
-                throw new InvalidOperationException("IQA_REG is not programmed: call EnableQueuedInvalidation first.");
-            if (((GlobalCommand)Registers.Get(RegisterOffsets.GlobalStatus) & GlobalCommand.QueuedInvalidationEnable) == 0)
-                throw new InvalidOperationException("Queued invalidation is not enabled (GSTS.QIES = 0): call EnableQueuedInvalidation first.");
-            Span<byte> ring = QueueRing(queue);
-            // Work a guest driver left between IQH and IQT (written before QIE was set) runs first, in
-            // ring order; a bad IQT stops the queue here, before anything is written.
-            ProcessInvalidationQueue();
             int done = 0;
             while (true)
             {
+                // Read afresh for every piece: a handler run by the previous piece may have reprogrammed the queue.
+                var queue = QueueGeometry.Of(Registers.Get(RegisterOffsets.InvalidationQueueAddress));
+                if (queue.BaseHpa == 0)
+                    throw new InvalidOperationException("IQA_REG is not programmed: call EnableQueuedInvalidation first.");
+                if (((GlobalCommand)Registers.Get(RegisterOffsets.GlobalStatus) & GlobalCommand.QueuedInvalidationEnable) == 0)
+                    throw new InvalidOperationException("Queued invalidation is not enabled (GSTS.QIES = 0): call EnableQueuedInvalidation first.");
+                Span<byte> ring = QueueRing(queue);
+                // Work a guest driver left between IQH and IQT (written before QIE was set) runs first, in
+                // ring order; a bad IQT stops the queue here, before anything is written.
+                ProcessInvalidationQueue();
                 InvalidationQueueError error = QueueError;
                 if (error != InvalidationQueueError.None || done == descriptors.Length)
                     return error;
+                // Not stopped, so the ring ran to its tail (validated below the size): it is empty and
+                // free is slots − 1. Zero would mean a ring that cannot drain, and waiting would never end.
                 ulong head = (Registers.Get(RegisterOffsets.InvalidationQueueHead) >> queue.Shift) % queue.Slots;
                 ulong tail = Registers.Get(RegisterOffsets.InvalidationQueueTail) >> queue.Shift;
                 ulong free = (head + queue.Slots - tail - 1) % queue.Slots;
-                // Not stopped, so the last IQT write ran the ring to its tail: it is empty and free is
-                // slots − 1. Zero would mean a ring that cannot drain, and waiting would never end.
                 if (free == 0)
                     throw new InvalidOperationException($"{Name}: the invalidation queue is full and not advancing (IQH {head}, IQT {tail}).");
                 int piece = (int)Math.Min(free, (ulong)(descriptors.Length - done));
