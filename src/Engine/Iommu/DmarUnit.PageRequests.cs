@@ -9,7 +9,10 @@ public sealed unsafe partial class DmarUnit
     private long _pageRequests;
     private long _pageRequestOverflows;
 
-    /// <summary>Raised after a page request is queued, unless PECTL.IM masks the event (then PECTL.IP is set).</summary>
+    /// <summary>
+    /// Raised after a page request is queued, unless PECTL.IM masks the event: then PECTL.IP holds it until
+    /// software clears IM (the event is raised then) or clears PRS.PPR (it is dropped).
+    /// </summary>
     public event Action? PageRequestEvent;
 
     /// <summary>Raised for each page-group response software submits (descriptor type 9): the device's answer.</summary>
@@ -22,12 +25,15 @@ public sealed unsafe partial class DmarUnit
     public long PageRequestOverflows => Interlocked.Read(ref _pageRequestOverflows);
 
     /// <summary>Programs PQA with a queue of 2^<paramref name="queueSizeOrder"/> frames at <paramref name="queueHpa"/> and empties it.</summary>
+    /// <exception cref="EngineException">EOPNOTSUPP: the unit has no page requests (ECAP.PRS = 0).</exception>
+    /// <exception cref="ArgumentException">The queue is not 4 KiB aligned, not 2^0..2^7 frames, or not in allocated host memory.</exception>
     public void EnablePageRequestQueue(ulong queueHpa, int queueSizeOrder = 0)
     {
         if (!Ecap.Prs)
             throw new EngineException(Errno.EOPNOTSUPP, $"{Name} does not support page requests (ECAP.PRS = 0).");
         if ((queueHpa & 0xFFF) != 0 || queueSizeOrder is < 0 or > 7)
             throw new ArgumentException("The page-request queue must be 4 KiB aligned and 2^0..2^7 frames.", nameof(queueHpa));
+        RequireAllocatedQueue(queueHpa, queueSizeOrder, nameof(queueHpa));
         lock (_registerLock)
         {
             Registers.SetByHardware(RegisterOffsets.PageRequestQueueTail, 0);
@@ -68,24 +74,15 @@ public sealed unsafe partial class DmarUnit
             ulong tail = (Registers.Get(RegisterOffsets.PageRequestQueueTail) >> 5) % count;
             ulong head = (Registers.Get(RegisterOffsets.PageRequestQueueHead) >> 5) % count;
             ulong next = (tail + 1) % count;
-            byte* slot = _memory.TryGetPointer(baseHpa + tail * PageRequest.Size, PageRequest.Size);
-            if (next == head || slot == null)
+            if (next == head || !TryWritePageRequest(baseHpa + tail * PageRequest.Size, request))
             {
                 Registers.UpdateByHardware(RegisterOffsets.PageRequestStatus, 0, PrsPro, out _);
                 Interlocked.Increment(ref _pageRequestOverflows);
                 return PageRequestStatus.Overflow;
             }
-            Volatile.Write(ref *(ulong*)(slot + 8), request.Qw1);
-            Volatile.Write(ref *(ulong*)(slot + 16), 0UL);
-            Volatile.Write(ref *(ulong*)(slot + 24), 0UL);
-            Volatile.Write(ref *(ulong*)slot, request.Qw0);
             Registers.SetByHardware(RegisterOffsets.PageRequestQueueTail, next << 5);
             Registers.UpdateByHardware(RegisterOffsets.PageRequestStatus, 0, PrsPpr, out _);
-            ulong pectl = Registers.Get(RegisterOffsets.PageRequestEventControl);
-            const ulong Im = 1UL << 31, Ip = 1UL << 30;
-            raise = (pectl & Im) == 0;
-            if (!raise)
-                Registers.SetByHardware(RegisterOffsets.PageRequestEventControl, pectl | Ip);
+            raise = RaiseInterruptCondition(RegisterOffsets.PageRequestEventControl);
             Interlocked.Increment(ref _pageRequests);
         }
         if (raise)
@@ -93,10 +90,35 @@ public sealed unsafe partial class DmarUnit
         return PageRequestStatus.Queued;
     }
 
+    // Inside a protected region, as the queue's status writes are: the frame cannot be reclaimed and
+    // the region not unmapped between the checks and the stores.
+    private bool TryWritePageRequest(ulong slotHpa, in PageRequest request)
+    {
+        _memory.Epochs.Protect();
+        try
+        {
+            byte* slot = _memory.TryGetPointer(slotHpa, PageRequest.Size);
+            // As for a wait descriptor's status write: a queue that PQA places in a free or foreign
+            // frame is never written; the request is dropped as if the queue were full.
+            if (slot == null || _memory.GetFrameState(slotHpa) != Engine.Memory.FrameState.Allocated)
+                return false;
+            Volatile.Write(ref *(ulong*)(slot + 8), request.Qw1);
+            Volatile.Write(ref *(ulong*)(slot + 16), 0UL);
+            Volatile.Write(ref *(ulong*)(slot + 24), 0UL);
+            Volatile.Write(ref *(ulong*)slot, request.Qw0);
+            return true;
+        }
+        finally
+        {
+            _memory.Epochs.Unprotect();
+        }
+    }
+
     /// <summary>
     /// The driver's side: reads every queued page request from PQH to PQT and advances PQH
     /// (clearing PRS.PPR once the queue is empty).
     /// </summary>
+    /// <exception cref="InvalidOperationException">Requests are pending in a queue that PQA_REG places outside allocated host memory (a guest moved PQA or PQH under the queue).</exception>
     public IReadOnlyList<PageRequest> DrainPageRequests()
     {
         var drained = new List<PageRequest>();
@@ -109,6 +131,8 @@ public sealed unsafe partial class DmarUnit
             ulong count = ((ulong)Engine.Memory.HostMemory.FrameSize << (int)(pqa & 7)) / PageRequest.Size;
             ulong tail = (Registers.Get(RegisterOffsets.PageRequestQueueTail) >> 5) % count;
             ulong head = (Registers.Get(RegisterOffsets.PageRequestQueueHead) >> 5) % count;
+            if (head != tail)
+                RequireAllocatedRing(baseHpa, count * PageRequest.Size);
             while (head != tail)
             {
                 ulong at = baseHpa + head * PageRequest.Size;
@@ -119,6 +143,19 @@ public sealed unsafe partial class DmarUnit
             WriteRegister(RegisterOffsets.PageRequestStatus, 4, PrsPpr);
         }
         return drained;
+    }
+
+    private void RequireAllocatedRing(ulong baseHpa, ulong bytes)
+    {
+        try
+        {
+            _ = _memory.GetSpan(baseHpa, (int)bytes);
+        }
+        catch (Engine.Memory.InvalidHostAddressException e)
+        {
+            throw new InvalidOperationException(
+                $"{Name}: PQA_REG places the page-request queue at 0x{baseHpa:x} ({bytes} bytes), which is not allocated host memory: {e.Message}", e);
+        }
     }
 
     private void OnPageGroupResponse(in InvalidationDescriptor d) => PageResponse?.Invoke(PageGroupResponse.Decode(d));

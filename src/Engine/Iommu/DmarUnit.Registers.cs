@@ -41,8 +41,25 @@ public sealed partial class DmarUnit
         WriteRegister(RegisterOffsets.GlobalCommand, 4, (uint)(persistent | command));
     }
 
+    private const ulong EventIm = 1UL << 31, EventIp = 1UL << 30;
+
+    // A new interrupt condition for the invalidation-completion or page-request event (IECTL / PECTL:
+    // IM 31, IP 30): IP is set, and with IM clear the message goes out now and IP clears again
+    // (QEMU vtd_generate_completion_event). Setting IP before looking at IM, both under the page's
+    // lock, pairs with the IM-cleared handler below: whichever runs second sees the other's bit, so
+    // a racing unmask sends the event exactly once. Returns whether to raise it.
+    private bool RaiseInterruptCondition(int controlOffset)
+    {
+        ulong control = Registers.UpdateByHardware(controlOffset, 0, EventIp, out _);
+        if ((control & EventIm) != 0)
+            return false;
+        Registers.UpdateByHardware(controlOffset, EventIp, 0, out _);
+        return true;
+    }
+
     private void OnRegisterWritten(RegisterDeclaration register, ulong before, ulong after)
     {
+        Action? raise = null;
         lock (_registerLock)
         {
             if (_disposed)
@@ -62,12 +79,37 @@ public sealed partial class DmarUnit
                     // Software fixed the bad descriptor and cleared IQE: processing resumes at IQH.
                     ProcessInvalidationQueue();
                     break;
+                case RegisterOffsets.InvalidationEventControl when (before & EventIm) != 0 && (after & EventIm) == 0:
+                    // Unmasked: a held completion interrupt goes out now.
+                    if (TakePending(RegisterOffsets.InvalidationEventControl))
+                        raise = InvalidationEvent;
+                    break;
+                case RegisterOffsets.InvalidationCompletionStatus when (before & IcsIwc) != 0 && (after & IcsIwc) == 0:
+                    // Software serviced the completion: nothing is pending any more.
+                    Registers.UpdateByHardware(RegisterOffsets.InvalidationEventControl, EventIp, 0, out _);
+                    break;
+                case RegisterOffsets.PageRequestEventControl when (before & EventIm) != 0 && (after & EventIm) == 0:
+                    if (TakePending(RegisterOffsets.PageRequestEventControl))
+                        raise = PageRequestEvent;
+                    break;
+                case RegisterOffsets.PageRequestStatus when (before & PrsPpr) != 0 && (after & PrsPpr) == 0:
+                    Registers.UpdateByHardware(RegisterOffsets.PageRequestEventControl, EventIp, 0, out _);
+                    break;
                 default:
                     if (register.Offset == Ecap.IotlbRegisterOffset + 8)
                         OnIotlbCommand(after);
                     break;
             }
         }
+        // Outside the lock, like the fault recorder's events: handlers may run on any thread.
+        raise?.Invoke();
+    }
+
+    // Clears IP; returns whether it was set (an interrupt was held).
+    private bool TakePending(int controlOffset)
+    {
+        Registers.UpdateByHardware(controlOffset, EventIp, 0, out ulong control);
+        return (control & EventIp) != 0;
     }
 
     private void OnGlobalCommand(GlobalCommand command)
@@ -144,8 +186,11 @@ public sealed partial class DmarUnit
     /// <summary>
     /// One IOTLB invalidation (register or descriptor): granularity 1 global, 2 domain, 3 page (IVA
     /// format: address 63:12, IH 6, AM 5:0). Page-selective without CAP.PSI, or with AM above MAMV,
-    /// is performed domain-selective. Returns the actual granularity (0 when the request is invalid).
+    /// is performed domain-selective; so is an AM above 52, which MAMV (6 bits) can allow but which
+    /// covers more than the 64-bit address space. Returns the actual granularity (0 when the request is invalid).
     /// </summary>
+    private const int MaxAddressMask = 64 - Engine.Memory.HostMemory.FrameShift;
+
     private ulong InvalidateIotlb(ulong granularity, ushort did, ulong iva)
     {
         switch (granularity)
@@ -158,7 +203,7 @@ public sealed partial class DmarUnit
                 return 2;
             case 3:
                 int am = (int)(iva & 0x3F);
-                if (!Cap.Psi || am > Cap.Mamv)
+                if (!Cap.Psi || am > Cap.Mamv || am > MaxAddressMask)
                 {
                     Iotlb.InvalidateDomain(did);
                     return 2;

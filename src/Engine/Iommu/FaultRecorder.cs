@@ -136,9 +136,16 @@ public sealed class FaultRecorder : IDisposable
     }
 
     /// <summary>Byte offset of FRCD_REG[<paramref name="index"/>].lo.</summary>
-    public int LoOffset(int index) => _firstRecord + FaultRecordingRegister.Size * index;
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is not below <see cref="RecordCount"/>.</exception>
+    public int LoOffset(int index)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, _recordCount);
+        return _firstRecord + FaultRecordingRegister.Size * index;
+    }
 
     /// <summary>Byte offset of FRCD_REG[<paramref name="index"/>].hi (F is its bit 63).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is not below <see cref="RecordCount"/>.</exception>
     public int HiOffset(int index) => LoOffset(index) + 8;
 
     /// <summary>FRCD_REG[<paramref name="index"/>] as it reads now.</summary>
@@ -174,6 +181,24 @@ public sealed class FaultRecorder : IDisposable
         if (interrupt)
             FaultEvent?.Invoke();
         return outcome;
+    }
+
+    /// <summary>
+    /// Sets FSTS error bits the unit's other logic detects (IQE, ICE, ITE) and, like a recorded fault, raises
+    /// the fault event when no interrupt condition was set before (QEMU <c>vtd_handle_inv_queue_error</c>):
+    /// at once with FECTL.IM clear, otherwise held in FECTL.IP.
+    /// </summary>
+    internal void ReportStatus(ulong bits)
+    {
+        bool interrupt = false;
+        lock (_lock)
+        {
+            _registers.UpdateByHardware(RegisterOffsets.FaultStatus, 0, bits, out ulong before);
+            if ((before & FaultStatusInterruptConditions) == 0)
+                interrupt = RaiseInterruptCondition();
+        }
+        if (interrupt)
+            FaultEvent?.Invoke();
     }
 
     /// <summary>Puts the internal fault-recording index back to 0, as a unit reset does (with <see cref="RegisterFile.Reset"/>); the counters are lifetime totals and stay.</summary>

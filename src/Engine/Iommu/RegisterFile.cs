@@ -44,13 +44,16 @@ public sealed partial class RegisterFile
     {
         ArgumentNullException.ThrowIfNull(declarations);
         var map = new Dictionary<int, RegisterDeclaration>();
-        foreach (RegisterDeclaration d in declarations)
+        foreach (RegisterDeclaration? d in declarations)
         {
+            if (d is null)
+                throw new ArgumentException("A register declaration is null.", nameof(declarations));
             if (d.Width is not (4 or 8) || d.Offset < 0 || d.Offset % d.Width != 0)
                 throw new ArgumentException($"{d.Name}: width must be 4 or 8 and the offset 0x{d.Offset:x} aligned to it.", nameof(declarations));
             foreach (var other in map.Values)
             {
-                if (d.Offset < other.Offset + other.Width && other.Offset < d.Offset + d.Width)
+                // In long: a register at the top of the int range would wrap the end offset and hide an overlap.
+                if (d.Offset < (long)other.Offset + other.Width && other.Offset < (long)d.Offset + d.Width)
                     throw new ArgumentException($"{d.Name} at 0x{d.Offset:x} overlaps {other.Name} at 0x{other.Offset:x}.", nameof(declarations));
             }
             map[d.Offset] = d;

@@ -33,7 +33,17 @@ public sealed class TranslationTables
     public bool Scalable { get; }
 
     /// <summary>PASID-directory size code used for new scalable context entries (2^(PDTS+7) entries; default 0 → 128 entries, PASIDs below 8192).</summary>
-    public int Pdts { get; init; }
+    /// <exception cref="ArgumentOutOfRangeException">The value is not 0..7 (the 3-bit PDTS field; 7 covers every 20-bit PASID).</exception>
+    public int Pdts
+    {
+        get => _pdts;
+        init => _pdts = value is >= 0 and <= MaxPdts
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(Pdts), value, $"PDTS is a 3-bit field: 0..{MaxPdts}.");
+    }
+
+    private const int MaxPdts = 7;
+    private readonly int _pdts;
 
     /// <summary>Writes a legacy context entry for <paramref name="sourceId"/> (creating its context table and root entry).</summary>
     public void SetContext(ushort sourceId, in ContextEntry entry)
@@ -53,9 +63,11 @@ public sealed class TranslationTables
     /// Writes a scalable context entry for <paramref name="sourceId"/> pointing at its PASID directory
     /// (created on first use), with these enables and RID_PASID.
     /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="ridPasid"/> has more than 20 bits.</exception>
     public void SetScalableContext(ushort sourceId, uint ridPasid = 0, bool pasidEnable = false, bool pageRequestEnable = false, bool deviceTlbEnable = false, bool fpd = false)
     {
         RequireMode(scalable: true);
+        RequirePasid(ridPasid, nameof(ridPasid));
         lock (_lock)
         {
             ulong table = ContextTable(sourceId >> 8, upper: (byte)sourceId >= 0x80);
@@ -71,8 +83,7 @@ public sealed class TranslationTables
     public void SetPasidEntry(ushort sourceId, uint pasid, in PasidEntry entry)
     {
         RequireMode(scalable: true);
-        if (pasid > 0xF_FFFF)
-            throw new ArgumentOutOfRangeException(nameof(pasid), pasid, "A PASID has 20 bits.");
+        RequirePasid(pasid, nameof(pasid));
         if ((pasid >> 6) >= 1u << (Pdts + 7))
             throw new ArgumentOutOfRangeException(nameof(pasid), pasid, $"PASID {pasid} does not fit a PASID directory of PDTS {Pdts}.");
         lock (_lock)
@@ -85,7 +96,7 @@ public sealed class TranslationTables
         }
     }
 
-    /// <summary>Clears the P bit of a legacy context entry (the requester's DMA then faults).</summary>
+    /// <summary>Clears the P bit of the context entry of <paramref name="sourceId"/> (its DMA then faults); nothing to do when its table was never created.</summary>
     public void ClearContext(ushort sourceId)
     {
         lock (_lock)
@@ -98,9 +109,11 @@ public sealed class TranslationTables
         }
     }
 
-    /// <summary>Clears a PASID-table entry (blocks the PASID).</summary>
+    /// <summary>Clears a PASID-table entry (blocks the PASID); nothing to do when its table was never created.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="pasid"/> has more than 20 bits.</exception>
     public void ClearPasidEntry(ushort sourceId, uint pasid)
     {
+        RequirePasid(pasid, nameof(pasid));
         lock (_lock)
         {
             if (_pasidTables.TryGetValue((sourceId, pasid >> 6), out ulong table))
@@ -111,21 +124,41 @@ public sealed class TranslationTables
     /// <summary>Writes a raw qword into a structure (tests use it to plant reserved bits).</summary>
     public void Poke(ulong hpa, ulong value) => _memory.WriteEntry(hpa, value);
 
-    /// <summary>HPA of the context entry of <paramref name="sourceId"/> (its table must exist).</summary>
+    /// <summary>HPA of the context entry of <paramref name="sourceId"/>.</summary>
+    /// <exception cref="ArgumentException">No context table covers <paramref name="sourceId"/> yet (no context was set on its bus, or, in scalable mode, its half of the bus).</exception>
     public ulong ContextEntryAddress(ushort sourceId)
     {
+        bool upper = Scalable && (byte)sourceId >= 0x80;
         lock (_lock)
         {
-            ulong table = _contextTables[(sourceId >> 8, Scalable && (byte)sourceId >= 0x80)];
+            if (!_contextTables.TryGetValue((sourceId >> 8, upper), out ulong table))
+                throw new ArgumentException(
+                    $"No context table covers source 0x{sourceId:x4} (bus 0x{sourceId >> 8:x2}{(Scalable ? upper ? ", upper half" : ", lower half" : "")}): set a context for it first.",
+                    nameof(sourceId));
             return Scalable ? table + (ulong)((byte)sourceId & 0x7F) * ScalableContextEntry.Size : table + (ulong)(byte)sourceId * ContextEntry.Size;
         }
     }
 
-    /// <summary>HPA of the PASID-table entry (its table must exist).</summary>
+    /// <summary>HPA of the PASID-table entry of (<paramref name="sourceId"/>, <paramref name="pasid"/>).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="pasid"/> has more than 20 bits.</exception>
+    /// <exception cref="ArgumentException">No PASID table covers the pair yet (no PASID entry of its block of 64 was set).</exception>
     public ulong PasidEntryAddress(ushort sourceId, uint pasid)
     {
+        RequirePasid(pasid, nameof(pasid));
         lock (_lock)
-            return _pasidTables[(sourceId, pasid >> 6)] + (pasid & 0x3F) * PasidEntry.Size;
+        {
+            if (!_pasidTables.TryGetValue((sourceId, pasid >> 6), out ulong table))
+                throw new ArgumentException(
+                    $"No PASID table covers source 0x{sourceId:x4}, PASID {pasid} (PASIDs {pasid & ~0x3Fu}..{pasid | 0x3F}): set a PASID entry there first.",
+                    nameof(pasid));
+            return table + (pasid & 0x3F) * PasidEntry.Size;
+        }
+    }
+
+    private static void RequirePasid(uint pasid, string paramName)
+    {
+        if (pasid > FaultRecord.MaxPasid)
+            throw new ArgumentOutOfRangeException(paramName, pasid, "A PASID has 20 bits.");
     }
 
     private void RequireMode(bool scalable)

@@ -76,14 +76,29 @@ public sealed unsafe partial class HostMemory
     /// Allocates <paramref name="frames"/> contiguous zeroed frames whose first HPA is aligned to
     /// <paramref name="alignmentFrames"/> frames (a power of two), e.g. 512 for a 2 MiB page.
     /// </summary>
-    /// <remarks>Runs come only from never-used frames; freed runs return to the pool frame by frame.</remarks>
+    /// <remarks>
+    /// The alignment is of the host-physical address itself, not of the offset into the region: a
+    /// region whose <see cref="BaseHpa"/> is less aligned than asked still answers an HPA that is a
+    /// multiple of <paramref name="alignmentFrames"/> × 4 KiB. Runs come only from never-used frames;
+    /// freed runs return to the pool frame by frame.
+    /// </remarks>
+    /// <exception cref="ArgumentOutOfRangeException">
+    /// <paramref name="frames"/> is 0 or more than the region holds, or <paramref name="alignmentFrames"/> is
+    /// not a power of two or is larger than the host address width can express.
+    /// </exception>
     /// <exception cref="HostMemoryExhaustedException">No such run is left.</exception>
     public ulong AllocateContiguous(ulong frames, ulong alignmentFrames)
     {
         ThrowIfDisposed();
         ArgumentOutOfRangeException.ThrowIfZero(frames);
+        if (frames > FrameCount)
+            throw new ArgumentOutOfRangeException(nameof(frames), frames, $"The region holds only {FrameCount:N0} frames.");
         if (alignmentFrames == 0 || (alignmentFrames & (alignmentFrames - 1)) != 0)
             throw new ArgumentOutOfRangeException(nameof(alignmentFrames), alignmentFrames, "The alignment must be a power of two number of frames.");
+        // Bounding the alignment by the address width keeps every HPA computed from it below 2^52.
+        if (alignmentFrames > MaxAlignmentFrames)
+            throw new ArgumentOutOfRangeException(nameof(alignmentFrames), alignmentFrames,
+                $"The alignment must be at most {MaxAlignmentFrames:N0} frames (2^{HostAddressWidth} bytes, the host address width).");
         if (!TryBump(frames, alignmentFrames, out uint first))
             throw new HostMemoryExhaustedException(
                 $"Host memory has no run of {frames:N0} contiguous frames aligned to {alignmentFrames:N0} frames left ({FreshCount:N0} never-used frames remain at the end of the region).");
@@ -91,6 +106,8 @@ public sealed unsafe partial class HostMemory
             TakeFrame((uint)(first + i));
         return BaseHpa + ((ulong)first << FrameShift);
     }
+
+    private ulong MaxAlignmentFrames => 1UL << (HostAddressWidth - FrameShift);
 
     /// <summary>
     /// Returns an allocated frame to the pool at once. Only for frames no walker can reach (never
@@ -211,13 +228,17 @@ public sealed unsafe partial class HostMemory
         }
     }
 
+    // alignment is a power of two of at most 2^(HAW − 12) frames and frames at most FrameCount, so
+    // none of the sums below can wrap: the base frame, the bump and the alignment are each below 2^40.
     private bool TryBump(ulong frames, ulong alignment, out uint first)
     {
+        ulong baseFrame = BaseHpa >> FrameShift;
         while (true)
         {
             ulong bump = Volatile.Read(ref _bump);
-            ulong start = (bump + alignment - 1) & ~(alignment - 1);
-            if (start + frames > FrameCount || start + frames < start)
+            // Aligned as an HPA: the base is only 1 GiB aligned, so aligning the offset is not enough.
+            ulong start = ((baseFrame + bump + alignment - 1) & ~(alignment - 1)) - baseFrame;
+            if (start + frames > FrameCount)
             {
                 first = 0;
                 return false;

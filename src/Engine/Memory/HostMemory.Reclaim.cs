@@ -20,28 +20,36 @@ public sealed unsafe partial class HostMemory
     public void RetireFrame(ulong hpa) => RetireFrames([hpa]);
 
     /// <summary>Retires several unlinked frames under one epoch (see <see cref="RetireFrame"/>).</summary>
-    /// <remarks>All of them are validated before any is retired, so a bad HPA changes nothing.</remarks>
+    /// <remarks>All of them are validated before any is retired, so a bad HPA — or one listed twice — changes nothing.</remarks>
+    /// <exception cref="InvalidHostAddressException">An HPA is not an allocated frame of this region, or appears twice.</exception>
     public void RetireFrames(ReadOnlySpan<ulong> hpas)
     {
         ThrowIfDisposed();
         foreach (ulong hpa in hpas)
+            _ = FrameIndexOf(hpa, nameof(hpas));
+        // Allocated -> Retired for each, undone on the first failure: a frame listed twice fails its
+        // second transition ("already retired"), which a check of the states alone would not catch.
+        int moved = 0;
+        try
         {
-            uint frame = FrameIndexOf(hpa, nameof(hpas));
-            if ((FrameState)Volatile.Read(ref _state[frame]) != FrameState.Allocated)
-                Transition(frame, FrameState.Allocated, FrameState.Allocated, hpa, "retire");
+            for (; moved < hpas.Length; moved++)
+                Transition((uint)((hpas[moved] - BaseHpa) >> FrameShift), FrameState.Allocated, FrameState.Retired, hpas[moved], "retire");
+        }
+        catch (InvalidHostAddressException)
+        {
+            for (int i = 0; i < moved; i++)
+                Volatile.Write(ref _state[(hpas[i] - BaseHpa) >> FrameShift], (byte)FrameState.Allocated);
+            throw;
         }
         bool reclaim;
         lock (_retireLock)
         {
             // The callers' unlinking stores happen before this increment (a full fence), which
             // gives the tag. Taking it under the lock keeps the queue's tags in increasing order.
+            // Marking the frames Retired before the tag is harmless: only the queue frees them.
             ulong tag = Epochs.Bump();
             foreach (ulong hpa in hpas)
-            {
-                uint frame = (uint)((hpa - BaseHpa) >> FrameShift);
-                Transition(frame, FrameState.Allocated, FrameState.Retired, hpa, "retire");
-                _retired.Enqueue((frame, tag));
-            }
+                _retired.Enqueue(((uint)((hpa - BaseHpa) >> FrameShift), tag));
             reclaim = _retired.Count >= _options.ReclaimThreshold;
         }
         Interlocked.Add(ref _retiredCount, hpas.Length);
