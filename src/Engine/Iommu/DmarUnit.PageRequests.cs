@@ -29,6 +29,7 @@ public sealed unsafe partial class DmarUnit
     /// <exception cref="ArgumentException">The queue is not 4 KiB aligned, not 2^0..2^7 frames, or not in allocated host memory.</exception>
     public void EnablePageRequestQueue(ulong queueHpa, int queueSizeOrder = 0)
     {
+        ThrowIfDisposed();
         if (!Ecap.Prs)
             throw new EngineException(Errno.EOPNOTSUPP, $"{Name} does not support page requests (ECAP.PRS = 0).");
         if ((queueHpa & 0xFFF) != 0 || queueSizeOrder is < 0 or > 7)
@@ -49,6 +50,7 @@ public sealed unsafe partial class DmarUnit
     /// </summary>
     public PageRequestStatus SubmitPageRequest(in PageRequest request)
     {
+        ThrowIfDisposed();
         if (!Ecap.Prs)
             return PageRequestStatus.NotEnabled;
         var probe = new TranslationRequest(request.SourceId, request.Address, Paging.Access.Read, request.Pasid);
@@ -121,6 +123,7 @@ public sealed unsafe partial class DmarUnit
     /// <exception cref="InvalidOperationException">Requests are pending in a queue that PQA_REG places outside allocated host memory (a guest moved PQA or PQH under the queue).</exception>
     public IReadOnlyList<PageRequest> DrainPageRequests()
     {
+        ThrowIfDisposed();
         var drained = new List<PageRequest>();
         lock (_registerLock)
         {

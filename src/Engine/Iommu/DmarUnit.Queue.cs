@@ -283,6 +283,7 @@ public sealed unsafe partial class DmarUnit
     /// <exception cref="InvalidOperationException">IQA_REG is not programmed or lies outside allocated host memory, or GSTS.QIES is clear.</exception>
     public InvalidationQueueError Submit(params ReadOnlySpan<InvalidationDescriptor> descriptors)
     {
+        ThrowIfDisposed();
         lock (_registerLock)
         {
             int done = 0;
@@ -364,6 +365,7 @@ public sealed unsafe partial class DmarUnit
     /// <exception cref="ArgumentException">The queue is not 4 KiB aligned, not 2^0..2^7 frames, or not in allocated host memory.</exception>
     public void EnableQueuedInvalidation(ulong queueHpa, int queueSizeOrder = 0, bool wideDescriptors = false)
     {
+        ThrowIfDisposed();
         if (!Ecap.Qi)
             throw new EngineException(Errno.EOPNOTSUPP, $"{Name} does not support queued invalidation (ECAP.QI = 0).");
         if ((queueHpa & 0xFFF) != 0 || queueSizeOrder is < 0 or > 7)

@@ -8,14 +8,25 @@ public sealed partial class DmarUnit
     private readonly Lock _registerLock = new();
 
     /// <summary>A software register read (4 or 8 bytes); bad offsets and sizes are answered, not thrown.</summary>
-    public RegisterAccessStatus ReadRegister(int offset, int size, out ulong value) => Registers.Read(offset, size, out value);
+    /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
+    public RegisterAccessStatus ReadRegister(int offset, int size, out ulong value)
+    {
+        ThrowIfDisposed();
+        return Registers.Read(offset, size, out value);
+    }
 
     /// <summary>A software register write (4 or 8 bytes) with its hardware side effects; bad offsets and sizes are answered, not thrown.</summary>
-    public RegisterAccessStatus WriteRegister(int offset, int size, ulong value) => Registers.Write(offset, size, value);
+    /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
+    public RegisterAccessStatus WriteRegister(int offset, int size, ulong value)
+    {
+        ThrowIfDisposed();
+        return Registers.Write(offset, size, value);
+    }
 
     /// <summary>Programs RTADDR and issues SRTP, as the driver does (scalable or legacy root table).</summary>
     public void SetRootTable(ulong rootTableHpa, bool scalable)
     {
+        ThrowIfDisposed();
         if ((rootTableHpa & 0xFFF) != 0)
             throw new ArgumentException($"The root table HPA 0x{rootTableHpa:x} must be 4 KiB aligned.", nameof(rootTableHpa));
         WriteRegister(RegisterOffsets.RootTableAddress, 8, rootTableHpa | (scalable ? RtaddrScalableMode : 0));
@@ -25,6 +36,7 @@ public sealed partial class DmarUnit
     /// <summary>Sets or clears GCMD.TE.</summary>
     public void SetTranslationEnabled(bool enabled)
     {
+        ThrowIfDisposed();
         GlobalCommand status = (GlobalCommand)Registers.Get(RegisterOffsets.GlobalStatus);
         GlobalCommand persistent = status & (GlobalCommand.TranslationEnable | GlobalCommand.QueuedInvalidationEnable
             | GlobalCommand.InterruptRemappingEnable | GlobalCommand.CompatibilityFormatInterrupt);
@@ -35,6 +47,7 @@ public sealed partial class DmarUnit
     /// <summary>Writes GCMD with the current persistent bits plus <paramref name="command"/> (how Linux issues one-shot commands).</summary>
     public void IssueGlobalCommand(GlobalCommand command)
     {
+        ThrowIfDisposed();
         GlobalCommand status = (GlobalCommand)Registers.Get(RegisterOffsets.GlobalStatus);
         GlobalCommand persistent = status & (GlobalCommand.TranslationEnable | GlobalCommand.QueuedInvalidationEnable
             | GlobalCommand.InterruptRemappingEnable | GlobalCommand.CompatibilityFormatInterrupt);

@@ -59,6 +59,25 @@ public class UnitDisposeTests
     }
 
     [Fact]
+    public void EveryControlCallOnADisposedUnitThrowsObjectDisposed()
+    {
+        using var f = new UnitFixture(scalable: true);
+        ulong frame = f.Memory.AllocateFrame();
+        f.Unit.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => f.Unit.ReadRegister(RegisterOffsets.GlobalStatus, 4, out _));
+        Assert.Throws<ObjectDisposedException>(() => f.Unit.WriteRegister(RegisterOffsets.GlobalCommand, 4, 0));
+        Assert.Throws<ObjectDisposedException>(() => f.Unit.SetRootTable(f.Tables.RootTable, true));
+        Assert.Throws<ObjectDisposedException>(() => f.Unit.SetTranslationEnabled(true));
+        Assert.Throws<ObjectDisposedException>(() => f.Unit.IssueGlobalCommand(GlobalCommand.WriteBufferFlush));
+        Assert.Throws<ObjectDisposedException>(() => f.Unit.EnableQueuedInvalidation(f.Queue));
+        Assert.Throws<ObjectDisposedException>(() => f.Unit.Submit(InvalidationDescriptor.Iotlb(1)));
+        Assert.Throws<ObjectDisposedException>(() => f.Unit.EnablePageRequestQueue(frame));
+        Assert.Throws<ObjectDisposedException>(() => f.Unit.SubmitPageRequest(new PageRequest(UnitFixture.Sid, 0x1000, true, false, false, true, 1)));
+        Assert.Throws<ObjectDisposedException>(() => f.Unit.DrainPageRequests());
+        Assert.False(f.Unit.TranslationEnabled);
+    }
+
+    [Fact]
     public void TheIotlbAfterDisposeMissesRefusesFillsAndTakesInvalidationsQuietly()
     {
         var iotlb = new Iotlb(64);
