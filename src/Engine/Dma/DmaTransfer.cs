@@ -24,8 +24,8 @@ public enum DmaStatus : byte
 /// <param name="Transferred">Bytes moved (all of them, or those before the faulting page).</param>
 /// <param name="FaultAddress">IOVA of the first byte not moved (0 when complete).</param>
 /// <param name="Fault">The VT-d fault reason when <see cref="DmaStatus.Faulted"/>.</param>
-/// <param name="Translations">Translations the transfer made (one per page it touched, retries included).</param>
-/// <param name="PageRequests">Page requests the device sent (IO page faults it recovered from or not).</param>
+/// <param name="Translations">Translations the transfer made: one per page it touched, plus one per retry after a page request answered SUCCESS.</param>
+/// <param name="PageRequests">Page requests the device sent and the unit queued (IO page faults it recovered from or not); a fault that sends none (an address beyond the width, a unit or device without page requests) counts nothing.</param>
 public readonly record struct DmaResult(DmaStatus Status, int Transferred, ulong FaultAddress, FaultReason Fault, int Translations = 0, int PageRequests = 0)
 {
     /// <summary>Whether every byte moved.</summary>
@@ -74,13 +74,8 @@ public static unsafe class DmaTransfer
                     ? new TranslationResult(TranslationStatus.PassThrough, address, PageSize.Size4K, Access.All, false, FaultReason.None, 0, false)
                     : device.Iommu.Unit.Translate(new TranslationRequest(device.SourceId, address, access, pasid));
                 translations++;
-                if (!t.IsSuccess && pageFaults && device.PageRequestsEnabled && pasid == TranslationRequest.NoPasid)
-                {
-                    // The device asks for the page and retries; the platform serves the request at once.
-                    pageRequests++;
-                    translations++;
-                    t = device.RecoverWithPageRequest(t, address, access);
-                }
+                if (!t.IsSuccess && pageFaults && pasid == TranslationRequest.NoPasid && MayRequestPage(device, t.Fault))
+                    t = RecoverWithPageRequest(device, t, address, access, ref translations, ref pageRequests);
                 if (!t.IsSuccess)
                     return new DmaResult(DmaStatus.Faulted, done, address, t.Fault, translations, pageRequests);
                 // The translation covers the rest of its page (pass-through: the rest of the 4 KiB page).
@@ -102,6 +97,37 @@ public static unsafe class DmaTransfer
             memory.Epochs.Unprotect();
         }
         return new DmaResult(DmaStatus.Complete, done, 0, FaultReason.None, translations, pageRequests);
+    }
+
+    // The faults a PRI device answers with a page request (Device.IsRecoverable); any other fault
+    // (an address beyond the width, a missing context) never sends one, so nothing is counted.
+    private static bool MayRequestPage(Device device, FaultReason fault) =>
+        device.PageRequestsEnabled && fault is FaultReason.SmSecondLevelPermission or FaultReason.SmRead or FaultReason.SmWrite;
+
+    /// <summary>
+    /// Lets the device ask for the page and retry, counting only what happened: a page request when
+    /// the device's own counter says one was sent (the unit queued it), and a second translation
+    /// only when the device retried, which it does only after a SUCCESS response.
+    /// </summary>
+    /// <remarks>
+    /// Rare path (an IO page fault), kept out of the copy loop. <see cref="Device.RecoverWithPageRequest"/>
+    /// does not say what it did, so it is read from its effects: the device's counter moves exactly
+    /// when the request was queued, and a retry either succeeds or gives a result that differs from
+    /// the first. Two blind spots remain, both races: another thread's request from the same device
+    /// between the two counter reads, and a retry that faults exactly as the first translation did
+    /// (KVM faulted the page in and zapped it again before the retry); the second is counted as no retry.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static TranslationResult RecoverWithPageRequest(Device device, in TranslationResult first, ulong address, Access access, ref int translations, ref int pageRequests)
+    {
+        long sentBefore = device.PageRequests;
+        TranslationResult result = device.RecoverWithPageRequest(first, address, access);
+        if (device.PageRequests == sentBefore)
+            return result;
+        pageRequests++;
+        if (result.IsSuccess || result != first)
+            translations++;
+        return result;
     }
 }
 
