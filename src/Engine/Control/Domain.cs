@@ -60,23 +60,53 @@ public abstract class Domain : IDisposable
     public IReadOnlyList<IommuInstance> Iommus => [.. Devices.Select(d => d.Iommu!).Distinct()];
 
     /// <summary>Attaches <paramref name="device"/>: checks it can, takes a DID on its IOMMU, programs its entry and flushes.</summary>
-    /// <exception cref="EngineException">ENODEV without an IOMMU, EBUSY when already attached, EINVAL when incompatible.</exception>
-    public void Attach(Device device)
+    /// <remarks>
+    /// A fault-capable (KVM) domain needs the device to take IO page faults: the series enables IOPF
+    /// right after attaching to a KVM HWPT and fails the attach when that fails (patch 16), because
+    /// nothing pins guest memory for such a domain. So by default a device that cannot send page
+    /// requests through this IOMMU (no PRI, no ATS, or a unit without ECAP.PRS or ECAP.DT) is refused
+    /// with ENODEV, the errno <c>intel_iommu_enable_iopf</c> gives, naming what is missing.
+    /// <see cref="AttachFlags.AllowWithoutPageRequests"/> attaches it anyway without page requests.
+    /// </remarks>
+    /// <param name="device">The device to attach.</param>
+    /// <param name="flags">Options; see <see cref="AttachFlags"/>.</param>
+    /// <exception cref="EngineException">ENODEV without an IOMMU or, on a fault-capable domain, without IO page faults; EBUSY when already attached; EINVAL when incompatible or freed; ENOMEM when host memory runs out.</exception>
+    public void Attach(Device device, AttachFlags flags = AttachFlags.None)
     {
         ArgumentNullException.ThrowIfNull(device);
+        if ((flags & ~AttachFlags.AllowWithoutPageRequests) != 0)
+            throw new ArgumentOutOfRangeException(nameof(flags), flags, "Unknown attach flags.");
         ThrowIfFreed();
         lock (Platform.ControlLock)
         {
+            ThrowIfFreed();
             IommuInstance iommu = device.Iommu ?? throw new EngineException(Errno.ENODEV, $"{device} has no IOMMU in front of it.");
             if (device.Domain is not null)
                 throw new EngineException(Errno.EBUSY, $"{device} is already attached to a {device.Domain.Kind} domain; detach it first.");
             if (!ReferenceEquals(device.Platform, Platform))
                 throw new EngineException(Errno.EINVAL, $"{device} belongs to another platform.");
-            PrepareAttach(iommu);
+            try
+            {
+                PrepareAttach(iommu);
+            }
+            catch (Memory.HostMemoryExhaustedException e)
+            {
+                throw new EngineException(Errno.ENOMEM, $"attach {device}: {e.Message}");
+            }
+            bool pageRequests = false;
+            if (FaultCapable)
+            {
+                List<string> missing = PageRequestBlockers(iommu, device);
+                pageRequests = missing.Count == 0;
+                if (!pageRequests && (flags & AttachFlags.AllowWithoutPageRequests) == 0)
+                    throw new EngineException(Errno.ENODEV,
+                        $"{device} cannot take IO page faults through {iommu.Name}, and a {Kind} domain maps guest memory only on demand: {string.Join("; ", missing)}. " +
+                        $"Attach with {nameof(AttachFlags)}.{nameof(AttachFlags.AllowWithoutPageRequests)} to use it without page requests (its DMA then faults wherever KVM has not mapped).");
+            }
             ushort did = iommu.AttachDid(this);
             try
             {
-                Program(iommu, device, did);
+                Program(iommu, device, did, pageRequests);
                 iommu.FlushAfterEntryChange(device, did);
             }
             catch (Memory.HostMemoryExhaustedException e)
@@ -90,7 +120,8 @@ public abstract class Domain : IDisposable
                 throw;
             }
             device.Domain = this;
-            device.PageRequestsEnabled = FaultCapable && (device.Abilities & DeviceAbilities.Pri) != 0 && iommu.ScalableMode;
+            // The same decision that set PRE in the context entry: the flag never claims what the unit was not told.
+            device.PageRequestsEnabled = pageRequests;
             lock (_devices)
                 _devices.Add(device);
         }
@@ -122,16 +153,36 @@ public abstract class Domain : IDisposable
     /// <summary>Checks (and adapts to) <paramref name="iommu"/> before the first device behind it attaches; throws EINVAL when it cannot.</summary>
     private protected abstract void PrepareAttach(IommuInstance iommu);
 
+    /// <summary>
+    /// Everything that keeps <paramref name="device"/> from sending page requests through
+    /// <paramref name="iommu"/>, as the driver sees it (<c>pri_supported</c> needs ATS, ECAP.PRS and
+    /// scalable mode; <c>intel_iommu_enable_iopf</c> needs ATS enabled, hence ECAP.DT); empty when it can.
+    /// </summary>
+    private static List<string> PageRequestBlockers(IommuInstance iommu, Device device)
+    {
+        var missing = new List<string>();
+        if ((device.Abilities & DeviceAbilities.Pri) == 0)
+            missing.Add("the device has no PRI (Page Request Interface)");
+        if ((device.Abilities & DeviceAbilities.Ats) == 0)
+            missing.Add("the device has no ATS, and PRI works only with ATS enabled");
+        if (!iommu.Unit.Ecap.Prs)
+            missing.Add($"{iommu.Name} does not support page requests (ECAP.PRS = 0)");
+        if (!iommu.Unit.Ecap.DeviceTlb)
+            missing.Add($"{iommu.Name} has no device-TLB support (ECAP.DT = 0), so ATS cannot be enabled");
+        if (!iommu.ScalableMode)
+            missing.Add($"{iommu.Name} is not run in scalable mode, where page requests are taken");
+        return missing;
+    }
+
     /// <summary>Writes the device's context (legacy) or RID_PASID PASID entry (scalable) for this domain.</summary>
-    private protected virtual void Program(IommuInstance iommu, Device device, ushort did)
+    private protected virtual void Program(IommuInstance iommu, Device device, ushort did, bool pageRequests)
     {
         bool ats = (device.Abilities & DeviceAbilities.Ats) != 0 && iommu.Unit.Ecap.DeviceTlb;
         if (iommu.ScalableMode)
         {
-            bool pri = FaultCapable && (device.Abilities & DeviceAbilities.Pri) != 0 && iommu.Unit.Ecap.Prs;
             iommu.Tables.SetPasidEntry(device.SourceId, 0, PasidEntry.SecondLevel(Pgd, Agaw, did, pgsnp: ForceSnooping, pwsnp: iommu.Unit.Ecap.Smpwc, ssade: false));
             iommu.Tables.SetScalableContext(device.SourceId, ridPasid: 0, pasidEnable: (device.Abilities & DeviceAbilities.Pasid) != 0,
-                pageRequestEnable: pri, deviceTlbEnable: ats);
+                pageRequestEnable: pageRequests, deviceTlbEnable: ats);
         }
         else
         {

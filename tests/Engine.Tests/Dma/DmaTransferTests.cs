@@ -13,7 +13,7 @@ public class DmaTransferTests
     {
         using var f = new ControlFixture(maxHugePageLevel: 1);
         KvmDomain d = f.Platform.AllocateKvmDomain(f.Nic, f.Tdp);
-        d.Attach(f.Nvme);
+        d.Attach(f.Nvme, AttachFlags.AllowWithoutPageRequests);
         f.Vm.Map(0, 16, Access.All);
         byte[] data = [.. Enumerable.Range(0, 3 * 4096 + 100).Select(i => (byte)(i * 7))];
         DmaResult w = DmaTransfer.Write(f.Nvme, 0x0F00, data);
@@ -32,7 +32,7 @@ public class DmaTransferTests
     {
         using var f = new ControlFixture(maxHugePageLevel: 1);
         KvmDomain d = f.Platform.AllocateKvmDomain(f.Nic, f.Tdp);
-        d.Attach(f.Nvme);
+        d.Attach(f.Nvme, AttachFlags.AllowWithoutPageRequests);
         f.Vm.Map(0, 2, Access.All);          // pages 0 and 1 mapped, page 2 not
         var buffer = new byte[3 * 4096];
         DmaResult r = DmaTransfer.Read(f.Nvme, 0x800, buffer);
@@ -51,7 +51,7 @@ public class DmaTransferTests
     {
         using var f = new ControlFixture();
         KvmDomain d = f.Platform.AllocateKvmDomain(f.Nic, f.Tdp);
-        d.Attach(f.Nvme);
+        d.Attach(f.Nvme, AttachFlags.AllowWithoutPageRequests);
         f.Vm.Map(0, 1024, Access.All);
         long misses = f.Dmar1.Unit.IotlbMisses;
         Assert.True(DmaTransfer.Write(f.Nvme, 0x1000, new byte[1 << 20]).IsComplete);
