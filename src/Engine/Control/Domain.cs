@@ -53,8 +53,11 @@ public abstract class Domain : IDisposable
         }
     }
 
-    /// <summary>Whether the domain has been freed.</summary>
+    /// <summary>Whether the domain has been freed: by <see cref="Dispose"/>, or revoked because what it translates through went away (see <see cref="KvmDomain.Revoke"/>).</summary>
     public bool IsFreed { get; private set; }
+
+    // Why the domain was revoked, for the messages of later calls; null when it was not.
+    private string? _revokedBecause;
 
     /// <summary>The IOMMUs the domain is attached to.</summary>
     public IReadOnlyList<IommuInstance> Iommus => [.. Devices.Select(d => d.Iommu!).Distinct()];
@@ -128,26 +131,67 @@ public abstract class Domain : IDisposable
     }
 
     /// <summary>Detaches <paramref name="device"/>: its entry is cleared and flushed, and the DID freed with the domain's last device on that IOMMU.</summary>
+    /// <exception cref="EngineException">EINVAL when the device is not attached here (a revoked domain has detached its devices already).</exception>
     public void Detach(Device device)
     {
         ArgumentNullException.ThrowIfNull(device);
         lock (Platform.ControlLock)
         {
             if (!ReferenceEquals(device.Domain, this))
-                throw new EngineException(Errno.EINVAL, $"{device} is not attached to this domain.");
-            IommuInstance iommu = device.Iommu!;
-            ushort did = iommu.DidOf(this)!.Value;
+                throw new EngineException(Errno.EINVAL, _revokedBecause is null
+                    ? $"{device} is not attached to this domain."
+                    : $"{device} is not attached to this domain: the domain was revoked ({_revokedBecause}) and detached its devices then.");
+            DetachLocked(device);
+        }
+    }
+
+    // The entry is cleared and the caches flushed before the DID is given back: a DID reused while
+    // the unit still caches this domain's translations under it would hand them to another domain.
+    // A disposed unit translates nothing, so only the bookkeeping is left to do there.
+    private void DetachLocked(Device device)
+    {
+        IommuInstance iommu = device.Iommu!;
+        if (!iommu.IsDisposed && !Platform.Memory.IsDisposed)
+        {
+            ushort did = iommu.FindDid(this)!.Value;
             if (iommu.ScalableMode)
                 iommu.Tables.ClearPasidEntry(device.SourceId, 0);
             else
                 iommu.Tables.ClearContext(device.SourceId);
             iommu.FlushAfterEntryChange(device, did);
-            iommu.DetachDid(this);
-            device.Domain = null;
-            device.PageRequestsEnabled = false;
-            lock (_devices)
-                _devices.Remove(device);
         }
+        iommu.DetachDid(this);
+        device.Domain = null;
+        device.PageRequestsEnabled = false;
+        lock (_devices)
+            _devices.Remove(device);
+    }
+
+    /// <summary>
+    /// Frees the domain because what it translates through is going away: every device is detached
+    /// first (entry cleared, caches flushed), so no DMA translates through the domain once this
+    /// returns. <see cref="Free"/> is not called: the owner has dropped the domain already.
+    /// Caller holds the control lock.
+    /// </summary>
+    /// <exception cref="AggregateException">Some devices could not be detached (their unit's invalidation failed); they stay attached, the domain is freed.</exception>
+    private protected void RevokeLocked(string because)
+    {
+        _revokedBecause = because;
+        List<Exception>? failures = null;
+        foreach (Device device in Devices)
+        {
+            try
+            {
+                DetachLocked(device);
+            }
+            catch (Exception e) when (e is EngineException or ObjectDisposedException or InvalidOperationException)
+            {
+                (failures ??= []).Add(e);
+            }
+        }
+        IsFreed = true;
+        if (failures is not null)
+            throw new AggregateException($"the {Kind} domain could not detach {failures.Count} device(s) while being revoked ({because}).", failures);
     }
 
     /// <summary>Checks (and adapts to) <paramref name="iommu"/> before the first device behind it attaches; throws EINVAL when it cannot.</summary>
@@ -194,7 +238,9 @@ public abstract class Domain : IDisposable
     private protected void ThrowIfFreed()
     {
         if (IsFreed)
-            throw new EngineException(Errno.EINVAL, $"the {Kind} domain has been freed.");
+            throw new EngineException(Errno.EINVAL, _revokedBecause is null
+                ? $"the {Kind} domain has been freed."
+                : $"the {Kind} domain was revoked: {_revokedBecause}.");
     }
 
     /// <summary>Frees the domain. Devices still attached are refused (EBUSY).</summary>

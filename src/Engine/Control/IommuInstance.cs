@@ -13,6 +13,7 @@ public sealed class IommuInstance : IDisposable
     private readonly Lock _lock = new();
     private readonly bool[] _didUsed;
     private readonly Dictionary<Domain, (ushort Did, int Devices)> _domains = [];
+    private bool _disposed;
 
     internal IommuInstance(Platform platform, string name, DmarUnitOptions options, bool scalableModeEnabled)
     {
@@ -72,8 +73,20 @@ public sealed class IommuInstance : IDisposable
     /// <summary>Address width the driver can give a domain here: min(agaw width, MGAW).</summary>
     public int Width => Math.Min(AgawMath.AgawToWidth(Driver.Agaw), Unit.Cap.Mgaw);
 
+    /// <summary>Whether <see cref="Dispose"/> has been called.</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposed);
+
     /// <summary>The DID <paramref name="domain"/> has on this unit, or null when it is not attached here.</summary>
+    /// <exception cref="ObjectDisposedException">The IOMMU has been disposed.</exception>
     public ushort? DidOf(Domain domain)
+    {
+        ArgumentNullException.ThrowIfNull(domain);
+        ThrowIfDisposed();
+        return FindDid(domain);
+    }
+
+    /// <summary><see cref="DidOf"/> without the disposal check, for teardown paths.</summary>
+    internal ushort? FindDid(Domain domain)
     {
         lock (_lock)
             return _domains.TryGetValue(domain, out var d) ? d.Did : null;
@@ -205,9 +218,17 @@ public sealed class IommuInstance : IDisposable
         }
     }
 
-    /// <summary>Frees the unit's native caches.</summary>
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);
+
+    /// <summary>Frees the unit's native caches. Idempotent.</summary>
     public void Dispose()
     {
+        lock (_lock)
+        {
+            if (_disposed)
+                return;
+            Volatile.Write(ref _disposed, true);
+        }
         Unit.DeviceTlbInvalidated -= OnDeviceTlbInvalidated;
         Unit.Dispose();
     }

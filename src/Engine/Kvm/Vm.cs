@@ -185,22 +185,36 @@ public sealed class Vm : IDisposable
         lock (_mmuLock)
         {
             ThrowIfDisposed();
-            TdpFaultResult result;
-            try
-            {
-                result = Tdp.FaultIn(gfn, access);
-            }
-            catch (HostMemoryExhaustedException)
-            {
-                result = TdpFaultResult.OutOfMemory;
-            }
-            finally
-            {
-                Tdp.Flush();
-            }
-            Tdp.CountFault(result == TdpFaultResult.Fixed);
-            return result;
+            return FaultInLocked(gfn, access);
         }
+    }
+
+    /// <summary>The fault op for an importer's page request: a disposed VM answers <see cref="TdpFaultResult.ExportClosed"/>.</summary>
+    internal TdpFaultResult FaultInForImporter(ulong gfn, Access access)
+    {
+        if (access == Access.None || (access & ~Access.All) != 0)
+            throw new ArgumentOutOfRangeException(nameof(access), access, "The access must be a non-empty combination of Read, Write and Execute.");
+        lock (_mmuLock)
+            return _disposed ? TdpFaultResult.ExportClosed : FaultInLocked(gfn, access);
+    }
+
+    private TdpFaultResult FaultInLocked(ulong gfn, Access access)
+    {
+        TdpFaultResult result;
+        try
+        {
+            result = Tdp.FaultIn(gfn, access);
+        }
+        catch (HostMemoryExhaustedException)
+        {
+            result = TdpFaultResult.OutOfMemory;
+        }
+        finally
+        {
+            Tdp.Flush();
+        }
+        Tdp.CountFault(result == TdpFaultResult.Fixed);
+        return result;
     }
 
     /// <summary>Marks <paramref name="gfn"/> write-tracked (KVM page tracking): it loses W now and a write fault on it fails.</summary>
@@ -311,13 +325,19 @@ public sealed class Vm : IDisposable
             return PageWalker.Walk(Memory, Tdp.WalkerConfig, Tdp.RootHpa, Tdp.Levels, gpa, access);
     }
 
-    internal void OnExportClosed(KvmTdpFd export)
+    // KvmTdpFd.Dispose: the importers are revoked under the MMU lock, so no flush slips between
+    // their last invalidation and their revocation.
+    internal void CloseExport(KvmTdpFd export)
     {
+        List<Exception>? failures;
         lock (_mmuLock)
         {
             if (ReferenceEquals(_export, export))
                 _export = null;
+            failures = export.CloseLocked();
         }
+        if (failures is not null)
+            throw new InvalidOperationException($"Closing the TDP export of {Name}: {failures.Count} importer(s) could not stop using the tables.", new AggregateException(failures));
     }
 
     // Called by the TDP MMU's flush, under the MMU lock.
@@ -384,34 +404,47 @@ public sealed class Vm : IDisposable
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
 
     /// <summary>
-    /// Tears the VM down: the export is closed (importers told to drop everything), and every table
-    /// frame and backing frame is retired, so walkers still inside protected regions stay safe.
+    /// Tears the VM down. First the export is closed and every importer revoked
+    /// (<see cref="ITdpImporter.Revoke"/>): a KVM domain on this VM's TDP detaches its devices, so
+    /// every later DMA or translation through them faults (scalable mode: PASID entry not present,
+    /// fault 0x59) and the domain is freed. Only then are the table frames and backing frames retired,
+    /// so no device can reach memory the next VM gets; walkers still inside protected regions stay safe.
     /// </summary>
+    /// <remarks>
+    /// The series never frees a TDP under an importer: the TDP FD holds the VM and IOMMUFD holds the
+    /// TDP FD. A Dispose cannot wait for that, and refusing it (EBUSY) would leave <c>using</c> blocks
+    /// and platform teardown unable to finish, so it revokes the importers, in the order the series
+    /// destroys a KVM HWPT: the domain stops using the tables, the importer is unregistered, then
+    /// the tables go. After Dispose every member that touches the VM's state throws
+    /// <see cref="ObjectDisposedException"/>; <see cref="Name"/>, <see cref="Memory"/>,
+    /// <see cref="Tdp"/> (its shape) and <see cref="MaxGfn"/> stay readable. Idempotent.
+    /// </remarks>
+    /// <exception cref="InvalidOperationException">An importer could not stop using the tables; the VM is disposed, but its frames are kept (leaked) so that importer can never reach memory reused by someone else.</exception>
     public void Dispose()
     {
-        KvmTdpFd? export;
+        List<Exception>? failures;
         lock (_mmuLock)
         {
-            if (_disposed || Memory.IsDisposed)
-            {
-                _disposed = true;
+            if (_disposed)
                 return;
-            }
             _disposed = true;
-            export = _export;
-            export?.Notify(0, ExportedTdp.InvalidateAll);
+            failures = _export?.CloseLocked();
             _export = null;
-            var frames = new List<ulong>();
-            Tdp.CollectAllTables(frames);
-            foreach (Memslot slot in _slots)
+            if (failures is null && !Memory.IsDisposed)
             {
-                frames.AddRange(slot.BackingFrames());
-                slot.ForgetBacking();
+                var frames = new List<ulong>();
+                Tdp.CollectAllTables(frames);
+                foreach (Memslot slot in _slots)
+                {
+                    frames.AddRange(slot.BackingFrames());
+                    slot.ForgetBacking();
+                }
+                Memory.RetireFrames(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(frames));
+                Memory.Reclaim();
             }
             _slots.Clear();
-            Memory.RetireFrames(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(frames));
-            Memory.Reclaim();
         }
-        export?.Dispose();
+        if (failures is not null)
+            throw new InvalidOperationException($"Disposing {Name}: {failures.Count} importer(s) of its TDP could not stop using the tables, so its frames are kept rather than freed under them.", new AggregateException(failures));
     }
 }
