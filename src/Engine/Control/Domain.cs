@@ -83,7 +83,9 @@ public abstract class Domain : IDisposable
         lock (Platform.ControlLock)
         {
             ThrowIfFreed();
+            ThrowIfPlatformDisposed();
             IommuInstance iommu = device.Iommu ?? throw new EngineException(Errno.ENODEV, $"{device} has no IOMMU in front of it.");
+            ObjectDisposedException.ThrowIf(iommu.IsDisposed, iommu);
             if (device.Domain is not null)
                 throw new EngineException(Errno.EBUSY, $"{device} is already attached to a {device.Domain.Kind} domain; detach it first.");
             if (!ReferenceEquals(device.Platform, Platform))
@@ -131,6 +133,7 @@ public abstract class Domain : IDisposable
     }
 
     /// <summary>Detaches <paramref name="device"/>: its entry is cleared and flushed, and the DID freed with the domain's last device on that IOMMU.</summary>
+    /// <remarks>Teardown stays possible: after its IOMMU or the platform was disposed (nothing translates then) only the bookkeeping is done.</remarks>
     /// <exception cref="EngineException">EINVAL when the device is not attached here (a revoked domain has detached its devices already).</exception>
     public void Detach(Device device)
     {
@@ -235,6 +238,10 @@ public abstract class Domain : IDisposable
         }
     }
 
+    // The platform keeps its disposed flag to itself; its host memory goes last in Platform.Dispose,
+    // and nothing a domain does means anything once it is gone.
+    private protected void ThrowIfPlatformDisposed() => ObjectDisposedException.ThrowIf(Platform.Memory.IsDisposed, Platform);
+
     private protected void ThrowIfFreed()
     {
         if (IsFreed)
@@ -243,7 +250,8 @@ public abstract class Domain : IDisposable
                 : $"the {Kind} domain was revoked: {_revokedBecause}.");
     }
 
-    /// <summary>Frees the domain. Devices still attached are refused (EBUSY).</summary>
+    /// <summary>Frees the domain. Devices still attached are refused (EBUSY). Idempotent; after the platform was disposed only the bookkeeping is done.</summary>
+    /// <remarks>Every later call answers: attach and the domain's operations EINVAL ("freed"), detach EINVAL (not attached).</remarks>
     public void Dispose()
     {
         lock (Platform.ControlLock)
@@ -258,6 +266,6 @@ public abstract class Domain : IDisposable
         GC.SuppressFinalize(this);
     }
 
-    /// <summary>Releases what the domain owns.</summary>
+    /// <summary>Releases what the domain owns. Runs under the control lock, also after host memory was disposed.</summary>
     private protected abstract void Free();
 }

@@ -8,6 +8,12 @@ namespace Engine.Control;
 /// allocator, queued invalidation and the page-request queue, and the cache flushes in the order
 /// the spec and Linux use (SPEC.md §2.6, §2.8).
 /// </summary>
+/// <remarks>
+/// After <see cref="Dispose"/> (the platform's, or a direct one) <see cref="DidOf"/> and every
+/// control operation that would program or flush the unit answer <see cref="ObjectDisposedException"/>;
+/// a detach only does the bookkeeping, since a disposed unit translates nothing. The descriptive
+/// properties stay readable.
+/// </remarks>
 public sealed class IommuInstance : IDisposable
 {
     private readonly Lock _lock = new();
@@ -97,6 +103,7 @@ public sealed class IommuInstance : IDisposable
     {
         lock (_lock)
         {
+            ThrowIfDisposed();
             if (_domains.TryGetValue(domain, out var entry))
             {
                 _domains[domain] = (entry.Did, entry.Devices + 1);
@@ -135,6 +142,7 @@ public sealed class IommuInstance : IDisposable
     /// </summary>
     internal void FlushAfterEntryChange(Device device, ushort did)
     {
+        ThrowIfDisposed();
         if (Unit.Ecap.Qi)
         {
             var descriptors = new List<InvalidationDescriptor>
@@ -161,6 +169,7 @@ public sealed class IommuInstance : IDisposable
     /// </summary>
     internal void FlushRange(ushort did, ulong address, ulong size, IEnumerable<Device> atsDevices)
     {
+        ThrowIfDisposed();
         ulong first = address >> HostMemory.FrameShift;
         ulong last = (address + size - 1) >> HostMemory.FrameShift;
         int am = 0;
@@ -184,6 +193,7 @@ public sealed class IommuInstance : IDisposable
     /// <summary>Domain-selective IOTLB invalidation (and device TLBs).</summary>
     internal void FlushDomain(ushort did, IEnumerable<Device> atsDevices)
     {
+        ThrowIfDisposed();
         var descriptors = new List<InvalidationDescriptor> { InvalidationDescriptor.Iotlb(2, did) };
         foreach (Device d in atsDevices)
             descriptors.Add(InvalidationDescriptor.DeviceTlb(d.SourceId, (1UL << 63) - 0x1000, sizeBit: true));
@@ -198,6 +208,7 @@ public sealed class IommuInstance : IDisposable
     {
         lock (_lock)
         {
+            ThrowIfDisposed();
             _statusFrame = _statusFrame != 0 ? _statusFrame : Platform.Memory.AllocateFrame();
             uint token = ++_waitToken;
             InvalidationQueueError error = Unit.Submit([.. descriptors, InvalidationDescriptor.Wait(_statusFrame, token)]);

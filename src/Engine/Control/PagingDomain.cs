@@ -63,6 +63,7 @@ public sealed class PagingDomain : Domain
         lock (Platform.ControlLock)
         {
             ThrowIfFreed();
+            ThrowIfPlatformDisposed();
             IommuInstance? without = Iommus.FirstOrDefault(i => !i.Unit.Ecap.SnoopControl);
             if (without is not null)
                 throw new EngineException(Errno.EOPNOTSUPP, $"{without.Name} has no snoop control (ECAP.SC = 0), so DMA cannot be forced to snoop.");
@@ -81,6 +82,7 @@ public sealed class PagingDomain : Domain
         lock (Platform.ControlLock)
         {
             ThrowIfFreed();
+            ThrowIfPlatformDisposed();
             if (size == 0 || ((iova | hpa | size) & (HostMemory.FrameSize - 1)) != 0)
                 throw new EngineException(Errno.EINVAL, $"map: IOVA 0x{iova:x}, HPA 0x{hpa:x} and size 0x{size:x} must be non-zero multiples of 4 KiB.");
             if ((permissions & Access.ReadWrite) == 0 || (permissions & ~Access.All) != 0)
@@ -134,6 +136,7 @@ public sealed class PagingDomain : Domain
         lock (Platform.ControlLock)
         {
             ThrowIfFreed();
+            ThrowIfPlatformDisposed();
             if (size == 0 || ((iova | size) & (HostMemory.FrameSize - 1)) != 0 || iova + size < iova)
                 throw new EngineException(Errno.EINVAL, $"unmap: IOVA 0x{iova:x} and size 0x{size:x} must be non-zero multiples of 4 KiB.");
             return UnmapLocked(iova, size);
@@ -141,10 +144,19 @@ public sealed class PagingDomain : Domain
     }
 
     /// <summary>Translates through the domain's own tables (no IOMMU), for tests and diagnostics.</summary>
+    /// <exception cref="EngineException">EINVAL when the domain has been freed (its tables are gone).</exception>
+    /// <exception cref="ObjectDisposedException">The platform has been disposed.</exception>
     public WalkResult Lookup(ulong iova, Access access)
     {
+        ThrowIfFreed();
+        ThrowIfPlatformDisposed();
         using (_memory.Epochs.Enter())
+        {
+            // A free on another thread retires the tables through the epochs: re-checked inside the
+            // protected region, a walk that passes never reaches a frame already reused.
+            ThrowIfFreed();
             return PageWalker.Walk(_memory, WalkerConfig.SecondStage(_memory.HostAddressWidth, 2), _pgd, _agaw + 2, iova, access);
+        }
     }
 
     private ulong UnmapLocked(ulong iova, ulong size)
@@ -166,7 +178,9 @@ public sealed class PagingDomain : Domain
         }
         foreach (IommuInstance iommu in Iommus)
         {
-            ushort did = iommu.DidOf(this)!.Value;
+            if (iommu.IsDisposed)
+                continue;
+            ushort did = iommu.FindDid(this)!.Value;
             var ats = Devices.Where(d => d.Iommu == iommu && (d.Abilities & DeviceAbilities.Ats) != 0).ToList();
             foreach (var (s, b) in cleared)
                 iommu.FlushRange(did, s, b, ats);
@@ -248,6 +262,8 @@ public sealed class PagingDomain : Domain
 
     private protected override void Free()
     {
+        if (_memory.IsDisposed)
+            return;
         // The domain owns its tables: unmap everything and free every table frame, pgd included.
         var frames = new List<ulong>();
         void Visit(ulong table, int level)

@@ -15,7 +15,10 @@ public enum DmaStatus : byte
     /// <summary>A page faulted: the bytes before it moved, <see cref="DmaResult.Fault"/> says why.</summary>
     Faulted = 1,
 
-    /// <summary>A translation pointed outside host memory (e.g. a device BAR): the bytes before it moved.</summary>
+    /// <summary>
+    /// A translation pointed outside host memory (e.g. a device BAR): the bytes before it moved. Also
+    /// every DMA after the platform (its host memory) was disposed: nothing moves, <see cref="DmaResult.FaultAddress"/> is the first byte.
+    /// </summary>
     TargetOutsideMemory = 2,
 }
 
@@ -64,7 +67,8 @@ public static unsafe class DmaTransfer
         HostMemory memory = device.Platform.Memory;
         Access access = write ? Access.Write : Access.Read;
         int done = 0, translations = 0, pageRequests = 0;
-        memory.Epochs.Protect();
+        if (!TryProtect(memory))
+            return new DmaResult(DmaStatus.TargetOutsideMemory, 0, iova, FaultReason.None);
         try
         {
             while (done < buffer.Length)
@@ -97,6 +101,25 @@ public static unsafe class DmaTransfer
             memory.Epochs.Unprotect();
         }
         return new DmaResult(DmaStatus.Complete, done, 0, FaultReason.None, translations, pageRequests);
+    }
+
+    // Host memory is empty once the platform is disposed: a DMA then ends before its first byte
+    // with a result, as one whose target is outside host memory, never with an exception. The
+    // manager refuses entries only after HostMemory.Dispose has begun, so the catch costs the
+    // copy loop nothing.
+    private static bool TryProtect(HostMemory memory)
+    {
+        if (memory.IsDisposed)
+            return false;
+        try
+        {
+            memory.Epochs.Protect();
+            return true;
+        }
+        catch (ObjectDisposedException)
+        {
+            return false;
+        }
     }
 
     // The faults a PRI device answers with a page request (Device.IsRecoverable); any other fault

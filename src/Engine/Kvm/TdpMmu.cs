@@ -8,11 +8,19 @@ namespace Engine.Kvm;
 /// 64-bit stores, so a lock-free walker (the IOMMU) always sees either the old or the new entry.
 /// </summary>
 /// <remarks>
+/// <para>
+/// Its public members describe the MMU's shape and activity and stay readable after the VM is
+/// disposed (<see cref="RootHpa"/> then names a frame that is no longer the VM's, and
+/// <see cref="TdpMmuStatistics.TablePages"/> is 0); every operation goes through the <see cref="Vm"/>,
+/// which answers <see cref="ObjectDisposedException"/> by then.
+/// </para>
+/// <para>
 /// Every method here runs under the VM's MMU lock. Each public VM operation ends with
 /// <see cref="Flush"/>: importers are told which ranges changed after the entries changed, and only
 /// then are freed table frames retired, so none can be reused before the importers have flushed.
 /// Split by operation: this file holds the primitives, <c>TdpMmu.Range.cs</c> zap and
 /// write-protect, <c>TdpMmu.Map.cs</c> mapping and the fault op.
+/// </para>
 /// </remarks>
 public sealed partial class TdpMmu
 {
@@ -62,6 +70,9 @@ public sealed partial class TdpMmu
         Interlocked.Read(ref _splits), Interlocked.Read(ref _faultsFixed), Interlocked.Read(ref _faultsFailed));
 
     internal void CountFault(bool fixedIt) => Interlocked.Increment(ref fixedIt ? ref _faultsFixed : ref _faultsFailed);
+
+    /// <summary>The VM's teardown retired every table frame: none is linked any more.</summary>
+    internal void OnTablesFreed() => Interlocked.Exchange(ref _tablePages, 0);
 
     private static bool IsPresent(ulong entry) => (entry & EptEntry.PermissionMask) != 0;
 

@@ -46,13 +46,20 @@ public sealed class Vm : IDisposable
     /// <summary>Guest frame numbers the EPT can translate: 2^(width − 12).</summary>
     public ulong MaxGfn => 1UL << (Tdp.AddressWidth - HostMemory.FrameShift);
 
+    /// <summary>Whether <see cref="Dispose"/> has been called.</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposed);
+
     /// <summary>A snapshot of the memslots, ordered by address.</summary>
+    /// <exception cref="ObjectDisposedException">The VM has been disposed.</exception>
     public IReadOnlyList<Memslot> Memslots
     {
         get
         {
             lock (_mmuLock)
+            {
+                ThrowIfDisposed();
                 return [.. _slots];
+            }
         }
     }
 
@@ -106,7 +113,7 @@ public sealed class Vm : IDisposable
             Tdp.Zap(slot.BaseGfn, slot.Pages);
             Tdp.Flush();
             Memory.RetireFrames([.. slot.BackingFrames()]);
-            slot.ForgetBacking();
+            slot.Delete();
             _slots.Remove(slot);
             _writeTracked.RemoveWhere(slot.Contains);
             foreach (var counts in _trackedPerHugePage)
@@ -319,8 +326,10 @@ public sealed class Vm : IDisposable
     }
 
     /// <summary>Walks the EPT (the CPU's view) for <paramref name="gpa"/>, inside an epoch-protected region.</summary>
+    /// <exception cref="ObjectDisposedException">The VM has been disposed: its tables are gone.</exception>
     public WalkResult Translate(ulong gpa, Access access)
     {
+        ThrowIfDisposed();
         using (Memory.Epochs.Enter())
             return PageWalker.Walk(Memory, Tdp.WalkerConfig, Tdp.RootHpa, Tdp.Levels, gpa, access);
     }
@@ -401,7 +410,7 @@ public sealed class Vm : IDisposable
         }
     }
 
-    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);
 
     /// <summary>
     /// Tears the VM down. First the export is closed and every importer revoked
@@ -427,7 +436,7 @@ public sealed class Vm : IDisposable
         {
             if (_disposed)
                 return;
-            _disposed = true;
+            Volatile.Write(ref _disposed, true);
             failures = _export?.CloseLocked();
             _export = null;
             if (failures is null && !Memory.IsDisposed)
@@ -435,13 +444,13 @@ public sealed class Vm : IDisposable
                 var frames = new List<ulong>();
                 Tdp.CollectAllTables(frames);
                 foreach (Memslot slot in _slots)
-                {
                     frames.AddRange(slot.BackingFrames());
-                    slot.ForgetBacking();
-                }
                 Memory.RetireFrames(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(frames));
                 Memory.Reclaim();
+                Tdp.OnTablesFreed();
             }
+            foreach (Memslot slot in _slots)
+                slot.Delete();
             _slots.Clear();
         }
         if (failures is not null)
