@@ -206,25 +206,46 @@ public sealed class IommuInstance : IDisposable
     /// <summary>Submits descriptors followed by a wait with status write, as <c>qi_submit_sync</c> does.</summary>
     internal void Submit(params InvalidationDescriptor[] descriptors)
     {
-        lock (_lock)
+        try
         {
-            ThrowIfDisposed();
-            _statusFrame = _statusFrame != 0 ? _statusFrame : Platform.Memory.AllocateFrame();
-            uint token = ++_waitToken;
-            InvalidationQueueError error = Unit.Submit([.. descriptors, InvalidationDescriptor.Wait(_statusFrame, token)]);
-            if (error != InvalidationQueueError.None || (uint)Platform.Memory.ReadEntry(_statusFrame) != token)
-                throw new EngineException(Errno.EFAULT, $"{Name}: queued invalidation failed ({error}).");
+            lock (_lock)
+            {
+                ThrowIfDisposed();
+                _statusFrame = _statusFrame != 0 ? _statusFrame : Platform.Memory.AllocateFrame();
+                uint token = ++_waitToken;
+                InvalidationQueueError error = Unit.Submit([.. descriptors, InvalidationDescriptor.Wait(_statusFrame, token)]);
+                if (error != InvalidationQueueError.None || (uint)Platform.Memory.ReadEntry(_statusFrame) != token)
+                    throw new EngineException(Errno.EFAULT, $"{Name}: queued invalidation failed ({error}).");
+            }
+        }
+        finally
+        {
+            while (_deviceTlbPending.TryDequeue(out ushort sourceId))
+                CountDeviceTlbInvalidation(sourceId);
         }
     }
 
     private ulong _statusFrame;
     private uint _waitToken;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<ushort> _deviceTlbPending = new();
 
+    // Raised by the unit inside Submit, with _lock held. The platform's device list takes the
+    // control lock, and attach holds the control lock while it takes _lock: looking the device up
+    // here would let a KVM flush (this path, under the MMU lock) and an attach deadlock. So the
+    // source id waits until Submit lets go of _lock.
     private void OnDeviceTlbInvalidated(DeviceTlbInvalidation invalidation)
+    {
+        if (_lock.IsHeldByCurrentThread)
+            _deviceTlbPending.Enqueue(invalidation.SourceId);
+        else
+            CountDeviceTlbInvalidation(invalidation.SourceId);
+    }
+
+    private void CountDeviceTlbInvalidation(ushort sourceId)
     {
         foreach (Device d in Platform.Devices)
         {
-            if (d.Iommu == this && d.SourceId == invalidation.SourceId)
+            if (d.Iommu == this && d.SourceId == sourceId)
                 d.OnDeviceTlbInvalidation();
         }
     }
