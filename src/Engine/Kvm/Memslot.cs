@@ -84,14 +84,28 @@ public sealed class Memslot
             throw new EngineException(Errno.ENOENT, $"memslot {Id} was deleted (removed, or its VM disposed); its backing frames are no longer its own.");
     }
 
-    /// <summary>The host frame backing <paramref name="gfn"/>, allocating its chunk on first touch. Caller holds the MMU lock.</summary>
-    internal ulong Touch(HostMemory memory, ulong gfn)
+    /// <summary>The host frame backing <paramref name="gfn"/>, allocating its chunk on first touch (<paramref name="allocated"/>). Caller holds the MMU lock.</summary>
+    internal ulong Touch(HostMemory memory, ulong gfn, out bool allocated)
     {
         ulong perChunk = BackingPageSize.Pages();
         ulong index = (gfn - BaseGfn) / perChunk;
-        if (_chunks[index] == 0)
-            _chunks[index] = perChunk == 1 ? memory.AllocateFrame() : memory.AllocateContiguous(perChunk, perChunk);
+        allocated = _chunks[index] == 0;
+        if (allocated)
+            Volatile.Write(ref _chunks[index], perChunk == 1 ? memory.AllocateFrame() : memory.AllocateContiguous(perChunk, perChunk));
         return _chunks[index] + (((gfn - BaseGfn) % perChunk) << HostMemory.FrameShift);
+    }
+
+    /// <summary>Forgets the chunk of <paramref name="gfn"/> (a rolled-back first touch) and adds its frames to <paramref name="frames"/> for retirement. Caller holds the MMU lock.</summary>
+    internal void Untouch(ulong gfn, List<ulong> frames)
+    {
+        ulong perChunk = BackingPageSize.Pages();
+        ulong index = (gfn - BaseGfn) / perChunk;
+        ulong chunk = _chunks[index];
+        if (chunk == 0)
+            return;
+        Volatile.Write(ref _chunks[index], 0UL);
+        for (ulong i = 0; i < perChunk; i++)
+            frames.Add(chunk + (i << HostMemory.FrameShift));
     }
 
     /// <summary>Every allocated backing frame (for release). Caller holds the MMU lock.</summary>

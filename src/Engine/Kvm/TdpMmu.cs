@@ -89,7 +89,13 @@ public sealed partial class TdpMmu
 
     // One atomic 64-bit release store: a walker sees the old or the new entry, and when it sees a
     // new table pointer it also sees the table's contents written before.
-    private void Write(ulong entryHpa, ulong value) => Volatile.Write(ref Checked(entryHpa), value);
+    // Inside an operation the value replaced is logged first, for RollBack.
+    private void Write(ulong entryHpa, ulong value)
+    {
+        ref ulong entry = ref Checked(entryHpa);
+        LogStore(entryHpa, entry);
+        Volatile.Write(ref entry, value);
+    }
 
     private ref ulong Checked(ulong entryHpa)
     {
@@ -102,6 +108,7 @@ public sealed partial class TdpMmu
     {
         ulong table = _memory.AllocateFrame();
         Interlocked.Increment(ref _tablePages);
+        NoteNewTable(table);
         return table;
     }
 
@@ -124,6 +131,7 @@ public sealed partial class TdpMmu
         for (int i = 0; i < PageSizes.EntriesPerTable; i++)
             _memory.EntryRef(table + ((ulong)i << 3)) = attributes | (frame + (ulong)i * childBytes);
         Interlocked.Increment(ref _splits);
+        NoteSplit();
         return table;
     }
 
@@ -180,6 +188,11 @@ public sealed partial class TdpMmu
             Interlocked.Add(ref _tablePages, -_unlinkedTables.Count);
             _memory.RetireFrames(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_unlinkedTables));
             _unlinkedTables.Clear();
+        }
+        if (_rolledBackBacking.Count > 0)
+        {
+            _memory.RetireFrames(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_rolledBackBacking));
+            _rolledBackBacking.Clear();
         }
     }
 

@@ -18,6 +18,7 @@ public sealed class Vm : IDisposable
     private bool _disposed;
 
     /// <summary>Creates a VM whose tables and RAM live in <paramref name="memory"/>.</summary>
+    /// <exception cref="EngineException">ENOMEM when host memory has no frame left for the TDP root.</exception>
     public Vm(HostMemory memory, VmOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(memory);
@@ -31,7 +32,14 @@ public sealed class Vm : IDisposable
             throw new ArgumentOutOfRangeException(nameof(options), width, $"PhysicalAddressWidth must be {memory.HostAddressWidth}..52 so every host frame is addressable.");
         Memory = memory;
         Name = options.Name;
-        Tdp = new TdpMmu(this, memory, options.TdpLevels, options.MaxHugePageLevel, width);
+        try
+        {
+            Tdp = new TdpMmu(this, memory, options.TdpLevels, options.MaxHugePageLevel, width);
+        }
+        catch (HostMemoryExhaustedException e)
+        {
+            throw new EngineException(Errno.ENOMEM, $"VM {Name}: no frame is left for the TDP root ({e.Message}).");
+        }
     }
 
     /// <summary>Name for diagnostics.</summary>
@@ -103,6 +111,7 @@ public sealed class Vm : IDisposable
     /// Deletes a memslot: its mappings are zapped (the exported root stays valid, as patch 36
     /// requires), importers flush, and its backing frames are retired.
     /// </summary>
+    /// <exception cref="EngineException">ENOENT for an unknown slot; ENOMEM when a large page the slot shares had to be split and host memory ran out (the slot stays).</exception>
     public void RemoveMemslot(int id)
     {
         lock (_mmuLock)
@@ -110,8 +119,7 @@ public sealed class Vm : IDisposable
             ThrowIfDisposed();
             Memslot slot = _slots.FirstOrDefault(s => s.Id == id)
                 ?? throw new EngineException(Errno.ENOENT, $"memslot {id} does not exist.");
-            Tdp.Zap(slot.BaseGfn, slot.Pages);
-            Tdp.Flush();
+            Transact($"remove memslot {id}", () => Tdp.Zap(slot.BaseGfn, slot.Pages));
             Memory.RetireFrames([.. slot.BackingFrames()]);
             slot.Delete();
             _slots.Remove(slot);
@@ -129,7 +137,7 @@ public sealed class Vm : IDisposable
     /// allow. The range must lie inside memslots. Read-only slots and write-tracked pages get no W;
     /// dirty-logged slots map 4K pages read-only until written.
     /// </summary>
-    /// <exception cref="HostMemoryExhaustedException">Host memory ran out; what was mapped before stays mapped and consistent.</exception>
+    /// <exception cref="EngineException">ENOMEM when host memory runs out for a table, a split or guest RAM; nothing of this call is kept (every entry as before, every frame it took given back).</exception>
     public void Map(ulong gfn, ulong pages, Access permissions)
     {
         if (permissions == Access.None || (permissions & ~Access.All) != 0)
@@ -139,48 +147,29 @@ public sealed class Vm : IDisposable
         lock (_mmuLock)
         {
             ValidateRange(gfn, pages, requireMemslots: true);
-            try
-            {
-                Tdp.Map(gfn, pages, permissions);
-            }
-            finally
-            {
-                Tdp.Flush();
-            }
+            Transact($"map GFN 0x{gfn:x}+0x{pages:x}", () => Tdp.Map(gfn, pages, permissions));
         }
     }
 
     /// <summary>Removes every mapping in [<paramref name="gfn"/>, +<paramref name="pages"/>), splitting large pages the range cuts.</summary>
+    /// <exception cref="EngineException">ENOMEM when a large page the range cuts could not be split; nothing is zapped then.</exception>
     public void Zap(ulong gfn, ulong pages)
     {
         lock (_mmuLock)
         {
             ValidateRange(gfn, pages, requireMemslots: false);
-            try
-            {
-                Tdp.Zap(gfn, pages);
-            }
-            finally
-            {
-                Tdp.Flush();
-            }
+            Transact($"zap GFN 0x{gfn:x}+0x{pages:x}", () => Tdp.Zap(gfn, pages));
         }
     }
 
     /// <summary>Removes W from every mapping in [<paramref name="gfn"/>, +<paramref name="pages"/>) (dirty logging), splitting large pages the range cuts.</summary>
+    /// <exception cref="EngineException">ENOMEM when a large page the range cuts could not be split; nothing is write-protected then.</exception>
     public void WriteProtect(ulong gfn, ulong pages)
     {
         lock (_mmuLock)
         {
             ValidateRange(gfn, pages, requireMemslots: false);
-            try
-            {
-                Tdp.WriteProtect(gfn, pages);
-            }
-            finally
-            {
-                Tdp.Flush();
-            }
+            Transact($"write-protect GFN 0x{gfn:x}+0x{pages:x}", () => Tdp.WriteProtect(gfn, pages));
         }
     }
 
@@ -207,24 +196,21 @@ public sealed class Vm : IDisposable
 
     private TdpFaultResult FaultInLocked(ulong gfn, Access access)
     {
-        TdpFaultResult result;
+        TdpFaultResult result = TdpFaultResult.OutOfMemory;
         try
         {
-            result = Tdp.FaultIn(gfn, access);
+            Transact($"fault in GFN 0x{gfn:x}", () => result = Tdp.FaultIn(gfn, access));
         }
-        catch (HostMemoryExhaustedException)
+        catch (EngineException e) when (e.Errno == Errno.ENOMEM)
         {
             result = TdpFaultResult.OutOfMemory;
-        }
-        finally
-        {
-            Tdp.Flush();
         }
         Tdp.CountFault(result == TdpFaultResult.Fixed);
         return result;
     }
 
     /// <summary>Marks <paramref name="gfn"/> write-tracked (KVM page tracking): it loses W now and a write fault on it fails.</summary>
+    /// <exception cref="EngineException">ENOMEM when the large page holding it could not be split; the page is not tracked then.</exception>
     public void AddWriteTracking(ulong gfn)
     {
         lock (_mmuLock)
@@ -233,14 +219,11 @@ public sealed class Vm : IDisposable
             if (!_writeTracked.Add(gfn))
                 return;
             CountTracked(gfn, +1);
-            try
+            Transact($"write-track GFN 0x{gfn:x}", () => Tdp.WriteProtect(gfn, 1), onRollBack: () =>
             {
-                Tdp.WriteProtect(gfn, 1);
-            }
-            finally
-            {
-                Tdp.Flush();
-            }
+                _writeTracked.Remove(gfn);
+                CountTracked(gfn, -1);
+            });
         }
     }
 
@@ -256,21 +239,21 @@ public sealed class Vm : IDisposable
     }
 
     /// <summary>Turns on dirty logging for a memslot: the whole slot is write-protected, and write faults log pages.</summary>
+    /// <exception cref="EngineException">ENOMEM when a large page had to be split and host memory ran out; logging stays as it was.</exception>
     public void EnableDirtyLogging(int slotId)
     {
         lock (_mmuLock)
         {
             Memslot slot = SlotById(slotId);
+            MemslotFlags flags = slot.Flags;
+            List<ulong> dirty = slot.TakeDirty();
             slot.Flags |= MemslotFlags.LogDirtyPages;
-            _ = slot.TakeDirty();
-            try
+            Transact($"enable dirty logging of memslot {slotId}", () => Tdp.WriteProtect(slot.BaseGfn, slot.Pages), onRollBack: () =>
             {
-                Tdp.WriteProtect(slot.BaseGfn, slot.Pages);
-            }
-            finally
-            {
-                Tdp.Flush();
-            }
+                slot.Flags = flags;
+                foreach (ulong gfn in dirty)
+                    slot.MarkDirty(gfn);
+            });
         }
     }
 
@@ -293,15 +276,15 @@ public sealed class Vm : IDisposable
             if ((slot.Flags & MemslotFlags.LogDirtyPages) == 0)
                 throw new EngineException(Errno.EINVAL, $"memslot {slotId} does not log dirty pages.");
             List<ulong> dirty = slot.TakeDirty();
-            try
+            Transact($"get the dirty log of memslot {slotId}", () =>
             {
                 foreach (ulong gfn in dirty)
                     Tdp.WriteProtect(gfn, 1);
-            }
-            finally
+            }, onRollBack: () =>
             {
-                Tdp.Flush();
-            }
+                foreach (ulong gfn in dirty)
+                    slot.MarkDirty(gfn);
+            });
             return dirty;
         }
     }
@@ -351,6 +334,37 @@ public sealed class Vm : IDisposable
 
     // Called by the TDP MMU's flush, under the MMU lock.
     internal void NotifyImporters(ulong gpa, ulong size) => _export?.Notify(gpa, size);
+
+    /// <summary>
+    /// Runs one TDP MMU operation all or nothing. When host memory runs out in the middle of it, every
+    /// entry it changed is put back, every frame it took is given back (retired, and reclaimed at once
+    /// when no walker is inside), <paramref name="onRollBack"/> undoes what the VM changed around it,
+    /// and the caller gets ENOMEM. The importers hear of every range the operation touched either way.
+    /// Caller holds the MMU lock.
+    /// </summary>
+    private void Transact(string what, Action operation, Action? onRollBack = null)
+    {
+        bool rolledBack = false;
+        Tdp.BeginOperation();
+        try
+        {
+            operation();
+        }
+        catch (HostMemoryExhaustedException e)
+        {
+            Tdp.RollBack();
+            rolledBack = true;
+            onRollBack?.Invoke();
+            throw new EngineException(Errno.ENOMEM, $"{what}: host memory ran out ({e.Message}); nothing of it was kept.");
+        }
+        finally
+        {
+            Tdp.EndOperation();
+            Tdp.Flush();
+            if (rolledBack)
+                Memory.Reclaim();
+        }
+    }
 
     internal Memslot? FindSlot(ulong gfn)
     {
