@@ -116,12 +116,12 @@ public abstract class Domain : IDisposable
             }
             catch (Memory.HostMemoryExhaustedException e)
             {
-                iommu.DetachDid(this);
-                throw new EngineException(Errno.ENOMEM, $"attach {device}: {e.Message}");
+                UndoProgram(iommu, device, did);
+                throw new EngineException(Errno.ENOMEM, $"attach {device}: host memory ran out ({e.Message}); the device stays detached.");
             }
             catch
             {
-                iommu.DetachDid(this);
+                UndoProgram(iommu, device, did);
                 throw;
             }
             device.Domain = this;
@@ -199,6 +199,28 @@ public abstract class Domain : IDisposable
 
     /// <summary>Checks (and adapts to) <paramref name="iommu"/> before the first device behind it attaches; throws EINVAL when it cannot.</summary>
     private protected abstract void PrepareAttach(IommuInstance iommu);
+
+    // A failed attach may have written the entry already (the PASID entry before its context entry
+    // ran out of memory, or a flush that failed): it is cleared and flushed again before the DID goes
+    // back, so nothing of the half-made attach can be found or stay cached under a reused DID.
+    private void UndoProgram(IommuInstance iommu, Device device, ushort did)
+    {
+        try
+        {
+            if (iommu.ScalableMode)
+                iommu.Tables.ClearPasidEntry(device.SourceId, 0);
+            else
+                iommu.Tables.ClearContext(device.SourceId);
+            iommu.FlushAfterEntryChange(device, did);
+        }
+        catch (Exception e) when (e is EngineException or ObjectDisposedException)
+        {
+            // The unit's invalidation itself fails: keep the DID out of use rather than reuse it
+            // under translations the unit may still cache. The original error is what the caller hears.
+            return;
+        }
+        iommu.DetachDid(this);
+    }
 
     /// <summary>
     /// Everything that keeps <paramref name="device"/> from sending page requests through

@@ -40,17 +40,40 @@ public sealed class IommuInstance : IDisposable
             throw new EngineException(Errno.ENODEV, $"{name}: SAGAW 0x{Driver.EffectiveSagaw:x} offers no usable address width; the driver ignores such a unit.");
         }
         ScalableMode = Driver.ScalableMode;
-        Tables = new TranslationTables(platform.Memory, ScalableMode);
         _didUsed = new bool[Math.Min(Driver.NumberOfDomains, 65536)];
         // DID 0 tags invalid entries in caching mode; in scalable mode DID 1 is FLPT_DEFAULT_DID.
         _didUsed[0] = true;
         if (ScalableMode && _didUsed.Length > 1)
             _didUsed[1] = true;
-        if (Unit.Ecap.Qi)
-            Unit.EnableQueuedInvalidation(platform.Memory.AllocateFrame(), 0, wideDescriptors: ScalableMode);
-        if (Unit.Ecap.Prs && ScalableMode)
+        // Every frame the unit needs is taken before it is programmed, so host memory running out
+        // leaves nothing behind: the unit has not seen a frame yet, and each one goes straight back.
+        // The wait-status frame is among them, so no later invalidation has to allocate.
+        var frames = new List<ulong>();
+        ulong queue = 0, pageRequests = 0;
+        try
         {
-            Unit.EnablePageRequestQueue(platform.Memory.AllocateFrame());
+            Tables = new TranslationTables(platform.Memory, ScalableMode);
+            frames.Add(Tables.RootTable);
+            if (Unit.Ecap.Qi)
+            {
+                frames.Add(queue = platform.Memory.AllocateFrame());
+                frames.Add(_statusFrame = platform.Memory.AllocateFrame());
+            }
+            if (Unit.Ecap.Prs && ScalableMode)
+                frames.Add(pageRequests = platform.Memory.AllocateFrame());
+        }
+        catch (Memory.HostMemoryExhaustedException)
+        {
+            Unit.Dispose();
+            foreach (ulong frame in frames)
+                platform.Memory.FreeFrame(frame);
+            throw;
+        }
+        if (queue != 0)
+            Unit.EnableQueuedInvalidation(queue, 0, wideDescriptors: ScalableMode);
+        if (pageRequests != 0)
+        {
+            Unit.EnablePageRequestQueue(pageRequests);
             Unit.WriteRegister(RegisterOffsets.PageRequestEventControl, 4, 0); // unmask: the driver takes page-request events
         }
         Unit.DeviceTlbInvalidated += OnDeviceTlbInvalidated;
@@ -211,7 +234,8 @@ public sealed class IommuInstance : IDisposable
             lock (_lock)
             {
                 ThrowIfDisposed();
-                _statusFrame = _statusFrame != 0 ? _statusFrame : Platform.Memory.AllocateFrame();
+                if (_statusFrame == 0)
+                    throw new EngineException(Errno.EOPNOTSUPP, $"{Name} has no queued invalidation (ECAP.QI = 0).");
                 uint token = ++_waitToken;
                 InvalidationQueueError error = Unit.Submit([.. descriptors, InvalidationDescriptor.Wait(_statusFrame, token)]);
                 if (error != InvalidationQueueError.None || (uint)Platform.Memory.ReadEntry(_statusFrame) != token)
@@ -225,7 +249,7 @@ public sealed class IommuInstance : IDisposable
         }
     }
 
-    private ulong _statusFrame;
+    private readonly ulong _statusFrame;
     private uint _waitToken;
     private readonly System.Collections.Concurrent.ConcurrentQueue<ushort> _deviceTlbPending = new();
 

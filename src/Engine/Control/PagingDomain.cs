@@ -98,6 +98,8 @@ public sealed class PagingDomain : Domain
                 // A huge leaf found by LeafAt covers more than one page: skip what it covers.
             }
             ulong done = 0;
+            int largestLeafLevel = _largestLeafLevel;
+            var newTables = new List<(ulong Link, ulong Table)>();
             try
             {
                 int maxLevel = SuperpageLevel + 1;
@@ -111,14 +113,14 @@ public sealed class PagingDomain : Domain
                             break;
                         level--;
                     }
-                    InstallLeaf(iova + done, level, hpa + done, permissions);
+                    InstallLeaf(iova + done, level, hpa + done, permissions, newTables);
                     done += 1UL << Paging.PageSizes.ShiftOfLevel(level);
                 }
             }
             catch (HostMemoryExhaustedException e)
             {
-                if (done > 0)
-                    UnmapLocked(iova, done);
+                RollBackMap(iova, size, done, newTables);
+                _largestLeafLevel = largestLeafLevel;
                 throw new EngineException(Errno.ENOMEM, $"map: host memory ran out ({e.Message}); nothing of this mapping was kept.");
             }
             _maxMappedEnd = Math.Max(_maxMappedEnd, iova + size);
@@ -157,6 +159,37 @@ public sealed class PagingDomain : Domain
             ThrowIfFreed();
             return PageWalker.Walk(_memory, WalkerConfig.SecondStage(_memory.HostAddressWidth, 2), _pgd, _agaw + 2, iova, access);
         }
+    }
+
+    /// <summary>
+    /// Undoes a map that ran out of host memory after <paramref name="done"/> bytes: its leaves are
+    /// cleared and the tables it created unlinked (deepest first), every attached unit invalidates the
+    /// whole range (IH = 0 drops paging-structure caches too), and only then are the tables retired,
+    /// so the domain holds exactly the frames it held before the call.
+    /// </summary>
+    private void RollBackMap(ulong iova, ulong size, ulong done, List<(ulong Link, ulong Table)> newTables)
+    {
+        for (ulong a = iova; a < iova + done;)
+        {
+            (ulong entryHpa, int level) = FindLeaf(a);
+            if (entryHpa != 0)
+                _memory.WriteEntry(entryHpa, 0);
+            a = (a & ~((1UL << Paging.PageSizes.ShiftOfLevel(level)) - 1)) + (1UL << Paging.PageSizes.ShiftOfLevel(level));
+        }
+        for (int i = newTables.Count - 1; i >= 0; i--)
+            _memory.WriteEntry(newTables[i].Link, 0);
+        if (newTables.Count == 0 && done == 0)
+            return;
+        foreach (IommuInstance iommu in Iommus)
+        {
+            if (iommu.IsDisposed)
+                continue;
+            var ats = Devices.Where(d => d.Iommu == iommu && (d.Abilities & DeviceAbilities.Ats) != 0).ToList();
+            iommu.FlushRange(iommu.FindDid(this)!.Value, iova, size, ats);
+        }
+        ulong[] frames = [.. newTables.Select(t => t.Table)];
+        _memory.RetireFrames(frames);
+        _memory.Reclaim();
     }
 
     private ulong UnmapLocked(ulong iova, ulong size)
@@ -237,7 +270,7 @@ public sealed class PagingDomain : Domain
         }
     }
 
-    private void InstallLeaf(ulong iova, int level, ulong hpa, Access permissions)
+    private void InstallLeaf(ulong iova, int level, ulong hpa, Access permissions, List<(ulong Link, ulong Table)> newTables)
     {
         ulong table = _pgd;
         for (int l = _agaw + 2; l > level; l--)
@@ -248,6 +281,7 @@ public sealed class PagingDomain : Domain
             {
                 ulong child = _memory.AllocateFrame();
                 _memory.WriteEntry(at, SlPte.Table(child).Value);
+                newTables.Add((at, child));
                 table = child;
             }
             else
