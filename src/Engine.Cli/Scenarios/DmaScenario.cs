@@ -82,7 +82,8 @@ internal static class DmaScenario
         IommuInstance dmar1 = platform.AddIommu("dmar1", IommuPresets.GraniteRapidsServer);
         Device nic = platform.AddDevice("nic", TranslationRequest.Bdf(0x17, 0, 0), dmar0, DeviceAbilities.Ats | DeviceAbilities.Pri);
         Device gpu = platform.AddDevice("gpu", TranslationRequest.Bdf(0x18, 0, 0), dmar0, DeviceAbilities.Ats | DeviceAbilities.Pri);
-        Device nvme = platform.AddDevice("nvme", TranslationRequest.Bdf(0x98, 0, 0), dmar1, DeviceAbilities.Pri);
+        // PRI works only with ATS: a KVM domain refuses a device that cannot fault its pages in.
+        Device nvme = platform.AddDevice("nvme", TranslationRequest.Bdf(0x98, 0, 0), dmar1, DeviceAbilities.Ats | DeviceAbilities.Pri);
         Vm vm = platform.CreateVm(new VmOptions { TdpLevels = 5, MaxHugePageLevel = 3, Name = "guest" });
         vm.AddMemslot(0, 0, SlotBytes, PageSize.Size2M);             // GPU and NVMe buffers
         vm.AddMemslot(1, SlotBytes, SlotBytes, PageSize.Size4K);     // NIC rings

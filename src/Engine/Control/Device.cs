@@ -59,8 +59,13 @@ public sealed class Device
     /// What a PRI device does after <paramref name="first"/> faulted: a page request for the page,
     /// then one retry on SUCCESS. Returns <paramref name="first"/> when it cannot recover.
     /// </summary>
-    public TranslationResult RecoverWithPageRequest(in TranslationResult first, ulong iova, Paging.Access access)
+    public TranslationResult RecoverWithPageRequest(in TranslationResult first, ulong iova, Paging.Access access) =>
+        RecoverWithPageRequest(first, iova, access, out _, out _);
+
+    /// <summary>As the public overload, saying whether a page request went out and whether the device retried.</summary>
+    internal TranslationResult RecoverWithPageRequest(in TranslationResult first, ulong iova, Paging.Access access, out bool sent, out bool retried)
     {
+        sent = retried = false;
         if (first.IsSuccess || !PageRequestsEnabled || Iommu is null || !IsRecoverable(first.Fault))
             return first;
         ushort group = Platform.NextGroupIndex(Iommu, SourceId);
@@ -92,7 +97,9 @@ public sealed class Device
             Iommu.Unit.PageResponse -= OnResponse;
         }
         Interlocked.Increment(ref _pageRequests);
-        return answer == PageResponseCode.Success ? Translate(iova, access) : first;
+        sent = true;
+        retried = answer == PageResponseCode.Success;
+        return retried ? Translate(iova, access) : first;
     }
 
     private long _pageRequests;

@@ -53,85 +53,205 @@ public abstract class Domain : IDisposable
         }
     }
 
-    /// <summary>Whether the domain has been freed.</summary>
+    /// <summary>Whether the domain has been freed: by <see cref="Dispose"/>, or revoked because what it translates through went away (see <see cref="KvmDomain.Revoke"/>).</summary>
     public bool IsFreed { get; private set; }
+
+    // Why the domain was revoked, for the messages of later calls; null when it was not.
+    private string? _revokedBecause;
 
     /// <summary>The IOMMUs the domain is attached to.</summary>
     public IReadOnlyList<IommuInstance> Iommus => [.. Devices.Select(d => d.Iommu!).Distinct()];
 
     /// <summary>Attaches <paramref name="device"/>: checks it can, takes a DID on its IOMMU, programs its entry and flushes.</summary>
-    /// <exception cref="EngineException">ENODEV without an IOMMU, EBUSY when already attached, EINVAL when incompatible.</exception>
-    public void Attach(Device device)
+    /// <remarks>
+    /// A fault-capable (KVM) domain needs the device to take IO page faults: the series enables IOPF
+    /// right after attaching to a KVM HWPT and fails the attach when that fails (patch 16), because
+    /// nothing pins guest memory for such a domain. So by default a device that cannot send page
+    /// requests through this IOMMU (no PRI, no ATS, or a unit without ECAP.PRS or ECAP.DT) is refused
+    /// with ENODEV, the errno <c>intel_iommu_enable_iopf</c> gives, naming what is missing.
+    /// <see cref="AttachFlags.AllowWithoutPageRequests"/> attaches it anyway without page requests.
+    /// </remarks>
+    /// <param name="device">The device to attach.</param>
+    /// <param name="flags">Options; see <see cref="AttachFlags"/>.</param>
+    /// <exception cref="EngineException">ENODEV without an IOMMU or, on a fault-capable domain, without IO page faults; EBUSY when already attached; EINVAL when incompatible or freed; ENOMEM when host memory runs out.</exception>
+    public void Attach(Device device, AttachFlags flags = AttachFlags.None)
     {
         ArgumentNullException.ThrowIfNull(device);
+        if ((flags & ~AttachFlags.AllowWithoutPageRequests) != 0)
+            throw new ArgumentOutOfRangeException(nameof(flags), flags, "Unknown attach flags.");
         ThrowIfFreed();
         lock (Platform.ControlLock)
         {
+            ThrowIfFreed();
+            ThrowIfPlatformDisposed();
             IommuInstance iommu = device.Iommu ?? throw new EngineException(Errno.ENODEV, $"{device} has no IOMMU in front of it.");
+            ObjectDisposedException.ThrowIf(iommu.IsDisposed, iommu);
             if (device.Domain is not null)
                 throw new EngineException(Errno.EBUSY, $"{device} is already attached to a {device.Domain.Kind} domain; detach it first.");
             if (!ReferenceEquals(device.Platform, Platform))
                 throw new EngineException(Errno.EINVAL, $"{device} belongs to another platform.");
-            PrepareAttach(iommu);
+            try
+            {
+                PrepareAttach(iommu);
+            }
+            catch (Memory.HostMemoryExhaustedException e)
+            {
+                throw new EngineException(Errno.ENOMEM, $"attach {device}: {e.Message}");
+            }
+            bool pageRequests = false;
+            if (FaultCapable)
+            {
+                List<string> missing = PageRequestBlockers(iommu, device);
+                pageRequests = missing.Count == 0;
+                if (!pageRequests && (flags & AttachFlags.AllowWithoutPageRequests) == 0)
+                    throw new EngineException(Errno.ENODEV,
+                        $"{device} cannot take IO page faults through {iommu.Name}, and a {Kind} domain maps guest memory only on demand: {string.Join("; ", missing)}. " +
+                        $"Attach with {nameof(AttachFlags)}.{nameof(AttachFlags.AllowWithoutPageRequests)} to use it without page requests (its DMA then faults wherever KVM has not mapped).");
+            }
             ushort did = iommu.AttachDid(this);
             try
             {
-                Program(iommu, device, did);
+                Program(iommu, device, did, pageRequests);
                 iommu.FlushAfterEntryChange(device, did);
             }
             catch (Memory.HostMemoryExhaustedException e)
             {
-                iommu.DetachDid(this);
-                throw new EngineException(Errno.ENOMEM, $"attach {device}: {e.Message}");
+                UndoProgram(iommu, device, did);
+                throw new EngineException(Errno.ENOMEM, $"attach {device}: host memory ran out ({e.Message}); the device stays detached.");
             }
             catch
             {
-                iommu.DetachDid(this);
+                UndoProgram(iommu, device, did);
                 throw;
             }
             device.Domain = this;
-            device.PageRequestsEnabled = FaultCapable && (device.Abilities & DeviceAbilities.Pri) != 0 && iommu.ScalableMode;
+            // The same decision that set PRE in the context entry: the flag never claims what the unit was not told.
+            device.PageRequestsEnabled = pageRequests;
             lock (_devices)
                 _devices.Add(device);
         }
     }
 
     /// <summary>Detaches <paramref name="device"/>: its entry is cleared and flushed, and the DID freed with the domain's last device on that IOMMU.</summary>
+    /// <remarks>Teardown stays possible: after its IOMMU or the platform was disposed (nothing translates then) only the bookkeeping is done.</remarks>
+    /// <exception cref="EngineException">EINVAL when the device is not attached here (a revoked domain has detached its devices already).</exception>
     public void Detach(Device device)
     {
         ArgumentNullException.ThrowIfNull(device);
         lock (Platform.ControlLock)
         {
             if (!ReferenceEquals(device.Domain, this))
-                throw new EngineException(Errno.EINVAL, $"{device} is not attached to this domain.");
-            IommuInstance iommu = device.Iommu!;
-            ushort did = iommu.DidOf(this)!.Value;
+                throw new EngineException(Errno.EINVAL, _revokedBecause is null
+                    ? $"{device} is not attached to this domain."
+                    : $"{device} is not attached to this domain: the domain was revoked ({_revokedBecause}) and detached its devices then.");
+            DetachLocked(device);
+        }
+    }
+
+    // The entry is cleared and the caches flushed before the DID is given back: a DID reused while
+    // the unit still caches this domain's translations under it would hand them to another domain.
+    // A disposed unit translates nothing, so only the bookkeeping is left to do there.
+    private void DetachLocked(Device device)
+    {
+        IommuInstance iommu = device.Iommu!;
+        if (!iommu.IsDisposed && !Platform.Memory.IsDisposed)
+        {
+            ushort did = iommu.FindDid(this)!.Value;
             if (iommu.ScalableMode)
                 iommu.Tables.ClearPasidEntry(device.SourceId, 0);
             else
                 iommu.Tables.ClearContext(device.SourceId);
             iommu.FlushAfterEntryChange(device, did);
-            iommu.DetachDid(this);
-            device.Domain = null;
-            device.PageRequestsEnabled = false;
-            lock (_devices)
-                _devices.Remove(device);
         }
+        iommu.DetachDid(this);
+        device.Domain = null;
+        device.PageRequestsEnabled = false;
+        lock (_devices)
+            _devices.Remove(device);
+    }
+
+    /// <summary>
+    /// Frees the domain because what it translates through is going away: every device is detached
+    /// first (entry cleared, caches flushed), so no DMA translates through the domain once this
+    /// returns. <see cref="Free"/> is not called: the owner has dropped the domain already.
+    /// Caller holds the control lock.
+    /// </summary>
+    /// <exception cref="AggregateException">Some devices could not be detached (their unit's invalidation failed); they stay attached, the domain is freed.</exception>
+    private protected void RevokeLocked(string because)
+    {
+        _revokedBecause = because;
+        List<Exception>? failures = null;
+        foreach (Device device in Devices)
+        {
+            try
+            {
+                DetachLocked(device);
+            }
+            catch (Exception e) when (e is EngineException or ObjectDisposedException or InvalidOperationException)
+            {
+                (failures ??= []).Add(e);
+            }
+        }
+        IsFreed = true;
+        if (failures is not null)
+            throw new AggregateException($"the {Kind} domain could not detach {failures.Count} device(s) while being revoked ({because}).", failures);
     }
 
     /// <summary>Checks (and adapts to) <paramref name="iommu"/> before the first device behind it attaches; throws EINVAL when it cannot.</summary>
     private protected abstract void PrepareAttach(IommuInstance iommu);
 
+    // A failed attach may have written the entry already (the PASID entry before its context entry
+    // ran out of memory, or a flush that failed): it is cleared and flushed again before the DID goes
+    // back, so nothing of the half-made attach can be found or stay cached under a reused DID.
+    private void UndoProgram(IommuInstance iommu, Device device, ushort did)
+    {
+        try
+        {
+            if (iommu.ScalableMode)
+                iommu.Tables.ClearPasidEntry(device.SourceId, 0);
+            else
+                iommu.Tables.ClearContext(device.SourceId);
+            iommu.FlushAfterEntryChange(device, did);
+        }
+        catch (Exception e) when (e is EngineException or ObjectDisposedException)
+        {
+            // The unit's invalidation itself fails: keep the DID out of use rather than reuse it
+            // under translations the unit may still cache. The original error is what the caller hears.
+            return;
+        }
+        iommu.DetachDid(this);
+    }
+
+    /// <summary>
+    /// Everything that keeps <paramref name="device"/> from sending page requests through
+    /// <paramref name="iommu"/>, as the driver sees it (<c>pri_supported</c> needs ATS, ECAP.PRS and
+    /// scalable mode; <c>intel_iommu_enable_iopf</c> needs ATS enabled, hence ECAP.DT); empty when it can.
+    /// </summary>
+    private static List<string> PageRequestBlockers(IommuInstance iommu, Device device)
+    {
+        var missing = new List<string>();
+        if ((device.Abilities & DeviceAbilities.Pri) == 0)
+            missing.Add("the device has no PRI (Page Request Interface)");
+        if ((device.Abilities & DeviceAbilities.Ats) == 0)
+            missing.Add("the device has no ATS, and PRI works only with ATS enabled");
+        if (!iommu.Unit.Ecap.Prs)
+            missing.Add($"{iommu.Name} does not support page requests (ECAP.PRS = 0)");
+        if (!iommu.Unit.Ecap.DeviceTlb)
+            missing.Add($"{iommu.Name} has no device-TLB support (ECAP.DT = 0), so ATS cannot be enabled");
+        if (!iommu.ScalableMode)
+            missing.Add($"{iommu.Name} is not run in scalable mode, where page requests are taken");
+        return missing;
+    }
+
     /// <summary>Writes the device's context (legacy) or RID_PASID PASID entry (scalable) for this domain.</summary>
-    private protected virtual void Program(IommuInstance iommu, Device device, ushort did)
+    private protected virtual void Program(IommuInstance iommu, Device device, ushort did, bool pageRequests)
     {
         bool ats = (device.Abilities & DeviceAbilities.Ats) != 0 && iommu.Unit.Ecap.DeviceTlb;
         if (iommu.ScalableMode)
         {
-            bool pri = FaultCapable && (device.Abilities & DeviceAbilities.Pri) != 0 && iommu.Unit.Ecap.Prs;
             iommu.Tables.SetPasidEntry(device.SourceId, 0, PasidEntry.SecondLevel(Pgd, Agaw, did, pgsnp: ForceSnooping, pwsnp: iommu.Unit.Ecap.Smpwc, ssade: false));
             iommu.Tables.SetScalableContext(device.SourceId, ridPasid: 0, pasidEnable: (device.Abilities & DeviceAbilities.Pasid) != 0,
-                pageRequestEnable: pri, deviceTlbEnable: ats);
+                pageRequestEnable: pageRequests, deviceTlbEnable: ats);
         }
         else
         {
@@ -140,13 +260,20 @@ public abstract class Domain : IDisposable
         }
     }
 
+    // The platform keeps its disposed flag to itself; its host memory goes last in Platform.Dispose,
+    // and nothing a domain does means anything once it is gone.
+    private protected void ThrowIfPlatformDisposed() => ObjectDisposedException.ThrowIf(Platform.IsDisposed || Platform.Memory.IsDisposed, Platform);
+
     private protected void ThrowIfFreed()
     {
         if (IsFreed)
-            throw new EngineException(Errno.EINVAL, $"the {Kind} domain has been freed.");
+            throw new EngineException(Errno.EINVAL, _revokedBecause is null
+                ? $"the {Kind} domain has been freed."
+                : $"the {Kind} domain was revoked: {_revokedBecause}.");
     }
 
-    /// <summary>Frees the domain. Devices still attached are refused (EBUSY).</summary>
+    /// <summary>Frees the domain. Devices still attached are refused (EBUSY). Idempotent; after the platform was disposed only the bookkeeping is done.</summary>
+    /// <remarks>Every later call answers: attach and the domain's operations EINVAL ("freed"), detach EINVAL (not attached).</remarks>
     public void Dispose()
     {
         lock (Platform.ControlLock)
@@ -161,6 +288,6 @@ public abstract class Domain : IDisposable
         GC.SuppressFinalize(this);
     }
 
-    /// <summary>Releases what the domain owns.</summary>
+    /// <summary>Releases what the domain owns. Runs under the control lock, also after host memory was disposed.</summary>
     private protected abstract void Free();
 }

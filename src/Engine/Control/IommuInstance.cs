@@ -8,11 +8,18 @@ namespace Engine.Control;
 /// allocator, queued invalidation and the page-request queue, and the cache flushes in the order
 /// the spec and Linux use (SPEC.md §2.6, §2.8).
 /// </summary>
+/// <remarks>
+/// After <see cref="Dispose"/> (the platform's, or a direct one) <see cref="DidOf"/> and every
+/// control operation that would program or flush the unit answer <see cref="ObjectDisposedException"/>;
+/// a detach only does the bookkeeping, since a disposed unit translates nothing. The descriptive
+/// properties stay readable.
+/// </remarks>
 public sealed class IommuInstance : IDisposable
 {
     private readonly Lock _lock = new();
     private readonly bool[] _didUsed;
     private readonly Dictionary<Domain, (ushort Did, int Devices)> _domains = [];
+    private bool _disposed;
 
     internal IommuInstance(Platform platform, string name, DmarUnitOptions options, bool scalableModeEnabled)
     {
@@ -33,17 +40,40 @@ public sealed class IommuInstance : IDisposable
             throw new EngineException(Errno.ENODEV, $"{name}: SAGAW 0x{Driver.EffectiveSagaw:x} offers no usable address width; the driver ignores such a unit.");
         }
         ScalableMode = Driver.ScalableMode;
-        Tables = new TranslationTables(platform.Memory, ScalableMode);
         _didUsed = new bool[Math.Min(Driver.NumberOfDomains, 65536)];
         // DID 0 tags invalid entries in caching mode; in scalable mode DID 1 is FLPT_DEFAULT_DID.
         _didUsed[0] = true;
         if (ScalableMode && _didUsed.Length > 1)
             _didUsed[1] = true;
-        if (Unit.Ecap.Qi)
-            Unit.EnableQueuedInvalidation(platform.Memory.AllocateFrame(), 0, wideDescriptors: ScalableMode);
-        if (Unit.Ecap.Prs && ScalableMode)
+        // Every frame the unit needs is taken before it is programmed, so host memory running out
+        // leaves nothing behind: the unit has not seen a frame yet, and each one goes straight back.
+        // The wait-status frame is among them, so no later invalidation has to allocate.
+        var frames = new List<ulong>();
+        ulong queue = 0, pageRequests = 0;
+        try
         {
-            Unit.EnablePageRequestQueue(platform.Memory.AllocateFrame());
+            Tables = new TranslationTables(platform.Memory, ScalableMode);
+            frames.Add(Tables.RootTable);
+            if (Unit.Ecap.Qi)
+            {
+                frames.Add(queue = platform.Memory.AllocateFrame());
+                frames.Add(_statusFrame = platform.Memory.AllocateFrame());
+            }
+            if (Unit.Ecap.Prs && ScalableMode)
+                frames.Add(pageRequests = platform.Memory.AllocateFrame());
+        }
+        catch (Memory.HostMemoryExhaustedException)
+        {
+            Unit.Dispose();
+            foreach (ulong frame in frames)
+                platform.Memory.FreeFrame(frame);
+            throw;
+        }
+        if (queue != 0)
+            Unit.EnableQueuedInvalidation(queue, 0, wideDescriptors: ScalableMode);
+        if (pageRequests != 0)
+        {
+            Unit.EnablePageRequestQueue(pageRequests);
             Unit.WriteRegister(RegisterOffsets.PageRequestEventControl, 4, 0); // unmask: the driver takes page-request events
         }
         Unit.DeviceTlbInvalidated += OnDeviceTlbInvalidated;
@@ -72,8 +102,20 @@ public sealed class IommuInstance : IDisposable
     /// <summary>Address width the driver can give a domain here: min(agaw width, MGAW).</summary>
     public int Width => Math.Min(AgawMath.AgawToWidth(Driver.Agaw), Unit.Cap.Mgaw);
 
+    /// <summary>Whether <see cref="Dispose"/> has been called.</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposed);
+
     /// <summary>The DID <paramref name="domain"/> has on this unit, or null when it is not attached here.</summary>
+    /// <exception cref="ObjectDisposedException">The IOMMU has been disposed.</exception>
     public ushort? DidOf(Domain domain)
+    {
+        ArgumentNullException.ThrowIfNull(domain);
+        ThrowIfDisposed();
+        return FindDid(domain);
+    }
+
+    /// <summary><see cref="DidOf"/> without the disposal check, for teardown paths.</summary>
+    internal ushort? FindDid(Domain domain)
     {
         lock (_lock)
             return _domains.TryGetValue(domain, out var d) ? d.Did : null;
@@ -84,6 +126,7 @@ public sealed class IommuInstance : IDisposable
     {
         lock (_lock)
         {
+            ThrowIfDisposed();
             if (_domains.TryGetValue(domain, out var entry))
             {
                 _domains[domain] = (entry.Did, entry.Devices + 1);
@@ -122,6 +165,8 @@ public sealed class IommuInstance : IDisposable
     /// </summary>
     internal void FlushAfterEntryChange(Device device, ushort did)
     {
+        if (IsDisposed)
+            return;   // a disposed unit caches nothing: the flush is done already
         if (Unit.Ecap.Qi)
         {
             var descriptors = new List<InvalidationDescriptor>
@@ -148,6 +193,8 @@ public sealed class IommuInstance : IDisposable
     /// </summary>
     internal void FlushRange(ushort did, ulong address, ulong size, IEnumerable<Device> atsDevices)
     {
+        if (IsDisposed)
+            return;   // a disposed unit caches nothing: the flush is done already
         ulong first = address >> HostMemory.FrameShift;
         ulong last = (address + size - 1) >> HostMemory.FrameShift;
         int am = 0;
@@ -171,6 +218,8 @@ public sealed class IommuInstance : IDisposable
     /// <summary>Domain-selective IOTLB invalidation (and device TLBs).</summary>
     internal void FlushDomain(ushort did, IEnumerable<Device> atsDevices)
     {
+        if (IsDisposed)
+            return;   // a disposed unit caches nothing: the flush is done already
         var descriptors = new List<InvalidationDescriptor> { InvalidationDescriptor.Iotlb(2, did) };
         foreach (Device d in atsDevices)
             descriptors.Add(InvalidationDescriptor.DeviceTlb(d.SourceId, (1UL << 63) - 0x1000, sizeBit: true));
@@ -183,35 +232,63 @@ public sealed class IommuInstance : IDisposable
     /// <summary>Submits descriptors followed by a wait with status write, as <c>qi_submit_sync</c> does.</summary>
     internal void Submit(params InvalidationDescriptor[] descriptors)
     {
-        lock (_lock)
+        try
         {
-            // A disposed unit caches nothing and answers no queue: what KVM still flushes (a VM
-            // disposed after its IOMMUs) is done already.
-            if (Unit.IsDisposed)
-                return;
-            _statusFrame = _statusFrame != 0 ? _statusFrame : Platform.Memory.AllocateFrame();
-            uint token = ++_waitToken;
-            InvalidationQueueError error = Unit.Submit([.. descriptors, InvalidationDescriptor.Wait(_statusFrame, token)]);
-            if (error != InvalidationQueueError.None || (uint)Platform.Memory.ReadEntry(_statusFrame) != token)
-                throw new EngineException(Errno.EFAULT, $"{Name}: queued invalidation failed ({error}).");
+            lock (_lock)
+            {
+                if (IsDisposed)
+                    return;   // as in the flushes: nothing left to invalidate (Dispose takes _lock too)
+                if (_statusFrame == 0)
+                    throw new EngineException(Errno.EOPNOTSUPP, $"{Name} has no queued invalidation (ECAP.QI = 0).");
+                uint token = ++_waitToken;
+                InvalidationQueueError error = Unit.Submit([.. descriptors, InvalidationDescriptor.Wait(_statusFrame, token)]);
+                if (error != InvalidationQueueError.None || (uint)Platform.Memory.ReadEntry(_statusFrame) != token)
+                    throw new EngineException(Errno.EFAULT, $"{Name}: queued invalidation failed ({error}).");
+            }
+        }
+        finally
+        {
+            while (_deviceTlbPending.TryDequeue(out ushort sourceId))
+                CountDeviceTlbInvalidation(sourceId);
         }
     }
 
-    private ulong _statusFrame;
+    private readonly ulong _statusFrame;
     private uint _waitToken;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<ushort> _deviceTlbPending = new();
 
+    // Raised by the unit inside Submit, with _lock held. The platform's device list takes the
+    // control lock, and attach holds the control lock while it takes _lock: looking the device up
+    // here would let a KVM flush (this path, under the MMU lock) and an attach deadlock. So the
+    // source id waits until Submit lets go of _lock.
     private void OnDeviceTlbInvalidated(DeviceTlbInvalidation invalidation)
+    {
+        if (_lock.IsHeldByCurrentThread)
+            _deviceTlbPending.Enqueue(invalidation.SourceId);
+        else
+            CountDeviceTlbInvalidation(invalidation.SourceId);
+    }
+
+    private void CountDeviceTlbInvalidation(ushort sourceId)
     {
         foreach (Device d in Platform.Devices)
         {
-            if (d.Iommu == this && d.SourceId == invalidation.SourceId)
+            if (d.Iommu == this && d.SourceId == sourceId)
                 d.OnDeviceTlbInvalidation();
         }
     }
 
-    /// <summary>Frees the unit's native caches.</summary>
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);
+
+    /// <summary>Frees the unit's native caches. Idempotent.</summary>
     public void Dispose()
     {
+        lock (_lock)
+        {
+            if (_disposed)
+                return;
+            Volatile.Write(ref _disposed, true);
+        }
         Unit.DeviceTlbInvalidated -= OnDeviceTlbInvalidated;
         Unit.Dispose();
     }

@@ -20,6 +20,9 @@ public sealed class KvmDomain : Domain, ITdpImporter
 
     internal KvmDomain(Platform platform, KvmTdpFd tdp, ExportedTdp metadata) : base(platform, "kvm")
     {
+        // The root HPA means something only in the host memory the IOMMUs walk.
+        if (!ReferenceEquals(tdp.Vm.Memory, platform.Memory))
+            throw new EngineException(Errno.EINVAL, $"the exported TDP of {tdp.Vm.Name} lives in another host memory than this platform's; its root HPA means nothing to these IOMMUs.");
         _tdp = tdp;
         _meta = metadata;
         Width = KvmDomainCompatibility.WidthOfLevel(_meta.Level);
@@ -76,6 +79,9 @@ public sealed class KvmDomain : Domain, ITdpImporter
     /// <summary>Page requests answered FAILURE or INVALID.</summary>
     public long PageRequestsFailed => Interlocked.Read(ref _pageRequestsFailed);
 
+    /// <summary>Whether KVM revoked the domain because its export ended (see <see cref="Revoke"/>); <see cref="Domain.IsFreed"/> is then true too.</summary>
+    public bool IsRevoked { get; private set; }
+
     /// <summary>Refused: a KVM domain has no map operation (page-size bitmap 0); KVM owns the mappings.</summary>
     public void Map(ulong iova, ulong hpa, ulong size, Access permissions) =>
         throw new EngineException(Errno.EOPNOTSUPP, $"a KVM domain cannot be mapped (page-size bitmap 0): KVM owns its mappings; change them through the VM (IOVA 0x{iova:x}, HPA 0x{hpa:x}, size 0x{size:x}, {permissions}).");
@@ -105,12 +111,15 @@ public sealed class KvmDomain : Domain, ITdpImporter
     /// PSI or beyond MAMV; IH = 0) and device-TLB invalidations for ATS devices; (0, all) is
     /// domain-selective. A range not 4 KiB aligned is widened to page bounds — the RFC drops it.
     /// </summary>
+    /// <remarks>A freed (or revoked) domain caches nothing, so the call does nothing there.</remarks>
     public void Invalidate(ulong gpa, ulong size)
     {
+        if (IsFreed)
+            return;
         Interlocked.Increment(ref _invalidations);
         foreach (IommuInstance iommu in Iommus)
         {
-            ushort? did = iommu.DidOf(this);
+            ushort? did = iommu.IsDisposed ? null : iommu.FindDid(this);
             if (did is null)
                 continue;
             var ats = Devices.Where(d => d.Iommu == iommu && (d.Abilities & DeviceAbilities.Ats) != 0).ToList();
@@ -144,9 +153,12 @@ public sealed class KvmDomain : Domain, ITdpImporter
                 code = PageResponseCode.Invalid;
                 break;
             }
-            if (_tdp.Fault(request.Address >> HostMemory.FrameShift, access) != TdpFaultResult.Fixed)
+            TdpFaultResult result = _tdp.FaultForImporter(request.Address >> HostMemory.FrameShift, access);
+            if (result != TdpFaultResult.Fixed)
             {
-                code = PageResponseCode.Failure;
+                // A closed export is a missing HWPT to patch 15: INVALID. Never an exception here:
+                // this runs inside the device's DMA when page requests are served at once.
+                code = result == TdpFaultResult.ExportClosed ? PageResponseCode.Invalid : PageResponseCode.Failure;
                 break;
             }
         }
@@ -155,6 +167,33 @@ public sealed class KvmDomain : Domain, ITdpImporter
         else
             Interlocked.Increment(ref _pageRequestsFailed);
         return code;
+    }
+
+    /// <summary>
+    /// KVM ends the export this domain imports — its <see cref="Vm"/> is being disposed or the
+    /// <see cref="KvmTdpFd"/> closed — and frees the tables right after this returns. Every attached
+    /// device is detached as <see cref="Domain.Detach"/> does (its RID_PASID entry cleared; PASID
+    /// cache, IOTLB and device TLB flushed), so from then on every translation and DMA through it
+    /// faults with the unit's answer for a missing entry (scalable mode: <see cref="FaultReason.SmPasidEntryNotPresent"/>,
+    /// 0x59), its page requests get no domain (INVALID), and it can be attached to another domain.
+    /// The domain is freed (<see cref="Domain.IsFreed"/>, <see cref="IsRevoked"/>): attaching answers
+    /// EINVAL; <see cref="Domain.Dispose"/> does nothing more. Called by KVM; idempotent.
+    /// </summary>
+    /// <remarks>
+    /// The series never gets here: the TDP FD holds its VM, and IOMMUFD holds the TDP FD until the
+    /// HWPT is destroyed (free the domain, unregister the importer, put the FD). Revoking does the
+    /// same steps in the same order from KVM's side, so a disposed VM's frames can be reused safely.
+    /// </remarks>
+    /// <exception cref="AggregateException">A device could not be detached (its unit's invalidation failed); KVM then keeps its tables.</exception>
+    public void Revoke()
+    {
+        lock (Platform.ControlLock)
+        {
+            if (IsFreed)
+                return;
+            IsRevoked = true;
+            RevokeLocked($"the TDP export of {_tdp.Vm.Name} ended (the VM was disposed or the TDP FD closed)");
+        }
     }
 
     /// <summary>Unregisters from KVM; KVM's tables are left exactly as they are.</summary>

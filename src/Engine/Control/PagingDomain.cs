@@ -63,6 +63,7 @@ public sealed class PagingDomain : Domain
         lock (Platform.ControlLock)
         {
             ThrowIfFreed();
+            ThrowIfPlatformDisposed();
             IommuInstance? without = Iommus.FirstOrDefault(i => !i.Unit.Ecap.SnoopControl);
             if (without is not null)
                 throw new EngineException(Errno.EOPNOTSUPP, $"{without.Name} has no snoop control (ECAP.SC = 0), so DMA cannot be forced to snoop.");
@@ -81,6 +82,7 @@ public sealed class PagingDomain : Domain
         lock (Platform.ControlLock)
         {
             ThrowIfFreed();
+            ThrowIfPlatformDisposed();
             if (size == 0 || ((iova | hpa | size) & (HostMemory.FrameSize - 1)) != 0)
                 throw new EngineException(Errno.EINVAL, $"map: IOVA 0x{iova:x}, HPA 0x{hpa:x} and size 0x{size:x} must be non-zero multiples of 4 KiB.");
             if ((permissions & Access.ReadWrite) == 0 || (permissions & ~Access.All) != 0)
@@ -96,6 +98,8 @@ public sealed class PagingDomain : Domain
                 // A huge leaf found by LeafAt covers more than one page: skip what it covers.
             }
             ulong done = 0;
+            int largestLeafLevel = _largestLeafLevel;
+            var newTables = new List<(ulong Link, ulong Table)>();
             try
             {
                 int maxLevel = SuperpageLevel + 1;
@@ -109,14 +113,14 @@ public sealed class PagingDomain : Domain
                             break;
                         level--;
                     }
-                    InstallLeaf(iova + done, level, hpa + done, permissions);
+                    InstallLeaf(iova + done, level, hpa + done, permissions, newTables);
                     done += 1UL << Paging.PageSizes.ShiftOfLevel(level);
                 }
             }
             catch (HostMemoryExhaustedException e)
             {
-                if (done > 0)
-                    UnmapLocked(iova, done);
+                RollBackMap(iova, size, done, newTables);
+                _largestLeafLevel = largestLeafLevel;
                 throw new EngineException(Errno.ENOMEM, $"map: host memory ran out ({e.Message}); nothing of this mapping was kept.");
             }
             _maxMappedEnd = Math.Max(_maxMappedEnd, iova + size);
@@ -134,6 +138,7 @@ public sealed class PagingDomain : Domain
         lock (Platform.ControlLock)
         {
             ThrowIfFreed();
+            ThrowIfPlatformDisposed();
             if (size == 0 || ((iova | size) & (HostMemory.FrameSize - 1)) != 0 || iova + size < iova)
                 throw new EngineException(Errno.EINVAL, $"unmap: IOVA 0x{iova:x} and size 0x{size:x} must be non-zero multiples of 4 KiB.");
             return UnmapLocked(iova, size);
@@ -141,10 +146,50 @@ public sealed class PagingDomain : Domain
     }
 
     /// <summary>Translates through the domain's own tables (no IOMMU), for tests and diagnostics.</summary>
+    /// <exception cref="EngineException">EINVAL when the domain has been freed (its tables are gone).</exception>
+    /// <exception cref="ObjectDisposedException">The platform has been disposed.</exception>
     public WalkResult Lookup(ulong iova, Access access)
     {
+        ThrowIfFreed();
+        ThrowIfPlatformDisposed();
         using (_memory.Epochs.Enter())
+        {
+            // A free on another thread retires the tables through the epochs: re-checked inside the
+            // protected region, a walk that passes never reaches a frame already reused.
+            ThrowIfFreed();
             return PageWalker.Walk(_memory, WalkerConfig.SecondStage(_memory.HostAddressWidth, 2), _pgd, _agaw + 2, iova, access);
+        }
+    }
+
+    /// <summary>
+    /// Undoes a map that ran out of host memory after <paramref name="done"/> bytes: its leaves are
+    /// cleared and the tables it created unlinked (deepest first), every attached unit invalidates the
+    /// whole range (IH = 0 drops paging-structure caches too), and only then are the tables retired,
+    /// so the domain holds exactly the frames it held before the call.
+    /// </summary>
+    private void RollBackMap(ulong iova, ulong size, ulong done, List<(ulong Link, ulong Table)> newTables)
+    {
+        for (ulong a = iova; a < iova + done;)
+        {
+            (ulong entryHpa, int level) = FindLeaf(a);
+            if (entryHpa != 0)
+                _memory.WriteEntry(entryHpa, 0);
+            a = (a & ~((1UL << Paging.PageSizes.ShiftOfLevel(level)) - 1)) + (1UL << Paging.PageSizes.ShiftOfLevel(level));
+        }
+        for (int i = newTables.Count - 1; i >= 0; i--)
+            _memory.WriteEntry(newTables[i].Link, 0);
+        if (newTables.Count == 0 && done == 0)
+            return;
+        foreach (IommuInstance iommu in Iommus)
+        {
+            if (iommu.IsDisposed)
+                continue;
+            var ats = Devices.Where(d => d.Iommu == iommu && (d.Abilities & DeviceAbilities.Ats) != 0).ToList();
+            iommu.FlushRange(iommu.FindDid(this)!.Value, iova, size, ats);
+        }
+        ulong[] frames = [.. newTables.Select(t => t.Table)];
+        _memory.RetireFrames(frames);
+        _memory.Reclaim();
     }
 
     private ulong UnmapLocked(ulong iova, ulong size)
@@ -166,7 +211,9 @@ public sealed class PagingDomain : Domain
         }
         foreach (IommuInstance iommu in Iommus)
         {
-            ushort did = iommu.DidOf(this)!.Value;
+            if (iommu.IsDisposed)
+                continue;
+            ushort did = iommu.FindDid(this)!.Value;
             var ats = Devices.Where(d => d.Iommu == iommu && (d.Abilities & DeviceAbilities.Ats) != 0).ToList();
             foreach (var (s, b) in cleared)
                 iommu.FlushRange(did, s, b, ats);
@@ -223,7 +270,7 @@ public sealed class PagingDomain : Domain
         }
     }
 
-    private void InstallLeaf(ulong iova, int level, ulong hpa, Access permissions)
+    private void InstallLeaf(ulong iova, int level, ulong hpa, Access permissions, List<(ulong Link, ulong Table)> newTables)
     {
         ulong table = _pgd;
         for (int l = _agaw + 2; l > level; l--)
@@ -234,6 +281,7 @@ public sealed class PagingDomain : Domain
             {
                 ulong child = _memory.AllocateFrame();
                 _memory.WriteEntry(at, SlPte.Table(child).Value);
+                newTables.Add((at, child));
                 table = child;
             }
             else
@@ -248,6 +296,8 @@ public sealed class PagingDomain : Domain
 
     private protected override void Free()
     {
+        if (_memory.IsDisposed)
+            return;
         // The domain owns its tables: unmap everything and free every table frame, pgd included.
         var frames = new List<ulong>();
         void Visit(ulong table, int level)

@@ -261,11 +261,28 @@ public sealed class Platform : IDisposable
                 return;
             Volatile.Write(ref _disposed, true);
         }
+        // Outside the control lock: a VM's teardown takes KVM's MMU lock, and KVM's flushes take the
+        // MMU lock before the control lock. Each step runs even if one before it failed.
+        var failures = new List<Exception>();
         foreach (IommuInstance iommu in _iommus)
-            iommu.Dispose();
+            Try(iommu.Dispose, failures);
         foreach (Vm vm in _vms)
-            vm.Dispose();
-        Memory.Dispose();
+            Try(vm.Dispose, failures);
+        Try(Memory.Dispose, failures);
+        if (failures.Count > 0)
+            throw new AggregateException("Platform.Dispose: some parts could not be torn down; the rest was.", failures);
+    }
+
+    private static void Try(Action step, List<Exception> failures)
+    {
+        try
+        {
+            step();
+        }
+        catch (Exception e) when (e is InvalidOperationException or EngineException)
+        {
+            failures.Add(e);
+        }
     }
 }
 

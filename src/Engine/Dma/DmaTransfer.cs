@@ -17,6 +17,13 @@ public enum DmaStatus : byte
 
     /// <summary>A translation pointed outside host memory (e.g. a device BAR): the bytes before it moved.</summary>
     TargetOutsideMemory = 2,
+
+    /// <summary>
+    /// The platform, or the device's IOMMU, was disposed before the transfer (or its next page)
+    /// started: the bytes before it moved, nothing after; <see cref="DmaResult.FaultAddress"/> is the
+    /// first byte not moved and <see cref="DmaResult.Fault"/> is none.
+    /// </summary>
+    Disposed = 3,
 }
 
 /// <summary>The outcome of a DMA read or write: bytes moved and, for a partial transfer, the fault.</summary>
@@ -24,8 +31,8 @@ public enum DmaStatus : byte
 /// <param name="Transferred">Bytes moved (all of them, or those before the faulting page).</param>
 /// <param name="FaultAddress">IOVA of the first byte not moved (0 when complete).</param>
 /// <param name="Fault">The VT-d fault reason when <see cref="DmaStatus.Faulted"/>.</param>
-/// <param name="Translations">Translations the transfer made (one per page it touched, retries included).</param>
-/// <param name="PageRequests">Page requests the device sent (IO page faults it recovered from or not).</param>
+/// <param name="Translations">Translations the transfer made: one per page it touched, plus one per retry after a page request answered SUCCESS.</param>
+/// <param name="PageRequests">Page requests the device sent and the unit queued (IO page faults it recovered from or not); a fault that sends none (an address beyond the width, a unit or device without page requests) counts nothing.</param>
 public readonly record struct DmaResult(DmaStatus Status, int Transferred, ulong FaultAddress, FaultReason Fault, int Translations = 0, int PageRequests = 0)
 {
     /// <summary>Whether every byte moved.</summary>
@@ -64,6 +71,10 @@ public static unsafe class DmaTransfer
         HostMemory memory = device.Platform.Memory;
         Access access = write ? Access.Write : Access.Read;
         int done = 0, translations = 0, pageRequests = 0;
+        if (device.Platform.IsDisposed || memory.IsDisposed)
+            return new DmaResult(DmaStatus.Disposed, 0, iova, FaultReason.None);
+        // Never throws, even if the platform is being disposed right now: host memory is then empty
+        // (its limit drops to 0 before it waits for this region to end), so no copy finds a target.
         memory.Epochs.Protect();
         try
         {
@@ -71,16 +82,15 @@ public static unsafe class DmaTransfer
             {
                 ulong address = iova + (ulong)done;
                 TranslationResult t = device.Iommu is null
-                    ? new TranslationResult(TranslationStatus.PassThrough, address, PageSize.Size4K, Access.All, false, FaultReason.None, 0, false)
+                    ? device.Translate(address, access, pasid)
                     : device.Iommu.Unit.Translate(new TranslationRequest(device.SourceId, address, access, pasid));
+                if (t.Status == TranslationStatus.Disposed)
+                    return new DmaResult(DmaStatus.Disposed, done, address, FaultReason.None, translations, pageRequests);
                 translations++;
-                if (!t.IsSuccess && pageFaults && device.PageRequestsEnabled && pasid == TranslationRequest.NoPasid)
-                {
-                    // The device asks for the page and retries; the platform serves the request at once.
-                    pageRequests++;
-                    translations++;
-                    t = device.RecoverWithPageRequest(t, address, access);
-                }
+                if (!t.IsSuccess && pageFaults && pasid == TranslationRequest.NoPasid && MayRequestPage(device, t.Fault))
+                    t = RecoverWithPageRequest(device, t, address, access, ref translations, ref pageRequests);
+                if (t.Status == TranslationStatus.Disposed)
+                    return new DmaResult(DmaStatus.Disposed, done, address, FaultReason.None, translations, pageRequests);
                 if (!t.IsSuccess)
                     return new DmaResult(DmaStatus.Faulted, done, address, t.Fault, translations, pageRequests);
                 // The translation covers the rest of its page (pass-through: the rest of the 4 KiB page).
@@ -102,6 +112,28 @@ public static unsafe class DmaTransfer
             memory.Epochs.Unprotect();
         }
         return new DmaResult(DmaStatus.Complete, done, 0, FaultReason.None, translations, pageRequests);
+    }
+
+    // The faults a PRI device answers with a page request (Device.IsRecoverable); any other fault
+    // (an address beyond the width, a missing context) never sends one, so nothing is counted.
+    private static bool MayRequestPage(Device device, FaultReason fault) =>
+        device.PageRequestsEnabled && fault is FaultReason.SmSecondLevelPermission or FaultReason.SmRead or FaultReason.SmWrite;
+
+    /// <summary>
+    /// Lets the device ask for the page and retry, counting only what happened, as the device
+    /// reports it: a page request when one went out (the unit queued it), and a second translation
+    /// only when the device retried, which it does only after a SUCCESS response.
+    /// </summary>
+    /// <remarks>Rare path (an IO page fault), kept out of the copy loop.</remarks>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static TranslationResult RecoverWithPageRequest(Device device, in TranslationResult first, ulong address, Access access, ref int translations, ref int pageRequests)
+    {
+        TranslationResult result = device.RecoverWithPageRequest(first, address, access, out bool sent, out bool retried);
+        if (sent)
+            pageRequests++;
+        if (retried)
+            translations++;
+        return result;
     }
 }
 

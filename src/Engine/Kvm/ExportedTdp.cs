@@ -30,13 +30,28 @@ public sealed record ExportedTdp(TdpType Type, int Level, ulong RootHpa, int Max
 /// <summary>
 /// An importer of an exported TDP (an IOMMU domain): told to invalidate whatever it cached of a
 /// guest-physical range every time KVM flushes after changing entries, and before any table frame
-/// freed by that change can be reused.
+/// freed by that change can be reused; and told when the export ends, before the tables are freed.
 /// </summary>
-/// <remarks>Called with KVM's MMU lock held: the callback must not call back into the VM.</remarks>
+/// <remarks>Called with KVM's MMU lock held: the callbacks must not call back into the VM.</remarks>
 public interface ITdpImporter
 {
     /// <summary>Invalidate [<paramref name="gpa"/>, <paramref name="gpa"/> + <paramref name="size"/>); (0, <see cref="ExportedTdp.InvalidateAll"/>) means everything.</summary>
     void Invalidate(ulong gpa, ulong size);
+
+    /// <summary>
+    /// The export ends (<see cref="KvmTdpFd.Dispose"/>, or <see cref="Vm.Dispose"/> of its VM): stop
+    /// using the tables for good. When this returns, no walk through the importer may start and
+    /// nothing it cached may be used again; the VM frees the tables right after, and their frames go
+    /// to whoever allocates next (another VM's guest memory, for instance).
+    /// </summary>
+    /// <remarks>
+    /// In the series a TDP FD holds its VM and IOMMUFD holds the TDP FD, so the tables outlive every
+    /// importer and KVM never has to ask. A disposed <see cref="Vm"/> cannot wait for its importers,
+    /// so it revokes them first, in the order the series tears a KVM HWPT down (the domain stops
+    /// using the tables, the importer is unregistered, then the tables may go). An exception means
+    /// the importer could not stop; the VM then keeps every frame rather than free one under it.
+    /// </remarks>
+    void Revoke();
 }
 
 /// <summary>Outcome of KVM's fault op for an exported TDP (patch 37).</summary>
@@ -57,6 +72,12 @@ public enum TdpFaultResult
     /// <summary>The GFN is beyond the guest address width (-EFAULT).</summary>
     BeyondAddressWidth,
 
-    /// <summary>Host memory ran out while mapping (-ENOMEM).</summary>
+    /// <summary>Host memory ran out while mapping (-ENOMEM); nothing was changed.</summary>
     OutOfMemory,
+
+    /// <summary>
+    /// The export was closed or its VM disposed. Only importers see it (their page requests are
+    /// answered INVALID); <see cref="KvmTdpFd.Fault"/> throws <see cref="ObjectDisposedException"/> instead.
+    /// </summary>
+    ExportClosed,
 }

@@ -62,12 +62,20 @@ public sealed class KvmTdpFd : IDisposable
             return _importers.Remove(importer);
     }
 
+    /// <summary>Whether the export has ended (disposed, or its VM disposed).</summary>
+    public bool IsClosed => Volatile.Read(ref _disposed);
+
     /// <summary>KVM's fault op: makes <paramref name="gfn"/> accessible for <paramref name="access"/> (read/write/exec).</summary>
+    /// <exception cref="ObjectDisposedException">The export has ended (or its VM was disposed).</exception>
     public TdpFaultResult Fault(ulong gfn, Access access)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(IsClosed, this);
         return _vm.FaultIn(gfn, access);
     }
+
+    /// <summary>The fault op for an importer's page request: a closed export is an answer, not an exception.</summary>
+    internal TdpFaultResult FaultForImporter(ulong gfn, Access access) =>
+        IsClosed ? TdpFaultResult.ExportClosed : _vm.FaultInForImporter(gfn, access);
 
     internal void Notify(ulong gpa, ulong size)
     {
@@ -78,16 +86,48 @@ public sealed class KvmTdpFd : IDisposable
         }
     }
 
-    /// <summary>Ends the export: importers are dropped and the address space may be exported again.</summary>
-    public void Dispose()
+    /// <summary>
+    /// Ends the export: every importer still registered is revoked (<see cref="ITdpImporter.Revoke"/>:
+    /// a KVM domain detaches its devices, so their DMA faults from then on), and the address space
+    /// may be exported again. Idempotent.
+    /// </summary>
+    /// <remarks>
+    /// The series cannot close a TDP FD under an importer (IOMMUFD holds a reference); here the
+    /// importers are revoked under the VM's MMU lock, so no KVM flush can fall between their last
+    /// invalidation and their revocation.
+    /// </remarks>
+    /// <exception cref="InvalidOperationException">An importer failed to stop; the export is closed anyway.</exception>
+    public void Dispose() => _vm.CloseExport(this);
+
+    /// <summary>Closes the export and revokes its importers. Caller holds the VM's MMU lock.</summary>
+    /// <returns>What the importers that could not stop threw; null when every one stopped (or the export was closed already).</returns>
+    internal List<Exception>? CloseLocked()
     {
+        ITdpImporter[] importers;
         lock (_importers)
         {
             if (_disposed)
-                return;
-            _disposed = true;
+                return null;
+            Volatile.Write(ref _disposed, true);
+            importers = [.. _importers];
             _importers.Clear();
         }
-        _vm.OnExportClosed(this);
+        // Outside the importer lock: a revoking domain takes the platform's control lock, which
+        // Domain.Dispose holds while it unregisters (control lock -> importer lock).
+        List<Exception>? failures = null;
+        foreach (ITdpImporter importer in importers)
+        {
+            try
+            {
+                importer.Revoke();
+            }
+#pragma warning disable CA1031 // Every importer must be asked even when one fails; the failures are rethrown by the caller.
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                (failures ??= []).Add(e);
+            }
+        }
+        return failures;
     }
 }

@@ -12,6 +12,7 @@ public sealed class Memslot
 {
     private readonly ulong[] _chunks;
     private readonly ulong[]? _dirty;
+    private bool _deleted;
 
     internal Memslot(int id, ulong baseGfn, ulong pages, PageSize backing, MemslotFlags flags)
     {
@@ -51,24 +52,60 @@ public sealed class Memslot
     /// <summary>Whether [<paramref name="gfn"/>, <paramref name="gfn"/> + <paramref name="pages"/>) lies in the slot.</summary>
     public bool Contains(ulong gfn, ulong pages) => gfn - BaseGfn < Pages && pages <= Pages - (gfn - BaseGfn);
 
+    /// <summary>Whether the slot was deleted (<see cref="Vm.RemoveMemslot"/>, or its VM disposed); its backing is gone then.</summary>
+    public bool IsDeleted => Volatile.Read(ref _deleted);
+
     /// <summary>Backing chunks allocated so far.</summary>
-    public int TouchedChunks => _chunks.Count(c => c != 0);
+    /// <exception cref="EngineException">ENOENT when the slot was deleted.</exception>
+    public int TouchedChunks
+    {
+        get
+        {
+            ThrowIfDeleted();
+            return _chunks.Count(c => c != 0);
+        }
+    }
 
     /// <summary>The host frame backing <paramref name="gfn"/>, or 0 if its chunk was never touched.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="gfn"/> is not in the slot.</exception>
+    /// <exception cref="EngineException">ENOENT when the slot was deleted: its frames may belong to someone else now.</exception>
     public ulong PeekHpa(ulong gfn)
     {
-        ulong chunk = _chunks[(gfn - BaseGfn) / BackingPageSize.Pages()];
+        if (!Contains(gfn))
+            throw new ArgumentOutOfRangeException(nameof(gfn), gfn, $"GFN 0x{gfn:x} is not in {this}.");
+        ThrowIfDeleted();
+        ulong chunk = Volatile.Read(ref _chunks[(gfn - BaseGfn) / BackingPageSize.Pages()]);
         return chunk == 0 ? 0 : chunk + (((gfn - BaseGfn) % BackingPageSize.Pages()) << HostMemory.FrameShift);
     }
 
-    /// <summary>The host frame backing <paramref name="gfn"/>, allocating its chunk on first touch. Caller holds the MMU lock.</summary>
-    internal ulong Touch(HostMemory memory, ulong gfn)
+    private void ThrowIfDeleted()
+    {
+        if (IsDeleted)
+            throw new EngineException(Errno.ENOENT, $"memslot {Id} was deleted (removed, or its VM disposed); its backing frames are no longer its own.");
+    }
+
+    /// <summary>The host frame backing <paramref name="gfn"/>, allocating its chunk on first touch (<paramref name="allocated"/>). Caller holds the MMU lock.</summary>
+    internal ulong Touch(HostMemory memory, ulong gfn, out bool allocated)
     {
         ulong perChunk = BackingPageSize.Pages();
         ulong index = (gfn - BaseGfn) / perChunk;
-        if (_chunks[index] == 0)
-            _chunks[index] = perChunk == 1 ? memory.AllocateFrame() : memory.AllocateContiguous(perChunk, perChunk);
+        allocated = _chunks[index] == 0;
+        if (allocated)
+            Volatile.Write(ref _chunks[index], perChunk == 1 ? memory.AllocateFrame() : memory.AllocateContiguous(perChunk, perChunk));
         return _chunks[index] + (((gfn - BaseGfn) % perChunk) << HostMemory.FrameShift);
+    }
+
+    /// <summary>Forgets the chunk of <paramref name="gfn"/> (a rolled-back first touch) and adds its frames to <paramref name="frames"/> for retirement. Caller holds the MMU lock.</summary>
+    internal void Untouch(ulong gfn, List<ulong> frames)
+    {
+        ulong perChunk = BackingPageSize.Pages();
+        ulong index = (gfn - BaseGfn) / perChunk;
+        ulong chunk = _chunks[index];
+        if (chunk == 0)
+            return;
+        Volatile.Write(ref _chunks[index], 0UL);
+        for (ulong i = 0; i < perChunk; i++)
+            frames.Add(chunk + (i << HostMemory.FrameShift));
     }
 
     /// <summary>Every allocated backing frame (for release). Caller holds the MMU lock.</summary>
@@ -84,7 +121,12 @@ public sealed class Memslot
         }
     }
 
-    internal void ForgetBacking() => Array.Clear(_chunks);
+    /// <summary>The slot leaves its VM; its backing frames have been retired by the caller. Caller holds the MMU lock.</summary>
+    internal void Delete()
+    {
+        Volatile.Write(ref _deleted, true);
+        Array.Clear(_chunks);
+    }
 
     internal void MarkDirty(ulong gfn)
     {

@@ -20,7 +20,7 @@ public sealed partial class TdpMmu
             ulong remaining = Math.Min(end, slot.BaseGfn + slot.Pages) - gfn;
             int level = ChooseLevel(slot, gfn, remaining);
             Access effective = EffectivePermissions(slot, gfn, permissions, write: false);
-            InstallLeaf(gfn, level, slot.Touch(_memory, gfn), effective);
+            InstallLeaf(gfn, level, Touch(slot, gfn), effective);
             gfn += PagesAt(level);
         }
     }
@@ -61,10 +61,18 @@ public sealed partial class TdpMmu
             level--;
         }
         Access effective = EffectivePermissions(slot, gfn, Access.All, write);
-        InstallLeaf(aligned, level, slot.Touch(_memory, aligned), effective);
+        InstallLeaf(aligned, level, Touch(slot, aligned), effective);
         if (write && (slot.Flags & MemslotFlags.LogDirtyPages) != 0)
             slot.MarkDirty(gfn);
         return TdpFaultResult.Fixed;
+    }
+
+    private ulong Touch(Memslot slot, ulong gfn)
+    {
+        ulong hpa = slot.Touch(_memory, gfn, out bool allocated);
+        if (allocated)
+            NoteNewChunk(slot, gfn);
+        return hpa;
     }
 
     private int ChooseLevel(Memslot slot, ulong gfn, ulong remaining)
@@ -128,6 +136,7 @@ public sealed partial class TdpMmu
         if (old == leaf)
             return;
         Write(targetHpa, leaf);
+        NoteInstalled(gfn, PagesAt(level));
         if (!IsPresent(old))
             return;
         // A present entry changed: importers must drop what they cached of it. A not-present to

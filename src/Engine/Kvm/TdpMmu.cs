@@ -8,11 +8,19 @@ namespace Engine.Kvm;
 /// 64-bit stores, so a lock-free walker (the IOMMU) always sees either the old or the new entry.
 /// </summary>
 /// <remarks>
+/// <para>
+/// Its public members describe the MMU's shape and activity and stay readable after the VM is
+/// disposed (<see cref="RootHpa"/> then names a frame that is no longer the VM's, and
+/// <see cref="TdpMmuStatistics.TablePages"/> is 0); every operation goes through the <see cref="Vm"/>,
+/// which answers <see cref="ObjectDisposedException"/> by then.
+/// </para>
+/// <para>
 /// Every method here runs under the VM's MMU lock. Each public VM operation ends with
 /// <see cref="Flush"/>: importers are told which ranges changed after the entries changed, and only
 /// then are freed table frames retired, so none can be reused before the importers have flushed.
 /// Split by operation: this file holds the primitives, <c>TdpMmu.Range.cs</c> zap and
 /// write-protect, <c>TdpMmu.Map.cs</c> mapping and the fault op.
+/// </para>
 /// </remarks>
 public sealed partial class TdpMmu
 {
@@ -63,6 +71,9 @@ public sealed partial class TdpMmu
 
     internal void CountFault(bool fixedIt) => Interlocked.Increment(ref fixedIt ? ref _faultsFixed : ref _faultsFailed);
 
+    /// <summary>The VM's teardown retired every table frame: none is linked any more.</summary>
+    internal void OnTablesFreed() => Interlocked.Exchange(ref _tablePages, 0);
+
     private static bool IsPresent(ulong entry) => (entry & EptEntry.PermissionMask) != 0;
 
     private static bool IsLeaf(ulong entry, int level) => level == 1 || (entry & EptEntry.PageSizeBit) != 0;
@@ -78,7 +89,13 @@ public sealed partial class TdpMmu
 
     // One atomic 64-bit release store: a walker sees the old or the new entry, and when it sees a
     // new table pointer it also sees the table's contents written before.
-    private void Write(ulong entryHpa, ulong value) => Volatile.Write(ref Checked(entryHpa), value);
+    // Inside an operation the value replaced is logged first, for RollBack.
+    private void Write(ulong entryHpa, ulong value)
+    {
+        ref ulong entry = ref Checked(entryHpa);
+        LogStore(entryHpa, entry);
+        Volatile.Write(ref entry, value);
+    }
 
     private ref ulong Checked(ulong entryHpa)
     {
@@ -91,6 +108,7 @@ public sealed partial class TdpMmu
     {
         ulong table = _memory.AllocateFrame();
         Interlocked.Increment(ref _tablePages);
+        NoteNewTable(table);
         return table;
     }
 
@@ -113,6 +131,7 @@ public sealed partial class TdpMmu
         for (int i = 0; i < PageSizes.EntriesPerTable; i++)
             _memory.EntryRef(table + ((ulong)i << 3)) = attributes | (frame + (ulong)i * childBytes);
         Interlocked.Increment(ref _splits);
+        NoteSplit();
         return table;
     }
 
@@ -169,6 +188,11 @@ public sealed partial class TdpMmu
             Interlocked.Add(ref _tablePages, -_unlinkedTables.Count);
             _memory.RetireFrames(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_unlinkedTables));
             _unlinkedTables.Clear();
+        }
+        if (_rolledBackBacking.Count > 0)
+        {
+            _memory.RetireFrames(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_rolledBackBacking));
+            _rolledBackBacking.Clear();
         }
     }
 

@@ -18,6 +18,7 @@ public sealed class Vm : IDisposable
     private bool _disposed;
 
     /// <summary>Creates a VM whose tables and RAM live in <paramref name="memory"/>.</summary>
+    /// <exception cref="EngineException">ENOMEM when host memory has no frame left for the TDP root.</exception>
     public Vm(HostMemory memory, VmOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(memory);
@@ -31,7 +32,14 @@ public sealed class Vm : IDisposable
             throw new ArgumentOutOfRangeException(nameof(options), width, $"PhysicalAddressWidth must be {memory.HostAddressWidth}..52 so every host frame is addressable.");
         Memory = memory;
         Name = options.Name;
-        Tdp = new TdpMmu(this, memory, options.TdpLevels, options.MaxHugePageLevel, width);
+        try
+        {
+            Tdp = new TdpMmu(this, memory, options.TdpLevels, options.MaxHugePageLevel, width);
+        }
+        catch (HostMemoryExhaustedException e)
+        {
+            throw new EngineException(Errno.ENOMEM, $"VM {Name}: no frame is left for the TDP root ({e.Message}).");
+        }
     }
 
     /// <summary>Name for diagnostics.</summary>
@@ -46,13 +54,20 @@ public sealed class Vm : IDisposable
     /// <summary>Guest frame numbers the EPT can translate: 2^(width − 12).</summary>
     public ulong MaxGfn => 1UL << (Tdp.AddressWidth - HostMemory.FrameShift);
 
+    /// <summary>Whether <see cref="Dispose"/> has been called.</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposed);
+
     /// <summary>A snapshot of the memslots, ordered by address.</summary>
+    /// <exception cref="ObjectDisposedException">The VM has been disposed.</exception>
     public IReadOnlyList<Memslot> Memslots
     {
         get
         {
             lock (_mmuLock)
+            {
+                ThrowIfDisposed();
                 return [.. _slots];
+            }
         }
     }
 
@@ -96,6 +111,7 @@ public sealed class Vm : IDisposable
     /// Deletes a memslot: its mappings are zapped (the exported root stays valid, as patch 36
     /// requires), importers flush, and its backing frames are retired.
     /// </summary>
+    /// <exception cref="EngineException">ENOENT for an unknown slot; ENOMEM when a large page the slot shares had to be split and host memory ran out (the slot stays).</exception>
     public void RemoveMemslot(int id)
     {
         lock (_mmuLock)
@@ -103,10 +119,9 @@ public sealed class Vm : IDisposable
             ThrowIfDisposed();
             Memslot slot = _slots.FirstOrDefault(s => s.Id == id)
                 ?? throw new EngineException(Errno.ENOENT, $"memslot {id} does not exist.");
-            Tdp.Zap(slot.BaseGfn, slot.Pages);
-            Tdp.Flush();
+            Transact($"remove memslot {id}", () => Tdp.Zap(slot.BaseGfn, slot.Pages));
             Memory.RetireFrames([.. slot.BackingFrames()]);
-            slot.ForgetBacking();
+            slot.Delete();
             _slots.Remove(slot);
             _writeTracked.RemoveWhere(slot.Contains);
             foreach (var counts in _trackedPerHugePage)
@@ -122,7 +137,7 @@ public sealed class Vm : IDisposable
     /// allow. The range must lie inside memslots. Read-only slots and write-tracked pages get no W;
     /// dirty-logged slots map 4K pages read-only until written.
     /// </summary>
-    /// <exception cref="HostMemoryExhaustedException">Host memory ran out; what was mapped before stays mapped and consistent.</exception>
+    /// <exception cref="EngineException">ENOMEM when host memory runs out for a table, a split or guest RAM; nothing of this call is kept (every entry as before, every frame it took given back).</exception>
     public void Map(ulong gfn, ulong pages, Access permissions)
     {
         if (permissions == Access.None || (permissions & ~Access.All) != 0)
@@ -132,48 +147,29 @@ public sealed class Vm : IDisposable
         lock (_mmuLock)
         {
             ValidateRange(gfn, pages, requireMemslots: true);
-            try
-            {
-                Tdp.Map(gfn, pages, permissions);
-            }
-            finally
-            {
-                Tdp.Flush();
-            }
+            Transact($"map GFN 0x{gfn:x}+0x{pages:x}", () => Tdp.Map(gfn, pages, permissions));
         }
     }
 
     /// <summary>Removes every mapping in [<paramref name="gfn"/>, +<paramref name="pages"/>), splitting large pages the range cuts.</summary>
+    /// <exception cref="EngineException">ENOMEM when a large page the range cuts could not be split; nothing is zapped then.</exception>
     public void Zap(ulong gfn, ulong pages)
     {
         lock (_mmuLock)
         {
             ValidateRange(gfn, pages, requireMemslots: false);
-            try
-            {
-                Tdp.Zap(gfn, pages);
-            }
-            finally
-            {
-                Tdp.Flush();
-            }
+            Transact($"zap GFN 0x{gfn:x}+0x{pages:x}", () => Tdp.Zap(gfn, pages));
         }
     }
 
     /// <summary>Removes W from every mapping in [<paramref name="gfn"/>, +<paramref name="pages"/>) (dirty logging), splitting large pages the range cuts.</summary>
+    /// <exception cref="EngineException">ENOMEM when a large page the range cuts could not be split; nothing is write-protected then.</exception>
     public void WriteProtect(ulong gfn, ulong pages)
     {
         lock (_mmuLock)
         {
             ValidateRange(gfn, pages, requireMemslots: false);
-            try
-            {
-                Tdp.WriteProtect(gfn, pages);
-            }
-            finally
-            {
-                Tdp.Flush();
-            }
+            Transact($"write-protect GFN 0x{gfn:x}+0x{pages:x}", () => Tdp.WriteProtect(gfn, pages));
         }
     }
 
@@ -185,25 +181,36 @@ public sealed class Vm : IDisposable
         lock (_mmuLock)
         {
             ThrowIfDisposed();
-            TdpFaultResult result;
-            try
-            {
-                result = Tdp.FaultIn(gfn, access);
-            }
-            catch (HostMemoryExhaustedException)
-            {
-                result = TdpFaultResult.OutOfMemory;
-            }
-            finally
-            {
-                Tdp.Flush();
-            }
-            Tdp.CountFault(result == TdpFaultResult.Fixed);
-            return result;
+            return FaultInLocked(gfn, access);
         }
     }
 
+    /// <summary>The fault op for an importer's page request: a disposed VM answers <see cref="TdpFaultResult.ExportClosed"/>.</summary>
+    internal TdpFaultResult FaultInForImporter(ulong gfn, Access access)
+    {
+        if (access == Access.None || (access & ~Access.All) != 0)
+            throw new ArgumentOutOfRangeException(nameof(access), access, "The access must be a non-empty combination of Read, Write and Execute.");
+        lock (_mmuLock)
+            return _disposed ? TdpFaultResult.ExportClosed : FaultInLocked(gfn, access);
+    }
+
+    private TdpFaultResult FaultInLocked(ulong gfn, Access access)
+    {
+        TdpFaultResult result = TdpFaultResult.OutOfMemory;
+        try
+        {
+            Transact($"fault in GFN 0x{gfn:x}", () => result = Tdp.FaultIn(gfn, access));
+        }
+        catch (EngineException e) when (e.Errno == Errno.ENOMEM)
+        {
+            result = TdpFaultResult.OutOfMemory;
+        }
+        Tdp.CountFault(result == TdpFaultResult.Fixed);
+        return result;
+    }
+
     /// <summary>Marks <paramref name="gfn"/> write-tracked (KVM page tracking): it loses W now and a write fault on it fails.</summary>
+    /// <exception cref="EngineException">ENOMEM when the large page holding it could not be split; the page is not tracked then.</exception>
     public void AddWriteTracking(ulong gfn)
     {
         lock (_mmuLock)
@@ -212,14 +219,11 @@ public sealed class Vm : IDisposable
             if (!_writeTracked.Add(gfn))
                 return;
             CountTracked(gfn, +1);
-            try
+            Transact($"write-track GFN 0x{gfn:x}", () => Tdp.WriteProtect(gfn, 1), onRollBack: () =>
             {
-                Tdp.WriteProtect(gfn, 1);
-            }
-            finally
-            {
-                Tdp.Flush();
-            }
+                _writeTracked.Remove(gfn);
+                CountTracked(gfn, -1);
+            });
         }
     }
 
@@ -235,21 +239,21 @@ public sealed class Vm : IDisposable
     }
 
     /// <summary>Turns on dirty logging for a memslot: the whole slot is write-protected, and write faults log pages.</summary>
+    /// <exception cref="EngineException">ENOMEM when a large page had to be split and host memory ran out; logging stays as it was.</exception>
     public void EnableDirtyLogging(int slotId)
     {
         lock (_mmuLock)
         {
             Memslot slot = SlotById(slotId);
+            MemslotFlags flags = slot.Flags;
+            List<ulong> dirty = slot.TakeDirty();
             slot.Flags |= MemslotFlags.LogDirtyPages;
-            _ = slot.TakeDirty();
-            try
+            Transact($"enable dirty logging of memslot {slotId}", () => Tdp.WriteProtect(slot.BaseGfn, slot.Pages), onRollBack: () =>
             {
-                Tdp.WriteProtect(slot.BaseGfn, slot.Pages);
-            }
-            finally
-            {
-                Tdp.Flush();
-            }
+                slot.Flags = flags;
+                foreach (ulong gfn in dirty)
+                    slot.MarkDirty(gfn);
+            });
         }
     }
 
@@ -272,15 +276,15 @@ public sealed class Vm : IDisposable
             if ((slot.Flags & MemslotFlags.LogDirtyPages) == 0)
                 throw new EngineException(Errno.EINVAL, $"memslot {slotId} does not log dirty pages.");
             List<ulong> dirty = slot.TakeDirty();
-            try
+            Transact($"get the dirty log of memslot {slotId}", () =>
             {
                 foreach (ulong gfn in dirty)
                     Tdp.WriteProtect(gfn, 1);
-            }
-            finally
+            }, onRollBack: () =>
             {
-                Tdp.Flush();
-            }
+                foreach (ulong gfn in dirty)
+                    slot.MarkDirty(gfn);
+            });
             return dirty;
         }
     }
@@ -305,23 +309,62 @@ public sealed class Vm : IDisposable
     }
 
     /// <summary>Walks the EPT (the CPU's view) for <paramref name="gpa"/>, inside an epoch-protected region.</summary>
+    /// <exception cref="ObjectDisposedException">The VM has been disposed: its tables are gone.</exception>
     public WalkResult Translate(ulong gpa, Access access)
     {
+        ThrowIfDisposed();
         using (Memory.Epochs.Enter())
             return PageWalker.Walk(Memory, Tdp.WalkerConfig, Tdp.RootHpa, Tdp.Levels, gpa, access);
     }
 
-    internal void OnExportClosed(KvmTdpFd export)
+    // KvmTdpFd.Dispose: the importers are revoked under the MMU lock, so no flush slips between
+    // their last invalidation and their revocation.
+    internal void CloseExport(KvmTdpFd export)
     {
+        List<Exception>? failures;
         lock (_mmuLock)
         {
             if (ReferenceEquals(_export, export))
                 _export = null;
+            failures = export.CloseLocked();
         }
+        if (failures is not null)
+            throw new InvalidOperationException($"Closing the TDP export of {Name}: {failures.Count} importer(s) could not stop using the tables.", new AggregateException(failures));
     }
 
     // Called by the TDP MMU's flush, under the MMU lock.
     internal void NotifyImporters(ulong gpa, ulong size) => _export?.Notify(gpa, size);
+
+    /// <summary>
+    /// Runs one TDP MMU operation all or nothing. When host memory runs out in the middle of it, every
+    /// entry it changed is put back, every frame it took is given back (retired, and reclaimed at once
+    /// when no walker is inside), <paramref name="onRollBack"/> undoes what the VM changed around it,
+    /// and the caller gets ENOMEM. The importers hear of every range the operation touched either way.
+    /// Caller holds the MMU lock.
+    /// </summary>
+    private void Transact(string what, Action operation, Action? onRollBack = null)
+    {
+        bool rolledBack = false;
+        Tdp.BeginOperation();
+        try
+        {
+            operation();
+        }
+        catch (HostMemoryExhaustedException e)
+        {
+            Tdp.RollBack();
+            rolledBack = true;
+            onRollBack?.Invoke();
+            throw new EngineException(Errno.ENOMEM, $"{what}: host memory ran out ({e.Message}); nothing of it was kept.");
+        }
+        finally
+        {
+            Tdp.EndOperation();
+            Tdp.Flush();
+            if (rolledBack)
+                Memory.Reclaim();
+        }
+    }
 
     internal Memslot? FindSlot(ulong gfn)
     {
@@ -381,37 +424,50 @@ public sealed class Vm : IDisposable
         }
     }
 
-    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);
 
     /// <summary>
-    /// Tears the VM down: the export is closed (importers told to drop everything), and every table
-    /// frame and backing frame is retired, so walkers still inside protected regions stay safe.
+    /// Tears the VM down. First the export is closed and every importer revoked
+    /// (<see cref="ITdpImporter.Revoke"/>): a KVM domain on this VM's TDP detaches its devices, so
+    /// every later DMA or translation through them faults (scalable mode: PASID entry not present,
+    /// fault 0x59) and the domain is freed. Only then are the table frames and backing frames retired,
+    /// so no device can reach memory the next VM gets; walkers still inside protected regions stay safe.
     /// </summary>
+    /// <remarks>
+    /// The series never frees a TDP under an importer: the TDP FD holds the VM and IOMMUFD holds the
+    /// TDP FD. A Dispose cannot wait for that, and refusing it (EBUSY) would leave <c>using</c> blocks
+    /// and platform teardown unable to finish, so it revokes the importers, in the order the series
+    /// destroys a KVM HWPT: the domain stops using the tables, the importer is unregistered, then
+    /// the tables go. After Dispose every member that touches the VM's state throws
+    /// <see cref="ObjectDisposedException"/>; <see cref="Name"/>, <see cref="Memory"/>,
+    /// <see cref="Tdp"/> (its shape) and <see cref="MaxGfn"/> stay readable. Idempotent.
+    /// </remarks>
+    /// <exception cref="InvalidOperationException">An importer could not stop using the tables; the VM is disposed, but its frames are kept (leaked) so that importer can never reach memory reused by someone else.</exception>
     public void Dispose()
     {
-        KvmTdpFd? export;
+        List<Exception>? failures;
         lock (_mmuLock)
         {
-            if (_disposed || Memory.IsDisposed)
-            {
-                _disposed = true;
+            if (_disposed)
                 return;
-            }
-            _disposed = true;
-            export = _export;
-            export?.Notify(0, ExportedTdp.InvalidateAll);
+            Volatile.Write(ref _disposed, true);
+            failures = _export?.CloseLocked();
             _export = null;
-            var frames = new List<ulong>();
-            Tdp.CollectAllTables(frames);
-            foreach (Memslot slot in _slots)
+            if (failures is null && !Memory.IsDisposed)
             {
-                frames.AddRange(slot.BackingFrames());
-                slot.ForgetBacking();
+                var frames = new List<ulong>();
+                Tdp.CollectAllTables(frames);
+                foreach (Memslot slot in _slots)
+                    frames.AddRange(slot.BackingFrames());
+                Memory.RetireFrames(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(frames));
+                Memory.Reclaim();
+                Tdp.OnTablesFreed();
             }
+            foreach (Memslot slot in _slots)
+                slot.Delete();
             _slots.Clear();
-            Memory.RetireFrames(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(frames));
-            Memory.Reclaim();
         }
-        export?.Dispose();
+        if (failures is not null)
+            throw new InvalidOperationException($"Disposing {Name}: {failures.Count} importer(s) of its TDP could not stop using the tables, so its frames are kept rather than freed under them.", new AggregateException(failures));
     }
 }

@@ -17,7 +17,7 @@ public class KvmDomainStressTests
         using var f = new ControlFixture(levels: 4);
         KvmDomain domain = f.Platform.AllocateKvmDomain(f.Nic, f.Tdp);
         domain.Attach(f.Nic);
-        domain.Attach(f.Nvme);
+        domain.Attach(f.Nvme, AttachFlags.AllowWithoutPageRequests);
         const int Pages = 4096;
         f.Vm.Map(0, Pages, Access.All);
         var expected = Enumerable.Range(0, Pages).Select(p => f.Backing((ulong)p << 12)).ToArray();

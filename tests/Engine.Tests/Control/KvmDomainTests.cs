@@ -14,7 +14,7 @@ public class KvmDomainTests
         // (2) allocate the KVM domain from the exported TDP and attach devices behind two IOMMUs.
         KvmDomain domain = f.Platform.AllocateKvmDomain(f.Nic, f.Tdp);
         domain.Attach(f.Nic);
-        domain.Attach(f.Nvme);
+        domain.Attach(f.Nvme, AttachFlags.AllowWithoutPageRequests);
         domain.Attach(f.Gpu);
         Assert.Equal(2, domain.Iommus.Count);
         Assert.Equal(1, f.Tdp.ImporterCount);
@@ -102,7 +102,7 @@ public class KvmDomainTests
     {
         using var f = new ControlFixture(maxHugePageLevel: 1);
         KvmDomain d = f.Platform.AllocateKvmDomain(f.Nic, f.Tdp);
-        d.Attach(f.Nvme);
+        d.Attach(f.Nvme, AttachFlags.AllowWithoutPageRequests);
         f.Vm.Map(0, 64, Access.All);
         for (ulong p = 0; p < 64; p++)
             Assert.True(f.Nvme.Translate(p << 12, Access.Read).IsSuccess);

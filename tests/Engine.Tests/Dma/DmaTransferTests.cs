@@ -13,7 +13,7 @@ public class DmaTransferTests
     {
         using var f = new ControlFixture(maxHugePageLevel: 1);
         KvmDomain d = f.Platform.AllocateKvmDomain(f.Nic, f.Tdp);
-        d.Attach(f.Nvme);
+        d.Attach(f.Nvme, AttachFlags.AllowWithoutPageRequests);
         f.Vm.Map(0, 16, Access.All);
         byte[] data = [.. Enumerable.Range(0, 3 * 4096 + 100).Select(i => (byte)(i * 7))];
         DmaResult w = DmaTransfer.Write(f.Nvme, 0x0F00, data);
@@ -32,7 +32,7 @@ public class DmaTransferTests
     {
         using var f = new ControlFixture(maxHugePageLevel: 1);
         KvmDomain d = f.Platform.AllocateKvmDomain(f.Nic, f.Tdp);
-        d.Attach(f.Nvme);
+        d.Attach(f.Nvme, AttachFlags.AllowWithoutPageRequests);
         f.Vm.Map(0, 2, Access.All);          // pages 0 and 1 mapped, page 2 not
         var buffer = new byte[3 * 4096];
         DmaResult r = DmaTransfer.Read(f.Nvme, 0x800, buffer);
@@ -51,7 +51,7 @@ public class DmaTransferTests
     {
         using var f = new ControlFixture();
         KvmDomain d = f.Platform.AllocateKvmDomain(f.Nic, f.Tdp);
-        d.Attach(f.Nvme);
+        d.Attach(f.Nvme, AttachFlags.AllowWithoutPageRequests);
         f.Vm.Map(0, 1024, Access.All);
         long misses = f.Dmar1.Unit.IotlbMisses;
         Assert.True(DmaTransfer.Write(f.Nvme, 0x1000, new byte[1 << 20]).IsComplete);
@@ -87,5 +87,53 @@ public class DmaTransferTests
         Assert.True(DmaTransfer.Write(bare, frame + 8, new byte[] { 1, 2, 3 }).IsComplete);
         Assert.Equal(new byte[] { 1, 2, 3 }, f.Platform.Memory.GetSpan(frame + 8, 3).ToArray());
         Assert.Equal(DmaStatus.TargetOutsideMemory, DmaTransfer.Read(bare, 0x1000, new byte[8]).Status);
+    }
+}
+
+public class DmaTransferCountingTests
+{
+    [Fact]
+    public void AWriteBeyondTheWidthSendsNoPageRequestAndCountsOneTranslation()
+    {
+        using var f = new ControlFixture(levels: 4);
+        KvmDomain d = f.Platform.AllocateKvmDomain(f.Nic, f.Tdp);
+        d.Attach(f.Nic);
+        long sent = f.Nic.PageRequests;
+        DmaResult r = DmaTransfer.Write(f.Nic, 1UL << 48, new byte[64], pageFaults: true);
+        Assert.Equal(DmaStatus.Faulted, r.Status);
+        Assert.Equal(sent, f.Nic.PageRequests);
+        Assert.True(r.PageRequests == 0 && r.Translations == 1, $"a fault that sends no page request counted {r.PageRequests} request(s) and {r.Translations} translation(s): {r}");
+    }
+
+    [Fact]
+    public void APageRequestAnsweredFailureIsCountedButNoRetryIs()
+    {
+        using var f = new ControlFixture(levels: 4);
+        KvmDomain d = f.Platform.AllocateKvmDomain(f.Nic, f.Tdp);
+        d.Attach(f.Nic);
+        f.Vm.Map(0x40, 1, Access.Read);
+        f.Vm.AddWriteTracking(0x40);          // KVM's fault op refuses the write: the response is FAILURE
+        long sent = f.Nic.PageRequests;
+        DmaResult r = DmaTransfer.Write(f.Nic, 0x40000, new byte[64], pageFaults: true);
+        Assert.Equal(DmaStatus.Faulted, r.Status);
+        Assert.Equal(sent + 1, f.Nic.PageRequests);
+        Assert.Equal(1, d.PageRequestsFailed);
+        Assert.True(r.PageRequests == 1 && r.Translations == 1, $"one request answered FAILURE and no retry, yet {r.PageRequests} request(s) and {r.Translations} translation(s): {r}");
+    }
+
+    [Fact]
+    public void RecoveredPagesCountARequestAndARetryEach()
+    {
+        using var f = new ControlFixture(levels: 4, maxHugePageLevel: 1);
+        KvmDomain d = f.Platform.AllocateKvmDomain(f.Nic, f.Tdp);
+        d.Attach(f.Nic);
+        f.Vm.Map(0, 1, Access.All);           // page 0 mapped; pages 1 and 2 are faulted in by KVM on request
+        long sent = f.Nic.PageRequests;
+        DmaResult r = DmaTransfer.Write(f.Nic, 0x800, new byte[2 * 4096], pageFaults: true);
+        Assert.True(r.IsComplete, r.ToString());
+        Assert.Equal(sent + 2, f.Nic.PageRequests);
+        Assert.Equal(2, d.PageRequestsServed);
+        Assert.Equal(2, r.PageRequests);
+        Assert.Equal(3 + 2, r.Translations);
     }
 }

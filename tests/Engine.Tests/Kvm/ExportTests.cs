@@ -84,10 +84,69 @@ public class ExportTests
         Assert.Equal(root, f.Export.Metadata.RootHpa);
         f.Importer.Take();
         f.Vm.Dispose();
-        Assert.Equal([(0UL, ExportedTdp.InvalidateAll)], f.Importer.Take());
+        Assert.Equal(1, f.Importer.Revocations);
+        Assert.True(f.Export.IsClosed);
+        Assert.Equal(0, f.Export.ImporterCount);
         Assert.Throws<ObjectDisposedException>(() => f.Export.Fault(0, Access.Read));
         Assert.Throws<ObjectDisposedException>(() => f.Vm.Map(0, 1, Access.Read));
         f.Memory.Dispose();
+    }
+
+    [Fact]
+    public void ImportersAreRevokedWhileTheTablesAreStillAllocated()
+    {
+        using var memory = TestMemory.Create(64);
+        var vm = new Vm(memory);
+        vm.AddMemslot(0, 0, 1UL << 20);
+        vm.Map(0, 16, Access.All);
+        ulong root = vm.Tdp.RootHpa, backing = vm.FindSlot(3)!.PeekHpa(3);
+        KvmTdpFd export = vm.ExportTdp();
+        var seen = new List<(FrameState Root, FrameState Backing)>();
+        export.RegisterImporter(new RecordingImporter(onRevoke: () => seen.Add((memory.GetFrameState(root), memory.GetFrameState(backing)))));
+        vm.Dispose();
+        Assert.Equal([(FrameState.Allocated, FrameState.Allocated)], seen);
+        Assert.NotEqual(FrameState.Allocated, memory.GetFrameState(root));
+        Assert.NotEqual(FrameState.Allocated, memory.GetFrameState(backing));
+        vm.Dispose(); // idempotent: nobody is revoked twice
+        Assert.Single(seen);
+    }
+
+    [Fact]
+    public void AnImporterThatCannotStopKeepsTheVmsFramesFromReuse()
+    {
+        using var memory = TestMemory.Create(64);
+        var vm = new Vm(memory);
+        vm.AddMemslot(0, 0, 1UL << 20);
+        vm.Map(0, 16, Access.All);
+        KvmTdpFd export = vm.ExportTdp();
+        var polite = new RecordingImporter();
+        export.RegisterImporter(new RecordingImporter(onRevoke: () => throw new InvalidOperationException("stuck")));
+        export.RegisterImporter(polite);
+        ulong inUse = memory.Statistics.FramesInUse;
+        var e = Assert.Throws<InvalidOperationException>(() => vm.Dispose());
+        Assert.Contains("kept", e.Message);
+        Assert.Equal(1, polite.Revocations);  // every importer is asked, even after one failed
+        Assert.Equal(inUse, memory.Statistics.FramesInUse);
+        Assert.Equal(FrameState.Allocated, memory.GetFrameState(vm.Tdp.RootHpa));
+        Assert.Throws<ObjectDisposedException>(() => vm.Map(0, 1, Access.Read));
+        vm.Dispose();
+    }
+
+    [Fact]
+    public void ClosingTheExportRevokesItsImportersAndTheVmLivesOn()
+    {
+        using var f = new KvmFixture();
+        f.Vm.AddMemslot(0, 0, 2UL << 20);
+        f.Vm.Map(0, 4, Access.All);
+        f.Export.Dispose();
+        Assert.Equal(1, f.Importer.Revocations);
+        Assert.Equal(Errno.ENODEV, Assert.Throws<EngineException>(() => f.Export.RegisterImporter(new RecordingImporter())).Errno);
+        f.Export.Dispose();
+        Assert.Equal(1, f.Importer.Revocations);
+        f.Vm.Zap(0, 4);
+        Assert.Empty(f.Importer.Take()); // a revoked importer hears nothing more
+        using KvmTdpFd again = f.Vm.ExportTdp();
+        Assert.Equal(TdpFaultResult.Fixed, again.Fault(1, Access.Read));
     }
 
     [Fact]
