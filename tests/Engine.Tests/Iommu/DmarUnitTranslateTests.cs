@@ -143,7 +143,11 @@ public class DmarUnitTranslateTests
         Assert.NotEqual(0UL, Pass()); // warm-up: misses fill the IOTLB and the JIT tiers the loop up
         long before = GC.GetAllocatedBytesForCurrentThread();
         ulong total = Pass();
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        // Under the parallel suite the runtime itself now and then charges a few KiB to this thread
+        // (tiering, type loads); one allocation per translation would be 24 MB or more. So the bound
+        // is under one byte per translation: any per-call allocation fails it, the runtime's noise not.
+        Assert.True(allocated < 1_000_000, $"{allocated} bytes allocated over 1,000,000 translations");
         Assert.NotEqual(0UL, total);
     }
 }
