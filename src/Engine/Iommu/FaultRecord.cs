@@ -64,7 +64,9 @@ public readonly record struct FaultRecord
     public static FaultRecord FromRequest(in TranslationRequest request, FaultReason reason, bool faultProcessingDisabled) =>
         new(request.SourceId, request.Iova, reason,
             isWrite: (request.Access & Access.Write) != 0 && (request.Access & Access.Read) == 0,
-            request.Pasid, faultProcessingDisabled);
+            // A request made without its constructor (reinterpreted memory) may carry a wider PASID;
+            // the fault path must not throw, and the unit looked it up by its low 20 bits too.
+            request.Pasid == TranslationRequest.NoPasid ? TranslationRequest.NoPasid : request.Pasid & MaxPasid, faultProcessingDisabled);
 
     /// <inheritdoc/>
     public override string ToString() =>

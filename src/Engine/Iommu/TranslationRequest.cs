@@ -16,11 +16,13 @@ public readonly record struct TranslationRequest
     /// <param name="access">Read, write, or execute (combinations for atomics).</param>
     /// <param name="pasid">PASID (20 bits) or <see cref="NoPasid"/>.</param>
     /// <param name="isTranslationRequest">An ATS translation request from a device TLB rather than an untranslated DMA.</param>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="access"/> has bits other than R, W and X.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="access"/> has bits other than R, W and X, or <paramref name="pasid"/> is neither 20 bits nor <see cref="NoPasid"/>.</exception>
     public TranslationRequest(ushort sourceId, ulong iova, Access access, uint pasid = NoPasid, bool isTranslationRequest = false)
     {
         if ((byte)access > (byte)Access.All)
             throw new ArgumentOutOfRangeException(nameof(access), access, "The access must combine Read, Write and Execute only.");
+        if (pasid > FaultRecord.MaxPasid && pasid != NoPasid)
+            throw new ArgumentOutOfRangeException(nameof(pasid), pasid, $"A PASID has 20 bits (0 to 0x{FaultRecord.MaxPasid:x}); use TranslationRequest.NoPasid for none.");
         SourceId = sourceId;
         Iova = iova;
         Access = access;

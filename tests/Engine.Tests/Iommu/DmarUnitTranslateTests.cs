@@ -64,6 +64,20 @@ public class DmarUnitTranslateTests
     }
 
     [Fact]
+    public void APasidWiderThanTwentyBitsIsRefusedAndAReinterpretedOneFaultsWithoutThrowing()
+    {
+        Assert.Equal("pasid", Assert.Throws<ArgumentOutOfRangeException>(() => new TranslationRequest(1, 0x1000, Access.Read, 1u << 20)).ParamName);
+        Assert.Equal(0xF_FFFFu, new TranslationRequest(1, 0x1000, Access.Read, 0xF_FFFF).Pasid);
+        // Built without the constructor (as memory from C would be): the fault path records it, no throw.
+        using var f = new UnitFixture(scalable: true);
+        TranslationRequest wide = new TranslationRequest(UnitFixture.Sid, 0x40_0000, Access.Read, 7) with { };
+        System.Runtime.CompilerServices.Unsafe.As<TranslationRequest, ulong>(ref System.Runtime.CompilerServices.Unsafe.AddByteOffset(ref wide, 8)) |= 0xFFF0_0000;
+        Assert.Equal(0xFFF0_0007u, wide.Pasid);
+        TranslationResult r = f.Unit.Translate(wide);
+        Assert.Equal(TranslationStatus.Faulted, r.Status);
+    }
+
+    [Fact]
     public void FiveLevelTablesTranslateHighAddresses()
     {
         using var f = new UnitFixture(scalable: true, levels: 5);
