@@ -1,0 +1,188 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+[assembly: DisableRuntimeMarshalling]
+
+namespace Engine.Native;
+
+/// <summary>The constants of engine.h that the library itself needs (same names, PascalCase).</summary>
+internal static class Abi
+{
+    /// <summary>ENGINE_ABI_VERSION.</summary>
+    public const uint Version = 1;
+
+    /// <summary>ENGINE_NO_PASID.</summary>
+    public const uint NoPasid = 0xFFFF_FFFF;
+
+    /// <summary>ENGINE_ACCESS_READ | _WRITE | _EXEC: the bits an access may have.</summary>
+    public const byte AccessMask = 7;
+
+    /// <summary>ENGINE_REQ_ATS: the request is an ATS translation request.</summary>
+    public const byte RequestAts = 1;
+
+    /// <summary>ENGINE_TRANSLATED.</summary>
+    public const byte Translated = 0;
+
+    /// <summary>ENGINE_FAULTED.</summary>
+    public const byte Faulted = 1;
+
+    /// <summary>ENGINE_TR_SNOOP.</summary>
+    public const ushort TrSnoop = 1;
+
+    /// <summary>ENGINE_TR_IOTLB_HIT.</summary>
+    public const ushort TrIotlbHit = 2;
+
+    /// <summary>ENGINE_TR_PASSTHROUGH: translation is off or the context is pass-through; hpa == iova.</summary>
+    public const ushort TrPassThrough = 4;
+
+    /// <summary>ENGINE_IRQ_FAULT.</summary>
+    public const uint IrqFault = 1;
+
+    /// <summary>ENGINE_IRQ_INV_COMPLETE.</summary>
+    public const uint IrqInvalidationComplete = 2;
+
+    /// <summary>ENGINE_IRQ_PAGE_REQUEST.</summary>
+    public const uint IrqPageRequest = 3;
+
+    /// <summary>ENGINE_DEV_ATS | _PRI | _PASID: the bits a device's abilities may have (Engine's <c>DeviceAbilities</c> values).</summary>
+    public const uint DeviceAbilityMask = 7;
+
+    /// <summary>ENGINE_IOMMU_NO_SIMD in <c>engine_iommu_options.flags</c>.</summary>
+    public const uint IommuNoSimd = 1;
+}
+
+/// <summary><c>engine_request</c> (16 bytes): one DMA translation request as C lays it out.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 16)]
+internal struct EngineRequest
+{
+    [FieldOffset(0)] public ulong Iova;
+    [FieldOffset(8)] public uint Pasid;
+    [FieldOffset(12)] public ushort SourceId;
+    [FieldOffset(14)] public byte Access;
+    [FieldOffset(15)] public byte Flags;
+}
+
+/// <summary><c>engine_translation</c> (16 bytes): the answer to one request as C lays it out.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 16)]
+internal struct EngineTranslation
+{
+    [FieldOffset(0)] public ulong Hpa;
+    [FieldOffset(8)] public byte Status;
+    [FieldOffset(9)] public byte FaultReason;
+    [FieldOffset(10)] public byte PageShift;
+    [FieldOffset(11)] public byte Permissions;
+    [FieldOffset(12)] public ushort DomainId;
+    [FieldOffset(14)] public ushort Flags;
+}
+
+/// <summary><c>engine_iommu_options</c> (16 bytes): how <c>engine_iommu_create_ex</c> builds a unit.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 16)]
+internal struct EngineIommuOptions
+{
+    /// <summary>sizeof(engine_iommu_options) as the caller compiled it: lets the struct grow later.</summary>
+    [FieldOffset(0)] public uint StructSize;
+    [FieldOffset(4)] public uint IotlbSets;
+    [FieldOffset(8)] public uint ContextCacheSlots;
+    [FieldOffset(12)] public uint Flags;
+}
+
+/// <summary>The items <c>engine_layout</c> answers: sizes and offsets of every struct of the ABI (enum engine_layout_item).</summary>
+internal enum LayoutItem : uint
+{
+    RequestSize = 0,
+    RequestIova,
+    RequestPasid,
+    RequestSourceId,
+    RequestAccess,
+    RequestFlags,
+    TranslationSize,
+    TranslationHpa,
+    TranslationStatus,
+    TranslationFaultReason,
+    TranslationPageShift,
+    TranslationPermissions,
+    TranslationDomainId,
+    TranslationFlags,
+    IommuOptionsSize,
+    IommuOptionsStructSize,
+    IommuOptionsIotlbSets,
+    IommuOptionsContextCacheSlots,
+    IommuOptionsFlags,
+    Count,
+}
+
+/// <summary>The library's side of the layout check: what C# actually laid out, measured, not declared.</summary>
+internal static unsafe class Layout
+{
+    /// <summary>The size or offset of <paramref name="item"/> in bytes, or -1 for an unknown item.</summary>
+    public static int Of(LayoutItem item)
+    {
+        EngineRequest r = default;
+        EngineTranslation t = default;
+        EngineIommuOptions o = default;
+        byte* rb = (byte*)&r, tb = (byte*)&t, ob = (byte*)&o;
+        return item switch
+        {
+            LayoutItem.RequestSize => sizeof(EngineRequest),
+            LayoutItem.RequestIova => (int)((byte*)&r.Iova - rb),
+            LayoutItem.RequestPasid => (int)((byte*)&r.Pasid - rb),
+            LayoutItem.RequestSourceId => (int)((byte*)&r.SourceId - rb),
+            LayoutItem.RequestAccess => (int)(&r.Access - rb),
+            LayoutItem.RequestFlags => (int)(&r.Flags - rb),
+            LayoutItem.TranslationSize => sizeof(EngineTranslation),
+            LayoutItem.TranslationHpa => (int)((byte*)&t.Hpa - tb),
+            LayoutItem.TranslationStatus => (int)(&t.Status - tb),
+            LayoutItem.TranslationFaultReason => (int)(&t.FaultReason - tb),
+            LayoutItem.TranslationPageShift => (int)(&t.PageShift - tb),
+            LayoutItem.TranslationPermissions => (int)(&t.Permissions - tb),
+            LayoutItem.TranslationDomainId => (int)((byte*)&t.DomainId - tb),
+            LayoutItem.TranslationFlags => (int)((byte*)&t.Flags - tb),
+            LayoutItem.IommuOptionsSize => sizeof(EngineIommuOptions),
+            LayoutItem.IommuOptionsStructSize => (int)((byte*)&o.StructSize - ob),
+            LayoutItem.IommuOptionsIotlbSets => (int)((byte*)&o.IotlbSets - ob),
+            LayoutItem.IommuOptionsContextCacheSlots => (int)((byte*)&o.ContextCacheSlots - ob),
+            LayoutItem.IommuOptionsFlags => (int)((byte*)&o.Flags - ob),
+            _ => -1,
+        };
+    }
+
+    /// <summary>
+    /// Whether Engine's <c>TranslationRequest</c> has exactly <c>engine_request</c>'s layout (iova,
+    /// pasid, source id, access, ATS as 0/1), so validated C requests can be handed to the batch call
+    /// in place, without a copy. Measured once on first use; a change in Engine makes it false, and the
+    /// batch then copies instead of misreading.
+    /// </summary>
+    public static bool RequestIsTranslationRequest
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get
+        {
+            int known = _requestLayout;
+            return known != 0 ? known > 0 : Measure();
+        }
+    }
+
+    /// <summary>Whether Engine's <c>TranslationResult</c> is 16 bytes, so results can be produced in the caller's buffer and converted in place.</summary>
+    public static bool ResultFitsTranslation => Unsafe.SizeOf<Iommu.TranslationResult>() == sizeof(EngineTranslation);
+
+    // 0 = not measured yet, 1 = same layout, -1 = different. A plain int (no static constructor) so
+    // the check on the hot path is one load.
+    private static int _requestLayout;
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static bool Measure()
+    {
+        bool same = Unsafe.SizeOf<Iommu.TranslationRequest>() == sizeof(EngineRequest);
+        if (same)
+        {
+            var managed = new Iommu.TranslationRequest(0xBEEF, 0x0123_4567_89AB_C000, Paging.Access.Write | Paging.Access.Execute, 0xF_1234, isTranslationRequest: true);
+            var c = new EngineRequest { Iova = 0x0123_4567_89AB_C000, Pasid = 0xF_1234, SourceId = 0xBEEF, Access = 6, Flags = 1 };
+            same = Unsafe.As<Iommu.TranslationRequest, EngineRequest>(ref managed).Equals16(c);
+        }
+        Volatile.Write(ref _requestLayout, same ? 1 : -1);
+        return same;
+    }
+
+    private static bool Equals16(this EngineRequest a, EngineRequest b) =>
+        Unsafe.As<EngineRequest, UInt128>(ref a) == Unsafe.As<EngineRequest, UInt128>(ref b);
+}
