@@ -49,6 +49,12 @@ internal static class Abi
 
     /// <summary>ENGINE_IOMMU_NO_SIMD in <c>engine_iommu_options.flags</c>.</summary>
     public const uint IommuNoSimd = 1;
+
+    /// <summary>ENGINE_PLATFORM_NO_KVM_DOMAINS: the feature switch (CONFIG_INTEL_IOMMU_KVM) off.</summary>
+    public const uint PlatformNoKvmDomains = 1;
+
+    /// <summary>ENGINE_PLATFORM_SM_OFF: the driver's scalable mode off (intel_iommu=sm_off).</summary>
+    public const uint PlatformScalableModeOff = 2;
 }
 
 /// <summary><c>engine_request</c> (16 bytes): one DMA translation request as C lays it out.</summary>
@@ -86,6 +92,17 @@ internal struct EngineIommuOptions
     [FieldOffset(12)] public uint Flags;
 }
 
+/// <summary><c>engine_platform_options</c> (24 bytes): how <c>engine_platform_create_ex</c> builds a platform.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 24)]
+internal struct EnginePlatformOptions
+{
+    /// <summary>sizeof(engine_platform_options) as the caller compiled it.</summary>
+    [FieldOffset(0)] public uint StructSize;
+    [FieldOffset(4)] public uint Flags;
+    [FieldOffset(8)] public ulong MemorySize;
+    [FieldOffset(16)] public ulong MemoryBase;
+}
+
 /// <summary>The items <c>engine_layout</c> answers: sizes and offsets of every struct of the ABI (enum engine_layout_item).</summary>
 internal enum LayoutItem : uint
 {
@@ -108,6 +125,11 @@ internal enum LayoutItem : uint
     IommuOptionsIotlbSets,
     IommuOptionsContextCacheSlots,
     IommuOptionsFlags,
+    PlatformOptionsSize,
+    PlatformOptionsStructSize,
+    PlatformOptionsFlags,
+    PlatformOptionsMemorySize,
+    PlatformOptionsMemoryBase,
     Count,
 }
 
@@ -120,7 +142,8 @@ internal static unsafe class Layout
         EngineRequest r = default;
         EngineTranslation t = default;
         EngineIommuOptions o = default;
-        byte* rb = (byte*)&r, tb = (byte*)&t, ob = (byte*)&o;
+        EnginePlatformOptions po = default;
+        byte* rb = (byte*)&r, tb = (byte*)&t, ob = (byte*)&o, pb = (byte*)&po;
         return item switch
         {
             LayoutItem.RequestSize => sizeof(EngineRequest),
@@ -142,6 +165,11 @@ internal static unsafe class Layout
             LayoutItem.IommuOptionsIotlbSets => (int)((byte*)&o.IotlbSets - ob),
             LayoutItem.IommuOptionsContextCacheSlots => (int)((byte*)&o.ContextCacheSlots - ob),
             LayoutItem.IommuOptionsFlags => (int)((byte*)&o.Flags - ob),
+            LayoutItem.PlatformOptionsSize => sizeof(EnginePlatformOptions),
+            LayoutItem.PlatformOptionsStructSize => (int)((byte*)&po.StructSize - pb),
+            LayoutItem.PlatformOptionsFlags => (int)((byte*)&po.Flags - pb),
+            LayoutItem.PlatformOptionsMemorySize => (int)((byte*)&po.MemorySize - pb),
+            LayoutItem.PlatformOptionsMemoryBase => (int)((byte*)&po.MemoryBase - pb),
             _ => -1,
         };
     }

@@ -45,14 +45,39 @@ internal static unsafe partial class Exports
     }
 
     [UnmanagedCallersOnly(EntryPoint = "engine_platform_create")]
-    public static int PlatformCreate(nint* output)
+    public static int PlatformCreate(nint* output) => CreatePlatform("engine_platform_create", null, output);
+
+    [UnmanagedCallersOnly(EntryPoint = "engine_platform_create_ex")]
+    public static int PlatformCreateEx(EnginePlatformOptions* options, nint* output) => CreatePlatform("engine_platform_create_ex", options, output);
+
+    private static int CreatePlatform(string fn, EnginePlatformOptions* options, nint* output)
     {
-        const string Fn = "engine_platform_create";
         try
         {
             if (output == null)
-                return Errors.Null(Fn, "out");
-            var platform = new Platform();
+                return Errors.Null(fn, "out");
+            var platformOptions = new PlatformOptions();
+            if (options != null)
+            {
+                EnginePlatformOptions o = *options;
+                if (o.StructSize != sizeof(EnginePlatformOptions))
+                    return Errors.Fail(Errors.Einval, $"{fn}: options->struct_size is {o.StructSize}; this library (ABI {Abi.Version}) expects sizeof(engine_platform_options) = {sizeof(EnginePlatformOptions)}.");
+                if ((o.Flags & ~(Abi.PlatformNoKvmDomains | Abi.PlatformScalableModeOff)) != 0)
+                    return Errors.Fail(Errors.Einval, $"{fn}: options->flags 0x{o.Flags:x} has unknown bits.");
+                HostMemoryOptions memory = platformOptions.Memory;
+                // HostMemoryOptions validates size and base (ArgumentOutOfRangeException: EINVAL with its message).
+                platformOptions = platformOptions with
+                {
+                    Memory = memory with
+                    {
+                        Size = o.MemorySize == 0 ? memory.Size : o.MemorySize,
+                        BaseHpa = o.MemoryBase == 0 ? memory.BaseHpa : o.MemoryBase,
+                    },
+                    KvmDomainSupport = (o.Flags & Abi.PlatformNoKvmDomains) == 0,
+                    ScalableModeEnabled = (o.Flags & Abi.PlatformScalableModeOff) == 0,
+                };
+            }
+            var platform = new Platform(platformOptions);
             try
             {
                 *output = HandleTable.Register(new PlatformHandle(platform));
@@ -66,7 +91,7 @@ internal static unsafe partial class Exports
         }
         catch (Exception e)
         {
-            return Errors.From(Fn, e);
+            return Errors.From(fn, e);
         }
     }
 

@@ -24,6 +24,7 @@
  *    engine_last_error() on the calling thread.
  *  - Outputs are written only on success (except *done of the DMA calls, always written).
  *  - Sizes and addresses are bytes everywhere (4 KiB-aligned where pages are meant).
+ *  - Option structs start with struct_size = sizeof(the struct), so they can grow in a later ABI.
  *
  * Thread safety: every function may be called from any thread.  engine_translate, _batch and
  * engine_dma_* are lock-free and allocation-free on their success path (a fault takes the unit's
@@ -120,6 +121,22 @@ typedef void (*engine_interrupt_fn)(void *user, engine_iommu *iommu, uint32_t ki
    committed lazily), and the IOMMUs, devices, VMs and domains made from it.  Several may coexist.
    Errors: -EINVAL (out NULL), -ENOMEM. */
 int engine_platform_create(engine_platform **out);
+
+/* (addition) Build options for engine_platform_create_ex. */
+#define ENGINE_PLATFORM_NO_KVM_DOMAINS 1u   /* the feature switch (CONFIG_INTEL_IOMMU_KVM) off: KVM domains -EOPNOTSUPP */
+#define ENGINE_PLATFORM_SM_OFF         2u   /* the driver's scalable mode off (intel_iommu=sm_off) */
+typedef struct engine_platform_options { /* 24 bytes */
+    uint32_t struct_size;                /* sizeof(engine_platform_options) */
+    uint32_t flags;                      /* ENGINE_PLATFORM_* */
+    uint64_t memory_size;                /* Engine's host memory: a multiple of 4 KiB, 0 = 64 GiB (reserved, committed lazily) */
+    uint64_t memory_base;                /* its first HPA: 1 GiB aligned, 0 = 4 GiB */
+} engine_platform_options;
+
+/* (addition) As engine_platform_create, with options (NULL = defaults).  A smaller memory_size
+   suits tools that cannot reserve 64 GiB of address space (valgrind, for one).
+   Errors: -EINVAL (NULL out, wrong struct_size, unknown flags, a size or base the layout refuses:
+   not 4 KiB / 1 GiB aligned, beyond the 46-bit host address width), -ENOMEM. */
+int engine_platform_create_ex(const engine_platform_options *options, engine_platform **out);
 
 /* Destroys the platform and every handle made from it (they answer -EBADF afterwards).  Threads
    still translating through it finish safely (their calls answer -EBADF).
@@ -364,6 +381,11 @@ enum engine_layout_item {
     ENGINE_LAYOUT_IOMMU_OPTIONS_IOTLB_SETS,
     ENGINE_LAYOUT_IOMMU_OPTIONS_CONTEXT_CACHE_SLOTS,
     ENGINE_LAYOUT_IOMMU_OPTIONS_FLAGS,
+    ENGINE_LAYOUT_PLATFORM_OPTIONS_SIZE,
+    ENGINE_LAYOUT_PLATFORM_OPTIONS_STRUCT_SIZE,
+    ENGINE_LAYOUT_PLATFORM_OPTIONS_FLAGS,
+    ENGINE_LAYOUT_PLATFORM_OPTIONS_MEMORY_SIZE,
+    ENGINE_LAYOUT_PLATFORM_OPTIONS_MEMORY_BASE,
     ENGINE_LAYOUT_COUNT
 };
 
@@ -396,6 +418,11 @@ static inline int engine_layout_matches(void)
         ENGINE_LAYOUT_ROW_(ENGINE_LAYOUT_IOMMU_OPTIONS_IOTLB_SETS, offsetof(engine_iommu_options, iotlb_sets)),
         ENGINE_LAYOUT_ROW_(ENGINE_LAYOUT_IOMMU_OPTIONS_CONTEXT_CACHE_SLOTS, offsetof(engine_iommu_options, context_cache_slots)),
         ENGINE_LAYOUT_ROW_(ENGINE_LAYOUT_IOMMU_OPTIONS_FLAGS, offsetof(engine_iommu_options, flags)),
+        ENGINE_LAYOUT_ROW_(ENGINE_LAYOUT_PLATFORM_OPTIONS_SIZE, sizeof(engine_platform_options)),
+        ENGINE_LAYOUT_ROW_(ENGINE_LAYOUT_PLATFORM_OPTIONS_STRUCT_SIZE, offsetof(engine_platform_options, struct_size)),
+        ENGINE_LAYOUT_ROW_(ENGINE_LAYOUT_PLATFORM_OPTIONS_FLAGS, offsetof(engine_platform_options, flags)),
+        ENGINE_LAYOUT_ROW_(ENGINE_LAYOUT_PLATFORM_OPTIONS_MEMORY_SIZE, offsetof(engine_platform_options, memory_size)),
+        ENGINE_LAYOUT_ROW_(ENGINE_LAYOUT_PLATFORM_OPTIONS_MEMORY_BASE, offsetof(engine_platform_options, memory_base)),
     };
 #undef ENGINE_LAYOUT_ROW_
     uint32_t v;

@@ -84,3 +84,64 @@ TEST(add_ram_validates_then_reports_not_implemented)
     free(ram);
     CHECK_OK(engine_platform_destroy(p));
 }
+
+TEST(platform_create_ex_options)
+{
+    engine_platform_options o = { sizeof o, 0, 256u << 20, 8ull << 30 };
+    engine_platform *p;
+    CHECK_OK(engine_platform_create_ex(&o, &p));
+    uint64_t base, size;
+    CHECK_OK(engine_platform_memory_range(p, &base, &size));
+    CHECK_EQ_U64(8ull << 30, base);
+    CHECK_EQ_U64(256u << 20, size);
+    CHECK_OK(engine_platform_destroy(p));
+    CHECK_OK(engine_platform_create_ex(NULL, &p));
+    CHECK_OK(engine_platform_destroy(p));
+
+    engine_platform *bad = NULL;
+    o.struct_size = 16;
+    CHECK_RC(-EINVAL, engine_platform_create_ex(&o, &bad));
+    CHECK_ERROR_MENTIONS("struct_size");
+    o.struct_size = sizeof o;
+    o.flags = 0x80;
+    CHECK_RC(-EINVAL, engine_platform_create_ex(&o, &bad));
+    o.flags = 0;
+    o.memory_size = 12345;                         /* not a multiple of 4 KiB */
+    CHECK_RC(-EINVAL, engine_platform_create_ex(&o, &bad));
+    o.memory_size = 1u << 20;
+    o.memory_base = (1ull << 30) + 4096;           /* not 1 GiB aligned */
+    CHECK_RC(-EINVAL, engine_platform_create_ex(&o, &bad));
+    o.memory_base = 1ull << 46;                    /* beyond the host address width */
+    CHECK_RC(-EINVAL, engine_platform_create_ex(&o, &bad));
+    CHECK_RC(-EINVAL, engine_platform_create_ex(&o, NULL));
+    CHECK(bad == NULL);
+}
+
+TEST(platform_flags_switch_kvm_domains_and_scalable_mode_off)
+{
+    engine_platform_options o = { sizeof o, ENGINE_PLATFORM_NO_KVM_DOMAINS, 256u << 20, 0 };
+    engine_platform *p;
+    engine_iommu *u;
+    engine_device *dev;
+    engine_vm *vm;
+    engine_domain *d;
+    CHECK_OK(engine_platform_create_ex(&o, &p));
+    CHECK_OK(engine_iommu_create_preset(p, "dmar0", "server", &u));
+    CHECK_OK(engine_device_create(p, u, "gpu", BDF(1, 0, 0), 0, &dev));
+    CHECK_OK(engine_vm_create(p, 4, &vm));
+    CHECK_RC(-EOPNOTSUPP, engine_domain_alloc_kvm(dev, vm, &d));
+    CHECK_ERROR_MENTIONS("switched off");
+    CHECK_OK(engine_platform_destroy(p));
+
+    o.flags = ENGINE_PLATFORM_SM_OFF;
+    CHECK_OK(engine_platform_create_ex(&o, &p));
+    CHECK_OK(engine_iommu_create_preset(p, "dmar0", "server", &u));
+    CHECK_OK(engine_device_create(p, u, "gpu", BDF(1, 0, 0), 0, &dev));
+    CHECK_OK(engine_vm_create(p, 4, &vm));
+    CHECK_RC(-EOPNOTSUPP, engine_domain_alloc_kvm(dev, vm, &d));
+    CHECK_ERROR_MENTIONS("scalable mode is switched off");
+    uint64_t rtaddr;
+    CHECK_OK(engine_iommu_mmio_read(u, REG_RTADDR, 8, &rtaddr));
+    CHECK((rtaddr & (3u << 10)) == 0);             /* the driver set a legacy root table */
+    CHECK_OK(engine_platform_destroy(p));
+}
