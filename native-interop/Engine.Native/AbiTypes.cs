@@ -193,9 +193,40 @@ internal static unsafe class Layout
     /// <summary>Whether Engine's <c>TranslationResult</c> is 16 bytes, so results can be produced in the caller's buffer and converted in place.</summary>
     public static bool ResultFitsTranslation => Unsafe.SizeOf<Iommu.TranslationResult>() == sizeof(EngineTranslation);
 
-    // 0 = not measured yet, 1 = same layout, -1 = different. A plain int (no static constructor) so
+    /// <summary>
+    /// Whether Engine's <c>TranslationResult</c> is laid out as <see cref="BatchLayout"/>'s word-wise
+    /// conversion reads it (hpa; then did, status, size, permissions, snoop, fault, IOTLB hit, a byte
+    /// each after the 2-byte did), measured once like <see cref="RequestIsTranslationRequest"/>.
+    /// </summary>
+    public static bool ResultIsPacked
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get
+        {
+            int known = _resultLayout;
+            return known != 0 ? known > 0 : MeasureResult();
+        }
+    }
+
+    // 0 = not measured yet, 1 = same layout, -1 = different. Plain ints (no static constructor) so
     // the check on the hot path is one load.
     private static int _requestLayout;
+    private static int _resultLayout;
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static bool MeasureResult()
+    {
+        bool same = ResultFitsTranslation;
+        if (same)
+        {
+            var r = new Iommu.TranslationResult(Iommu.TranslationStatus.Faulted, 0x1122_3344_5566_7788, Paging.PageSize.Size1G,
+                Paging.Access.Write | Paging.Access.Execute, snoop: true, Iommu.FaultReason.SmAddressBeyondMax, did: 0xABCD, iotlbHit: true);
+            ulong* q = (ulong*)Unsafe.AsPointer(ref r);
+            same = q[0] == 0x1122_3344_5566_7788 && q[1] == 0x0183_0106_0302_ABCDUL;
+        }
+        Volatile.Write(ref _resultLayout, same ? 1 : -1);
+        return same;
+    }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static bool Measure()
