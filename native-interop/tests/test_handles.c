@@ -169,3 +169,26 @@ TEST(null_pointer_arguments_are_einval)
     CHECK_ERROR_MENTIONS("is NULL");
     paging_fixture_close(&f);
 }
+
+/* One good handle and one bad one in the same call: the bad one is reported, nothing happens. */
+TEST(a_bad_second_handle_is_ebadf)
+{
+    paging_fixture f;
+    CHECK_OK(paging_fixture_open(&f, "server", BDF(1, 0, 0)));
+    engine_vm *vm;
+    CHECK_OK(engine_vm_create(f.p, 4, &vm));
+    engine_device *dev = NULL;
+    engine_domain *d = NULL;
+    CHECK_RC(-EBADF, engine_device_create(f.p, NULL, "x", BDF(2, 0, 0), 0, &dev));
+    CHECK_ERROR_MENTIONS("u is NULL");
+    CHECK_RC(-EBADF, engine_device_create(f.p, (engine_iommu *)f.dev, "x", BDF(2, 0, 0), 0, &dev));
+    CHECK_RC(-EBADF, engine_domain_alloc_kvm(f.dev, NULL, &d));
+    CHECK_ERROR_MENTIONS("vm is NULL");
+    CHECK_RC(-EBADF, engine_domain_alloc_kvm(f.dev, (engine_vm *)f.u, &d));
+    CHECK_RC(-EBADF, engine_domain_attach(f.dom, NULL));
+    CHECK_RC(-EBADF, engine_domain_detach(f.dom, (engine_device *)vm));
+    CHECK(dev == NULL && d == NULL);
+    /* still attached: the failed detach did nothing */
+    CHECK_RC(-EBUSY, engine_domain_free(f.dom));
+    paging_fixture_close(&f);
+}
