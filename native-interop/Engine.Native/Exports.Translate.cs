@@ -73,6 +73,9 @@ internal static unsafe partial class Exports
                 return 0;
             if (requests == null || results == null)
                 return Errors.Null(Fn, requests == null ? "reqs" : "out");
+            // TranslateBatch writes results while it still reads later requests: one buffer for both would misread.
+            if ((byte*)results < (byte*)(requests + count) && (byte*)requests < (byte*)(results + count))
+                return Errors.Fail(Errors.Einval, $"{Fn}: reqs and out overlap; they must be separate buffers.");
             // Every request is checked before any is translated: a malformed one fails the whole call.
             bool simd = iommu.Unit.Options.UseSimd;
             if (!BatchLayout.AllValid(requests, count, simd))

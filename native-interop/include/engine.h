@@ -250,7 +250,7 @@ int engine_translate(engine_iommu *u, const engine_request *req, engine_translat
    one batch).  Every request is validated before any is translated: a malformed one fails the call
    with -EINVAL (its index in the message) and translates nothing.  count 0 returns 0 (reqs and out may
    then be NULL).  reqs and out must not overlap (results are written while later requests are still
-   being read).  Errors: as engine_translate. */
+   being read): -EINVAL if they do.  Errors: as engine_translate. */
 int engine_translate_batch(engine_iommu *u, const engine_request *reqs, engine_translation *out, size_t count);
 
 /* DMA of len bytes at iova between buf and host memory, through translation, as the device at

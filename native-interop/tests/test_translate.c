@@ -126,6 +126,12 @@ TEST(translate_batch_validates_every_request_first)
     engine_translation out[70];
     for (int i = 0; i < 70; i++)
         reqs[i] = read_request(SID, 0x100000);
+    /* one buffer for both is refused, not misread */
+    CHECK_RC(-EINVAL, engine_translate_batch(f.u, reqs, (engine_translation *)(void *)reqs, 70));
+    CHECK_RC(-EINVAL, engine_translate_batch(f.u, reqs + 1, (engine_translation *)(void *)reqs, 3));
+    CHECK_ERROR_MENTIONS("overlap");
+    CHECK_OK(engine_translate_batch(f.u, reqs + 1, (engine_translation *)(void *)reqs, 1));
+    reqs[0] = read_request(SID, 0x100000);
     reqs[69].access = 0x10;
     memset(out, 0, sizeof out);
     CHECK_RC(-EINVAL, engine_translate_batch(f.u, reqs, out, 70));
