@@ -69,11 +69,11 @@ public sealed class Device
         if (first.IsSuccess || !PageRequestsEnabled || Iommu is null || !IsRecoverable(first.Fault))
             return first;
         ushort group = Platform.NextGroupIndex(Iommu, SourceId);
-        PageResponseCode? answer = null;
+        int answer = -1;   // the response code, set on whichever thread serves the group
         void OnResponse(PageGroupResponse r)
         {
             if (r.SourceId == SourceId && r.GroupIndex == group)
-                answer = r.Code;
+                Volatile.Write(ref answer, (int)r.Code);
         }
         Iommu.Unit.PageResponse += OnResponse;
         try
@@ -84,7 +84,10 @@ public sealed class Device
                 (access & Paging.Access.Write) != 0, (access & Paging.Access.Execute) != 0, LastInGroup: true, group);
             if (Iommu.Unit.SubmitPageRequest(request) != PageRequestStatus.Queued)
                 return first;
-            if (answer is null && !Platform.Options.ServePageRequestsImmediately)
+            // Serve until the answer is in. Another thread's serving may have drained this request;
+            // serving takes the IOMMU's serving lock, so once this call returns, whoever drained the
+            // request has answered it (or this call drained and answered it itself).
+            if (Volatile.Read(ref answer) < 0)
                 Platform.ServePageRequests(Iommu);
         }
         catch (ObjectDisposedException)
@@ -98,7 +101,7 @@ public sealed class Device
         }
         Interlocked.Increment(ref _pageRequests);
         sent = true;
-        retried = answer == PageResponseCode.Success;
+        retried = Volatile.Read(ref answer) == (int)PageResponseCode.Success;
         return retried ? Translate(iova, access) : first;
     }
 

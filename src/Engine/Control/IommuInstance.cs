@@ -278,6 +278,9 @@ public sealed class IommuInstance : IDisposable
         }
     }
 
+    /// <summary>Serializes <see cref="Platform.ServePageRequests"/> on this IOMMU (see there).</summary>
+    internal Lock PageRequestServing { get; } = new();
+
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);
 
     /// <summary>Frees the unit's native caches. Idempotent.</summary>

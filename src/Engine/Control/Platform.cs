@@ -205,6 +205,15 @@ public sealed class Platform : IDisposable
     {
         ArgumentNullException.ThrowIfNull(iommu);
         ThrowIfDisposed();
+        // One server at a time per IOMMU, and a serving call ends only after it answered every group
+        // it drained: a device whose request another thread drained waits here for that answer
+        // (Device.RecoverWithPageRequest). Outermost lock: taken with no other lock held.
+        lock (iommu.PageRequestServing)
+            return ServePageRequestsLocked(iommu);
+    }
+
+    private int ServePageRequestsLocked(IommuInstance iommu)
+    {
         IReadOnlyList<PageRequest> requests = iommu.Unit.DrainPageRequests();
         var pending = new Dictionary<(ushort Sid, ushort Group), List<PageRequest>>();
         int answered = 0;
