@@ -32,12 +32,7 @@ internal static class BenchCommand
                     r.AddError($"--workload: no workload is called '{token.Value}'; known: {string.Join(", ", WorkloadCatalog.Names)}.");
             }
         });
-        var threads = new Option<int>("--threads") { Description = "Threads for the multi-threaded workloads (default: every core).", DefaultValueFactory = _ => Environment.ProcessorCount };
-        threads.Validators.Add(r =>
-        {
-            if (r.Tokens.Count == 1 && int.TryParse(r.Tokens[0].Value, CultureInfo.InvariantCulture, out int t) && t is < 1 or > 256)
-                r.AddError($"--threads must be 1..256 (got {t}).");
-        });
+        var threads = NumberOption.Int("--threads", "Threads for the multi-threaded workloads (default: every core).", 1, 256, () => Environment.ProcessorCount);
         var batchWalker = new Option<string>("--batch-walker")
         {
             Description = $"Batch walker for the *-batch walk workloads: {BatchWalkerKinds.Names} (auto: the fastest, measured now; "

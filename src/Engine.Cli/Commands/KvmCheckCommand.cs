@@ -20,18 +20,8 @@ internal static class KvmCheckCommand
     {
         var cap = HexOption.Create("--cap", "CAP_REG value (hex).");
         var ecap = HexOption.Create("--ecap", "ECAP_REG value (hex).");
-        var level = new Option<int>("--level") { Description = "TDP levels: 4 or 5.", Required = true };
-        level.Validators.Add(r =>
-        {
-            if (r.Tokens.Count == 1 && int.TryParse(r.Tokens[0].Value, out int v) && v is not (4 or 5))
-                r.AddError($"--level must be 4 or 5 (got {v}).");
-        });
-        var huge = new Option<int>("--max-huge-page-level") { Description = "KVM's largest page: 1 (4K), 2 (2M) or 3 (1G).", Required = true };
-        huge.Validators.Add(r =>
-        {
-            if (r.Tokens.Count == 1 && int.TryParse(r.Tokens[0].Value, out int v) && v is < 1 or > 3)
-                r.AddError($"--max-huge-page-level must be 1, 2 or 3 (got {v}).");
-        });
+        var level = NumberOption.Int("--level", "TDP levels: 4 or 5.", 4, 5, range: "4 or 5");
+        var huge = NumberOption.Int("--max-huge-page-level", "KVM's largest page: 1 (4K), 2 (2M) or 3 (1G).", 1, 3, range: "1, 2 or 3");
         var json = new Option<bool>("--json") { Description = "Print one JSON object." };
         var command = new Command("kvm-check", "Check whether an IOMMU with these registers can carry a KVM domain (the seed's compatibility rules).")
         {

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Text.Json;
 using Engine.Cli.Scenarios;
@@ -13,24 +14,27 @@ internal static class RunCommand
 
     public static Command Create(TextWriter output, TextWriter error)
     {
-        var seconds = new Option<double>("--seconds")
-        {
-            Description = "Seconds the whole command may take, setup included (one thread: seconds × 1000 rounds, cut short at that deadline on a slow machine).",
-            DefaultValueFactory = _ => 10.0,
-        };
+        var seconds = NumberOption.Double("--seconds",
+            "Seconds the whole command may take, setup included (one thread: seconds × 1000 rounds, cut short at that deadline on a slow machine).", 0, MaxSeconds, 10.0);
         var scenario = new Option<string>("--scenario") { Description = "dma (the default scenario) or walk (scalar walks only).", DefaultValueFactory = _ => "dma" };
         scenario.AcceptOnlyFromAmong("dma", "walk");
-        var threads = new Option<int>("--threads") { Description = "Threads: DMA threads plus one KVM thread, or walker threads (default: every core).", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var seed = new Option<ulong>("--seed") { Description = "Seed of the random guest addresses and KVM operations.", DefaultValueFactory = _ => 1UL };
-        var guest = new Option<int>("--guest-gib") { Description = "walk scenario: guest RAM in GiB (half 2M-mapped, half 4K-mapped).", DefaultValueFactory = _ => 4 };
+        var threads = NumberOption.Int("--threads", "Threads: DMA threads plus one KVM thread, or walker threads (default: every core).", 1, 256,
+            () => Environment.ProcessorCount);
+        var seed = NumberOption.ULong("--seed", "Seed of the random guest addresses and KVM operations.", 1UL);
+        var guest = NumberOption.Int("--guest-gib", "walk scenario only: guest RAM in GiB (half 2M-mapped, half 4K-mapped).", 1, 48, () => 4);
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table." };
         var command = new Command("run", "Run the default scenario: devices DMA through a KVM domain on every core while KVM write-protects, zaps and re-maps; IO page faults served.")
         {
             seconds, threads, seed, guest, json, scenario,
         };
+        command.Validators.Add(r =>
+        {
+            bool walk = r.GetValue(scenario) == "walk";
+            if (IsGiven(r, guest) && !walk)
+                r.AddError("--guest-gib applies only to --scenario walk (the DMA scenario's guest is fixed: two 512 MiB memslots).");
+        });
         command.SetAction(parse =>
         {
-            ValidateCommon(parse.GetValue(seconds), parse.GetValue(threads));
             // The budget starts now: setup, the run and the joins all spend from it.
             var deadline = RunDeadline.StartingNow(parse.GetValue(seconds));
             int threadCount = parse.GetValue(threads);
@@ -40,8 +44,6 @@ internal static class RunCommand
             if (parse.GetValue(scenario) == "dma")
                 return RunDma(new DmaScenarioOptions(parse.GetValue(seconds), threadCount, parse.GetValue(seed)), deadline, asJson, output, error);
             var options = new WalkScenarioOptions(parse.GetValue(seconds), threadCount, parse.GetValue(seed), parse.GetValue(guest), Addresses: 1 << 20);
-            if (options.GuestGiB is < 1 or > 48)
-                throw new CommandLineException($"--guest-gib must be 1..48, got {options.GuestGiB}.");
             WalkScenarioReport report = asJson || Console.IsOutputRedirected || output != Console.Out
                 ? RunPlain(options, deadline, error, asJson)
                 : RunWithProgress(options, deadline);
@@ -54,13 +56,7 @@ internal static class RunCommand
         return command;
     }
 
-    private static void ValidateCommon(double seconds, int threads)
-    {
-        if (!(seconds > 0 && seconds <= MaxSeconds))
-            throw new CommandLineException($"--seconds must be in (0, 3600], got {seconds.ToString(CultureInfo.InvariantCulture)}.");
-        if (threads is < 1 or > 256)
-            throw new CommandLineException($"--threads must be 1..256, got {threads}.");
-    }
+    private static bool IsGiven(CommandResult r, Option option) => r.GetResult(option) is OptionResult { Implicit: false };
 
     private static int RunDma(DmaScenarioOptions options, RunDeadline deadline, bool asJson, TextWriter output, TextWriter error)
     {

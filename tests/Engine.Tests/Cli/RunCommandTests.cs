@@ -149,6 +149,55 @@ public class RunCommandTests
         Assert.Contains(named, error);
     }
 
+
+    // The DMA scenario's guest is fixed; a --guest-gib it would ignore is refused, not silently dropped.
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-1")]
+    [InlineData("100000")]
+    [InlineData("4")]
+    public void GuestGibIsRefusedByTheDmaScenario(string value)
+    {
+        var (code, output, error) = Run("run", "--seconds", "0.1", "--guest-gib", value);
+        Assert.Equal(2, code);
+        Assert.Contains("--guest-gib", error);
+        Assert.Equal("", output);
+    }
+
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-1")]
+    [InlineData("100000")]
+    [InlineData("lots")]
+    public void OutOfRangeGuestGibExitsWith2InTheWalkScenario(string value)
+    {
+        var (code, _, error) = Run("run", "--scenario", "walk", "--seconds", "0.1", "--guest-gib", value);
+        Assert.Equal(2, code);
+        Assert.Contains("--guest-gib", error);
+        Assert.Contains("1..48", error);
+    }
+
+
+    // System.CommandLine's own message reads "as expected type 'System.Double'".
+    [Theory]
+    [InlineData("run --seconds abc", "--seconds expects a number, got 'abc'.")]
+    [InlineData("run --seconds 1e400", "--seconds must be more than 0 and at most 3600, got 1e400.")]
+    [InlineData("run --threads 1.5", "--threads expects a whole number (1..256), got '1.5'.")]
+    [InlineData("run --threads 99999999999", "--threads must be 1..256, got 99999999999.")]
+    [InlineData("run --seed -1", "--seed expects a whole number from 0 to 18446744073709551615, got '-1'.")]
+    [InlineData("kvm-check --cap 0 --ecap 0 --level x --max-huge-page-level 1", "--level expects a whole number (4 or 5), got 'x'.")]
+    [InlineData("kvm-check --cap 0 --ecap 0 --level 4 --max-huge-page-level 99999999999", "--max-huge-page-level must be 1, 2 or 3, got 99999999999.")]
+    [InlineData("bench --threads x", "--threads expects a whole number (1..256), got 'x'.")]
+    public void ParseErrorsAreWordedForPeopleNotInDotNetTypes(string commandLine, string message)
+    {
+        var (code, output, error) = Run(commandLine.Split(' '));
+        Assert.Equal(2, code);
+        Assert.Contains($"engine: {message}", error);
+        Assert.DoesNotContain("System.", error);
+        Assert.Equal("", output);
+    }
+
     [Fact]
     public void AnUnknownCommandExitsWith2()
     {
