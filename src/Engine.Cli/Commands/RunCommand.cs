@@ -51,7 +51,7 @@ internal static class RunCommand
                 output.WriteLine(JsonSerializer.Serialize(report, ReportJson.Relaxed.WalkScenarioReport));
             else
                 PrintTable(report, output);
-            return report.InconsistentPasses == 0 ? 0 : 1;
+            return report.InconsistentPasses == 0 ? 0 : Program.ExitProblemFound;
         });
         return command;
     }
