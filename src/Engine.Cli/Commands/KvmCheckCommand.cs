@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Engine.Control;
 using Engine.Iommu;
 using Engine.Kvm;
@@ -11,7 +12,7 @@ namespace Engine.Cli.Commands;
 /// <c>engine kvm-check</c>: builds a platform with one IOMMU of the given registers and one device,
 /// exports a TDP of the given shape and tries to allocate and attach a KVM domain.
 /// </summary>
-internal static class KvmCheckCommand
+internal static partial class KvmCheckCommand
 {
     /// <summary>Exit code for an incompatible IOMMU.</summary>
     public const int ExitRefused = 3;
@@ -67,7 +68,7 @@ internal static class KvmCheckCommand
             // The unit cannot even be built (e.g. no usable width, registers that overlap): still say
             // every condition the KVM domain would fail, then why the unit itself is unusable.
             var meta = new ExportedTdp(TdpType.Ept, level, 0, maxHugePageLevel, Paging.ReservedBitMasks.ForEpt(46, maxHugePageLevel, true));
-            List<string> reasons = [.. KvmDomainCompatibility.Check(new DriverView(cap, ecap), meta), e.Reason];
+            List<string> reasons = [.. KvmDomainCompatibility.Check(new DriverView(cap, ecap), meta), WithoutParameterName(e.Reason)];
             return new CheckResult(false, reasons.Count > 1 ? Errno.EOPNOTSUPP : e.Errno, reasons);
         }
         Device device = platform.AddDevice("dev", TranslationRequest.Bdf(1, 0, 0), iommu, DeviceAbilities.Ats | DeviceAbilities.Pri);
@@ -87,9 +88,18 @@ internal static class KvmCheckCommand
         }
         catch (EngineException e)
         {
-            return new CheckResult(false, e.Errno, [e.Reason]);
+            return new CheckResult(false, e.Errno, [WithoutParameterName(e.Reason)]);
         }
     }
+
+    /// <summary>
+    /// The engine words some refusals with an ArgumentException's message, which ends in
+    /// " (Parameter 'declarations')": .NET's name for the argument, nothing a reader of the reason can use.
+    /// </summary>
+    internal static string WithoutParameterName(string reason) => ParameterSuffix().Replace(reason, "");
+
+    [GeneratedRegex(@"\s*\(Parameter '[^']*'\)")]
+    private static partial Regex ParameterSuffix();
 }
 
 /// <summary>JSON of a compatible check.</summary>
