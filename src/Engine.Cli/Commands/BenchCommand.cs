@@ -55,6 +55,13 @@ internal static class BenchCommand
             string[] names = parse.GetValue(workloads) is { Length: > 0 } chosen ? chosen : [.. WorkloadCatalog.Names];
             Workload[] chosenWorkloads = [.. names.Select(name => WorkloadCatalog.Create(name, parse.GetValue(threads)))];
             SelectBatchWalker(parse.GetValue(batchWalker), chosenWorkloads.Any(w => w.UsesBatchWalker));
+            foreach (Workload w in chosenWorkloads.Where(w => w.Threads > Environment.ProcessorCount))
+            {
+                // Its threads meet at the end of every pass, so each pass waits for the scheduler to
+                // run them all in turn: 256 threads on 2 cores took over a minute.
+                error.WriteLine($"engine bench: warning: {w.Name} on {w.Threads} threads, more than the {Environment.ProcessorCount} cores here: "
+                    + "its threads take turns, so the run is long and ns/op measures the scheduler, not the engine.");
+            }
             var rows = new List<BenchRow>();
             foreach (Workload workload in chosenWorkloads)
             {

@@ -44,6 +44,23 @@ public class BenchCommandTests
         Assert.StartsWith("hit rate", doc.RootElement[0].GetProperty("note").GetString());
     }
 
+    [Fact]
+    public void MoreThreadsThanCoresAreWarnedAbout()
+    {
+        int threads = Environment.ProcessorCount + 1;
+        var (code, _, error) = Run("bench", "--workload", "iotlb-hit-mt", "--threads", threads.ToString(System.Globalization.CultureInfo.InvariantCulture), "--json");
+        Assert.True(code == 0, error);
+        Assert.Contains($"warning: iotlb-hit-mt on {threads} threads, more than the {Environment.ProcessorCount} cores here", error);
+    }
+
+    [Fact]
+    public void ThreadsWithinTheCoresAreNotWarnedAbout()
+    {
+        var (code, _, error) = Run("bench", "--workload", "iotlb-hit-mt", "--threads", "1", "--json");
+        Assert.True(code == 0, error);
+        Assert.DoesNotContain("warning", error);
+    }
+
     [Theory]
     [InlineData("--workload", "nope", "nope")]
     [InlineData("--threads", "0", "--threads")]
