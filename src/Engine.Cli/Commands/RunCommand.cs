@@ -7,7 +7,7 @@ using Spectre.Console;
 
 namespace Engine.Cli.Commands;
 
-/// <summary><c>engine run</c>: the main job, printing a throughput report.</summary>
+/// <summary><c>engine run</c>: the main job, printing a throughput report; <c>--soak</c> repeats whole platforms and watches for growth.</summary>
 internal static class RunCommand
 {
     private const double MaxSeconds = 3600;
@@ -23,15 +23,25 @@ internal static class RunCommand
         var seed = NumberOption.ULong("--seed", "Seed of the random guest addresses and KVM operations.", 1UL);
         var guest = NumberOption.Int("--guest-gib", "walk scenario only: guest RAM in GiB (half 2M-mapped, half 4K-mapped).", 1, 48, () => 4);
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table." };
+        var soak = new Option<bool>("--soak")
+        {
+            Description = "Build, use and dispose the DMA scenario's platform over and over until --seconds; sample native bytes, frames and RSS; "
+                + "exit 1 when they grow.",
+        };
+        var soakInterval = NumberOption.Double("--soak-interval", "With --soak: seconds between samples.", 0, MaxSeconds, 60.0);
         var command = new Command("run", "Run the default scenario: devices DMA through a KVM domain on every core while KVM write-protects, zaps and re-maps; IO page faults served.")
         {
-            seconds, threads, seed, guest, json, scenario,
+            seconds, threads, seed, guest, json, scenario, soak, soakInterval,
         };
         command.Validators.Add(r =>
         {
             bool walk = r.GetValue(scenario) == "walk";
             if (IsGiven(r, guest) && !walk)
                 r.AddError("--guest-gib applies only to --scenario walk (the DMA scenario's guest is fixed: two 512 MiB memslots).");
+            if (r.GetValue(soak) && walk)
+                r.AddError("--soak runs the DMA scenario's platform; it cannot be combined with --scenario walk.");
+            if (IsGiven(r, soakInterval) && !r.GetValue(soak))
+                r.AddError("--soak-interval applies only with --soak.");
         });
         command.SetAction(parse =>
         {
@@ -41,6 +51,8 @@ internal static class RunCommand
             bool asJson = parse.GetValue(json);
             if (DmaScenario.CoreNote(threadCount) is { } note)
                 error.WriteLine($"engine run: note: {note}");
+            if (parse.GetValue(soak))
+                return RunSoak(new SoakOptions(parse.GetValue(seconds), threadCount, parse.GetValue(seed), parse.GetValue(soakInterval)), deadline, asJson, output, error);
             if (parse.GetValue(scenario) == "dma")
                 return RunDma(new DmaScenarioOptions(parse.GetValue(seconds), threadCount, parse.GetValue(seed)), deadline, asJson, output, error);
             var options = new WalkScenarioOptions(parse.GetValue(seconds), threadCount, parse.GetValue(seed), parse.GetValue(guest), Addresses: 1 << 20);
@@ -121,6 +133,48 @@ internal static class RunCommand
         console.Write(devices);
         PrintNotes(report.Notes, output);
         return 0;
+    }
+
+    private static int RunSoak(SoakOptions options, RunDeadline deadline, bool asJson, TextWriter output, TextWriter error)
+    {
+        SoakReport report = SoakScenario.Run(options, deadline, s =>
+        {
+            if (!asJson)
+            {
+                error.WriteLine($"engine run --soak: {s.Seconds:F1} s, {s.Cycles:N0} platforms, native {s.NativeBytes:N0} B, "
+                    + $"frames after teardown {s.FramesInUseAfterTeardown:N0}, RSS {s.RssBytes / 1048576.0:F1} MiB ({s.Kind})");
+            }
+        });
+        if (asJson)
+        {
+            output.WriteLine(JsonSerializer.Serialize(report, ReportJson.Relaxed.SoakReport));
+        }
+        else
+        {
+            IAnsiConsole console = ConsoleFor(output, 120);
+            var table = new Table().Title($"engine run --soak — {report.Cycles:N0} platforms built, used and disposed on {report.Threads} thread(s) in {report.Seconds:F1} s")
+                .AddColumn("sample").AddColumn(new TableColumn("seconds").RightAligned()).AddColumn(new TableColumn("platforms").RightAligned())
+                .AddColumn(new TableColumn("native bytes").RightAligned()).AddColumn(new TableColumn("native reservations").RightAligned())
+                .AddColumn(new TableColumn("frames after teardown").RightAligned()).AddColumn(new TableColumn("peak frames").RightAligned())
+                .AddColumn(new TableColumn("RSS MiB").RightAligned());
+            foreach (SoakSample s in report.Samples)
+            {
+                table.AddRow(s.Kind, s.Seconds.ToString("F1", CultureInfo.InvariantCulture), s.Cycles.ToString("N0", CultureInfo.InvariantCulture),
+                    s.NativeBytes.ToString("N0", CultureInfo.InvariantCulture), s.NativeAllocations.ToString("N0", CultureInfo.InvariantCulture),
+                    s.FramesInUseAfterTeardown.ToString("N0", CultureInfo.InvariantCulture), s.PeakFramesInUse.ToString("N0", CultureInfo.InvariantCulture),
+                    (s.RssBytes / 1048576.0).ToString("F1", CultureInfo.InvariantCulture));
+            }
+            console.Write(table);
+            output.WriteLine($"translations {report.Translations:N0}, faulted DMAs {report.FaultedDmas:N0}, page requests re-sent {report.PageRequestsResent:N0}; "
+                + (report.RssGrowthBytes is { } growth
+                    ? $"RSS growth {growth / 1048576.0:F1} MiB (tolerance {report.RssToleranceBytes / 1048576.0:F1} MiB)."
+                    : "RSS not judged."));
+            output.WriteLine(report.Passed ? "soak passed: nothing grew." : "soak FAILED:");
+            foreach (string problem in report.Problems)
+                output.WriteLine($"  - {problem}");
+            PrintNotes(report.Notes, output);
+        }
+        return report.Passed ? 0 : Program.ExitProblemFound;
     }
 
     private static WalkScenarioReport RunPlain(WalkScenarioOptions options, RunDeadline deadline, TextWriter error, bool quiet)

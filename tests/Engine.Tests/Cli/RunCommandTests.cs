@@ -142,13 +142,13 @@ public class RunCommandTests
     [InlineData("--seconds", "NaN", "--seconds")]
     [InlineData("--scenario", "fast", "fast")]
     [InlineData("--bogus", "1", "--bogus")]
+    [InlineData("--soak-interval", "1", "--soak-interval")]
     public void BadArgumentsExitWith2AndNameTheArgument(string option, string value, string named)
     {
         var (code, _, error) = Run("run", option, value);
         Assert.Equal(2, code);
         Assert.Contains(named, error);
     }
-
 
     // The DMA scenario's guest is fixed; a --guest-gib it would ignore is refused, not silently dropped.
     [Theory]
@@ -164,7 +164,6 @@ public class RunCommandTests
         Assert.Equal("", output);
     }
 
-
     [Theory]
     [InlineData("0")]
     [InlineData("-1")]
@@ -178,6 +177,13 @@ public class RunCommandTests
         Assert.Contains("1..48", error);
     }
 
+    [Fact]
+    public void TheSoakRunsOnlyTheDmaScenario()
+    {
+        var (code, _, error) = Run("run", "--soak", "--scenario", "walk", "--seconds", "0.1");
+        Assert.Equal(2, code);
+        Assert.Contains("--soak", error);
+    }
 
     // System.CommandLine's own message reads "as expected type 'System.Double'".
     [Theory]
@@ -186,6 +192,7 @@ public class RunCommandTests
     [InlineData("run --threads 1.5", "--threads expects a whole number (1..256), got '1.5'.")]
     [InlineData("run --threads 99999999999", "--threads must be 1..256, got 99999999999.")]
     [InlineData("run --seed -1", "--seed expects a whole number from 0 to 18446744073709551615, got '-1'.")]
+    [InlineData("run --soak --soak-interval x", "--soak-interval expects a number, got 'x'.")]
     [InlineData("kvm-check --cap 0 --ecap 0 --level x --max-huge-page-level 1", "--level expects a whole number (4 or 5), got 'x'.")]
     [InlineData("kvm-check --cap 0 --ecap 0 --level 4 --max-huge-page-level 99999999999", "--max-huge-page-level must be 1, 2 or 3, got 99999999999.")]
     [InlineData("bench --threads x", "--threads expects a whole number (1..256), got 'x'.")]
