@@ -17,6 +17,7 @@ namespace Engine.Tests.Cli;
 /// <c>--soak</c> is left out: it judges the whole process's memory, which in a test host other
 /// tests move, and may then rightly exit 1 — <see cref="SoakTests"/> runs it alone.
 /// </remarks>
+[Collection(nameof(CliRunCollection))]
 public class CommandLinePropertyTests
 {
     private static readonly string[] Words =

@@ -4,6 +4,7 @@ using Engine.Cli.Scenarios;
 
 namespace Engine.Tests.Cli;
 
+[Collection(nameof(CliRunCollection))]
 public class RunCommandTests
 {
     private static (int Code, string Out, string Err) Run(params string[] args)

@@ -5,12 +5,8 @@ using Engine.Memory;
 
 namespace Engine.Tests.Cli;
 
-// Alone, not beside other tests: the soak reads process-wide figures (the engine's native bytes,
-// RSS) that any other test's platform would move.
-[CollectionDefinition(nameof(SoakCollection), DisableParallelization = true)]
-public sealed class SoakCollection;
 
-[Collection(nameof(SoakCollection))]
+[Collection(nameof(CliRunCollection))]
 public class SoakTests
 {
     private static readonly string[] SampleKeys =
