@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Engine.Control;
 using Engine.Iommu;
 using Engine.Kvm;
@@ -11,7 +12,7 @@ namespace Engine.Cli.Commands;
 /// <c>engine kvm-check</c>: builds a platform with one IOMMU of the given registers and one device,
 /// exports a TDP of the given shape and tries to allocate and attach a KVM domain.
 /// </summary>
-internal static class KvmCheckCommand
+internal static partial class KvmCheckCommand
 {
     /// <summary>Exit code for an incompatible IOMMU.</summary>
     public const int ExitRefused = 3;
@@ -20,18 +21,8 @@ internal static class KvmCheckCommand
     {
         var cap = HexOption.Create("--cap", "CAP_REG value (hex).");
         var ecap = HexOption.Create("--ecap", "ECAP_REG value (hex).");
-        var level = new Option<int>("--level") { Description = "TDP levels: 4 or 5.", Required = true };
-        level.Validators.Add(r =>
-        {
-            if (r.Tokens.Count == 1 && int.TryParse(r.Tokens[0].Value, out int v) && v is not (4 or 5))
-                r.AddError($"--level must be 4 or 5 (got {v}).");
-        });
-        var huge = new Option<int>("--max-huge-page-level") { Description = "KVM's largest page: 1 (4K), 2 (2M) or 3 (1G).", Required = true };
-        huge.Validators.Add(r =>
-        {
-            if (r.Tokens.Count == 1 && int.TryParse(r.Tokens[0].Value, out int v) && v is < 1 or > 3)
-                r.AddError($"--max-huge-page-level must be 1, 2 or 3 (got {v}).");
-        });
+        var level = NumberOption.Int("--level", "TDP levels: 4 or 5.", 4, 5, range: "4 or 5");
+        var huge = NumberOption.Int("--max-huge-page-level", "KVM's largest page: 1 (4K), 2 (2M) or 3 (1G).", 1, 3, range: "1, 2 or 3");
         var json = new Option<bool>("--json") { Description = "Print one JSON object." };
         var command = new Command("kvm-check", "Check whether an IOMMU with these registers can carry a KVM domain (the seed's compatibility rules).")
         {
@@ -77,7 +68,7 @@ internal static class KvmCheckCommand
             // The unit cannot even be built (e.g. no usable width, registers that overlap): still say
             // every condition the KVM domain would fail, then why the unit itself is unusable.
             var meta = new ExportedTdp(TdpType.Ept, level, 0, maxHugePageLevel, Paging.ReservedBitMasks.ForEpt(46, maxHugePageLevel, true));
-            List<string> reasons = [.. KvmDomainCompatibility.Check(new DriverView(cap, ecap), meta), e.Reason];
+            List<string> reasons = [.. KvmDomainCompatibility.Check(new DriverView(cap, ecap), meta), WithoutParameterName(e.Reason)];
             return new CheckResult(false, reasons.Count > 1 ? Errno.EOPNOTSUPP : e.Errno, reasons);
         }
         Device device = platform.AddDevice("dev", TranslationRequest.Bdf(1, 0, 0), iommu, DeviceAbilities.Ats | DeviceAbilities.Pri);
@@ -99,9 +90,18 @@ internal static class KvmCheckCommand
         }
         catch (EngineException e)
         {
-            return new CheckResult(false, e.Errno, [e.Reason]);
+            return new CheckResult(false, e.Errno, [WithoutParameterName(e.Reason)]);
         }
     }
+
+    /// <summary>
+    /// The engine words some refusals with an ArgumentException's message, which ends in
+    /// " (Parameter 'declarations')": .NET's name for the argument, nothing a reader of the reason can use.
+    /// </summary>
+    internal static string WithoutParameterName(string reason) => ParameterSuffix().Replace(reason, "");
+
+    [GeneratedRegex(@"\s*\(Parameter '[^']*'\)")]
+    private static partial Regex ParameterSuffix();
 }
 
 /// <summary>JSON of a compatible check.</summary>

@@ -7,6 +7,7 @@ namespace Engine.Cli.Commands;
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(WalkScenarioReport))]
 [JsonSerializable(typeof(DmaScenarioReport))]
+[JsonSerializable(typeof(SoakReport))]
 [JsonSerializable(typeof(CapsReport))]
 [JsonSerializable(typeof(KvmCheckCompatible))]
 [JsonSerializable(typeof(KvmCheckRefused))]

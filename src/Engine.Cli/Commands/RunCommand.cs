@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Text.Json;
 using Engine.Cli.Scenarios;
@@ -6,52 +7,76 @@ using Spectre.Console;
 
 namespace Engine.Cli.Commands;
 
-/// <summary><c>engine run</c>: the main job, printing a throughput report.</summary>
+/// <summary><c>engine run</c>: the main job, printing a throughput report; <c>--soak</c> repeats whole platforms and watches for growth.</summary>
 internal static class RunCommand
 {
+    private const double MaxSeconds = 3600;
+
     public static Command Create(TextWriter output, TextWriter error)
     {
-        var seconds = new Option<double>("--seconds") { Description = "How long to run, in seconds (with one thread: scenario seconds, 1000 rounds each).", DefaultValueFactory = _ => 10.0 };
+        var seconds = NumberOption.Double("--seconds",
+            "Seconds the whole command may take, setup included (one thread: seconds × 1000 rounds, cut short at that deadline on a slow machine).", 0, MaxSeconds, 10.0);
         var scenario = new Option<string>("--scenario") { Description = "dma (the default scenario) or walk (scalar walks only).", DefaultValueFactory = _ => "dma" };
         scenario.AcceptOnlyFromAmong("dma", "walk");
-        var threads = new Option<int>("--threads") { Description = "Walker threads (default: every core).", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var seed = new Option<ulong>("--seed") { Description = "Seed of the random guest addresses.", DefaultValueFactory = _ => 1UL };
-        var guest = new Option<int>("--guest-gib") { Description = "walk scenario: guest RAM in GiB (half 2M-mapped, half 4K-mapped).", DefaultValueFactory = _ => 4 };
+        var threads = NumberOption.Int("--threads", "Threads: DMA threads plus one KVM thread, or walker threads (default: every core).", 1, 256,
+            () => Environment.ProcessorCount);
+        var seed = NumberOption.ULong("--seed", "Seed of the random guest addresses and KVM operations.", 1UL);
+        var guest = NumberOption.Int("--guest-gib", "walk scenario only: guest RAM in GiB (half 2M-mapped, half 4K-mapped).", 1, 48, () => 4);
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table." };
+        var soak = new Option<bool>("--soak")
+        {
+            Description = "Build, use and dispose the DMA scenario's platform over and over until --seconds; sample native bytes, frames and RSS; "
+                + "exit 1 when they grow.",
+        };
+        var soakInterval = NumberOption.Double("--soak-interval", "With --soak: seconds between samples.", 0, MaxSeconds, 60.0);
         var command = new Command("run", "Run the default scenario: devices DMA through a KVM domain on every core while KVM write-protects, zaps and re-maps; IO page faults served.")
         {
-            seconds, threads, seed, guest, json, scenario,
+            seconds, threads, seed, guest, json, scenario, soak, soakInterval,
         };
+        command.Validators.Add(r =>
+        {
+            bool walk = r.GetValue(scenario) == "walk";
+            if (IsGiven(r, guest) && !walk)
+                r.AddError("--guest-gib applies only to --scenario walk (the DMA scenario's guest is fixed: two 512 MiB memslots).");
+            if (r.GetValue(soak) && walk)
+                r.AddError("--soak runs the DMA scenario's platform; it cannot be combined with --scenario walk.");
+            if (IsGiven(r, soakInterval) && !r.GetValue(soak))
+                r.AddError("--soak-interval applies only with --soak.");
+        });
         command.SetAction(parse =>
         {
-            if (parse.GetValue(scenario) == "dma")
-                return RunDma(parse, seconds, threads, seed, json, output, error);
-            var options = new WalkScenarioOptions(
-                parse.GetValue(seconds), parse.GetValue(threads), parse.GetValue(seed), parse.GetValue(guest), Addresses: 1 << 20);
-            Validate(options);
+            // The budget starts now: setup, the run and the joins all spend from it.
+            var deadline = RunDeadline.StartingNow(parse.GetValue(seconds));
+            int threadCount = parse.GetValue(threads);
             bool asJson = parse.GetValue(json);
+            if (DmaScenario.CoreNote(threadCount) is { } note)
+                error.WriteLine($"engine run: note: {note}");
+            if (parse.GetValue(soak))
+                return RunSoak(new SoakOptions(parse.GetValue(seconds), threadCount, parse.GetValue(seed), parse.GetValue(soakInterval)), deadline, asJson, output, error);
+            if (parse.GetValue(scenario) == "dma")
+                return RunDma(new DmaScenarioOptions(parse.GetValue(seconds), threadCount, parse.GetValue(seed)), deadline, asJson, output, error);
+            var options = new WalkScenarioOptions(parse.GetValue(seconds), threadCount, parse.GetValue(seed), parse.GetValue(guest), Addresses: 1 << 20);
             WalkScenarioReport report = asJson || Console.IsOutputRedirected || output != Console.Out
-                ? RunPlain(options, error, asJson)
-                : RunWithProgress(options);
+                ? RunPlain(options, deadline, error, asJson)
+                : RunWithProgress(options, deadline);
             if (asJson)
-                output.WriteLine(JsonSerializer.Serialize(report, ReportJson.Default.WalkScenarioReport));
+                output.WriteLine(JsonSerializer.Serialize(report, ReportJson.Relaxed.WalkScenarioReport));
             else
                 PrintTable(report, output);
-            return report.InconsistentPasses == 0 ? 0 : 1;
+            return report.InconsistentPasses == 0 ? 0 : Program.ExitProblemFound;
         });
         return command;
     }
 
-    private static int RunDma(ParseResult parse, Option<double> seconds, Option<int> threads, Option<ulong> seed, Option<bool> json, TextWriter output, TextWriter error)
+    private static bool IsGiven(CommandResult r, Option option) => r.GetResult(option) is OptionResult { Implicit: false };
+
+    private static int RunDma(DmaScenarioOptions options, RunDeadline deadline, bool asJson, TextWriter output, TextWriter error)
     {
-        var options = new DmaScenarioOptions(parse.GetValue(seconds), parse.GetValue(threads), parse.GetValue(seed));
-        ValidateCommon(options.Seconds, options.Threads);
-        bool asJson = parse.GetValue(json);
         DmaScenarioReport report;
         if (asJson || Console.IsOutputRedirected || output != Console.Out)
         {
             double last = 0;
-            report = DmaScenario.Run(options, fraction =>
+            report = DmaScenario.Run(options, deadline, fraction =>
             {
                 if (!asJson && fraction - last >= 0.1)
                 {
@@ -68,7 +93,7 @@ internal static class RunCommand
                 .Start(ctx =>
                 {
                     var task = ctx.AddTask($"DMA on {options.Threads} thread(s)", maxValue: 1.0);
-                    result = DmaScenario.Run(options, fraction => task.Value = fraction);
+                    result = DmaScenario.Run(options, deadline, fraction => task.Value = fraction);
                     task.Value = 1.0;
                 });
             report = result!;
@@ -78,13 +103,14 @@ internal static class RunCommand
             output.WriteLine(JsonSerializer.Serialize(report, ReportJson.Relaxed.DmaScenarioReport));
             return 0;
         }
-        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
-        console.Profile.Width = Math.Max(console.Profile.Width, 120);
+        IAnsiConsole console = ConsoleFor(output, 140);   // the device table, unwrapped
         var summary = new Table().Title("engine run — DMA through a KVM domain")
             .AddColumn("metric").AddColumn(new TableColumn("value").RightAligned());
         summary.AddRow("threads (DMA + KVM)", report.Threads.ToString(CultureInfo.InvariantCulture));
+        summary.AddRow("setup seconds", report.SetupSeconds.ToString("F2", CultureInfo.InvariantCulture));
         summary.AddRow("seconds", report.Seconds.ToString("F2", CultureInfo.InvariantCulture));
-        summary.AddRow("rounds", report.Rounds.ToString("N0", CultureInfo.InvariantCulture));
+        summary.AddRow("rounds", report.RoundsPlanned is { } planned && planned != report.Rounds
+            ? $"{report.Rounds:N0} of {planned:N0}" : report.Rounds.ToString("N0", CultureInfo.InvariantCulture));
         summary.AddRow("translations", report.Translations.ToString("N0", CultureInfo.InvariantCulture));
         summary.AddRow("translations/s", report.TranslationsPerSecond.ToString("N0", CultureInfo.InvariantCulture));
         summary.AddRow("IOTLB hit rate", report.IotlbHitRate.ToString("P2", CultureInfo.InvariantCulture));
@@ -96,35 +122,65 @@ internal static class RunCommand
         console.Write(summary);
         var devices = new Table().AddColumn("device").AddColumn("pattern").AddColumn(new TableColumn("DMA ops").RightAligned())
             .AddColumn(new TableColumn("MiB").RightAligned()).AddColumn(new TableColumn("translations").RightAligned())
-            .AddColumn(new TableColumn("page requests").RightAligned()).AddColumn(new TableColumn("faulted DMAs").RightAligned());
+            .AddColumn(new TableColumn("page requests").RightAligned()).AddColumn(new TableColumn("re-sent").RightAligned())
+            .AddColumn(new TableColumn("faulted DMAs").RightAligned());
         foreach (DeviceReport d in report.Devices)
         {
             devices.AddRow(d.Name, d.Pattern, d.DmaOperations.ToString("N0", CultureInfo.InvariantCulture), (d.Bytes / 1048576.0).ToString("F1", CultureInfo.InvariantCulture),
-                d.Translations.ToString("N0", CultureInfo.InvariantCulture), d.PageRequests.ToString("N0", CultureInfo.InvariantCulture), d.Faults.ToString("N0", CultureInfo.InvariantCulture));
+                d.Translations.ToString("N0", CultureInfo.InvariantCulture), d.PageRequests.ToString("N0", CultureInfo.InvariantCulture),
+                d.PageRequestsResent.ToString("N0", CultureInfo.InvariantCulture), d.Faults.ToString("N0", CultureInfo.InvariantCulture));
         }
         console.Write(devices);
+        PrintNotes(report.Notes, output);
         return 0;
     }
 
-    private static void Validate(WalkScenarioOptions o)
+    private static int RunSoak(SoakOptions options, RunDeadline deadline, bool asJson, TextWriter output, TextWriter error)
     {
-        ValidateCommon(o.Seconds, o.Threads);
-        if (o.GuestGiB is < 1 or > 48)
-            throw new CommandLineException($"--guest-gib must be 1..48, got {o.GuestGiB}.");
+        SoakReport report = SoakScenario.Run(options, deadline, s =>
+        {
+            if (!asJson)
+            {
+                error.WriteLine($"engine run --soak: {s.Seconds:F1} s, {s.Cycles:N0} platforms, native {s.NativeBytes:N0} B, "
+                    + $"frames after teardown {s.FramesInUseAfterTeardown:N0}, RSS {s.RssBytes / 1048576.0:F1} MiB ({s.Kind})");
+            }
+        });
+        if (asJson)
+        {
+            output.WriteLine(JsonSerializer.Serialize(report, ReportJson.Relaxed.SoakReport));
+        }
+        else
+        {
+            IAnsiConsole console = ConsoleFor(output, 120);
+            var table = new Table().Title($"engine run --soak — {report.Cycles:N0} platforms built, used and disposed on {report.Threads} thread(s) in {report.Seconds:F1} s")
+                .AddColumn("sample").AddColumn(new TableColumn("seconds").RightAligned()).AddColumn(new TableColumn("platforms").RightAligned())
+                .AddColumn(new TableColumn("native bytes").RightAligned()).AddColumn(new TableColumn("native reservations").RightAligned())
+                .AddColumn(new TableColumn("frames after teardown").RightAligned()).AddColumn(new TableColumn("peak frames").RightAligned())
+                .AddColumn(new TableColumn("RSS MiB").RightAligned());
+            foreach (SoakSample s in report.Samples)
+            {
+                table.AddRow(s.Kind, s.Seconds.ToString("F1", CultureInfo.InvariantCulture), s.Cycles.ToString("N0", CultureInfo.InvariantCulture),
+                    s.NativeBytes.ToString("N0", CultureInfo.InvariantCulture), s.NativeAllocations.ToString("N0", CultureInfo.InvariantCulture),
+                    s.FramesInUseAfterTeardown.ToString("N0", CultureInfo.InvariantCulture), s.PeakFramesInUse.ToString("N0", CultureInfo.InvariantCulture),
+                    (s.RssBytes / 1048576.0).ToString("F1", CultureInfo.InvariantCulture));
+            }
+            console.Write(table);
+            output.WriteLine($"translations {report.Translations:N0}, faulted DMAs {report.FaultedDmas:N0}, page requests re-sent {report.PageRequestsResent:N0}; "
+                + (report.RssGrowthBytes is { } growth
+                    ? $"RSS growth {growth / 1048576.0:F1} MiB (tolerance {report.RssToleranceBytes / 1048576.0:F1} MiB)."
+                    : "RSS not judged."));
+            output.WriteLine(report.Passed ? "soak passed: nothing grew." : "soak FAILED:");
+            foreach (string problem in report.Problems)
+                output.WriteLine($"  - {problem}");
+            PrintNotes(report.Notes, output);
+        }
+        return report.Passed ? 0 : Program.ExitProblemFound;
     }
 
-    private static void ValidateCommon(double seconds, int threads)
-    {
-        if (!(seconds > 0 && seconds <= 3600))
-            throw new CommandLineException($"--seconds must be in (0, 3600], got {seconds.ToString(CultureInfo.InvariantCulture)}.");
-        if (threads is < 1 or > 256)
-            throw new CommandLineException($"--threads must be 1..256, got {threads}.");
-    }
-
-    private static WalkScenarioReport RunPlain(WalkScenarioOptions options, TextWriter error, bool quiet)
+    private static WalkScenarioReport RunPlain(WalkScenarioOptions options, RunDeadline deadline, TextWriter error, bool quiet)
     {
         double lastPrinted = 0;
-        return WalkScenario.Run(options, fraction =>
+        return WalkScenario.Run(options, deadline, fraction =>
         {
             double elapsed = fraction * options.Seconds;
             if (!quiet && elapsed - lastPrinted >= 1)
@@ -135,7 +191,7 @@ internal static class RunCommand
         });
     }
 
-    private static WalkScenarioReport RunWithProgress(WalkScenarioOptions options)
+    private static WalkScenarioReport RunWithProgress(WalkScenarioOptions options, RunDeadline deadline)
     {
         WalkScenarioReport? report = null;
         AnsiConsole.Progress()
@@ -143,7 +199,7 @@ internal static class RunCommand
             .Start(ctx =>
             {
                 var task = ctx.AddTask($"walking on {options.Threads} threads", maxValue: 1.0);
-                report = WalkScenario.Run(options, fraction => task.Value = fraction);
+                report = WalkScenario.Run(options, deadline, fraction => task.Value = fraction);
                 task.Value = 1.0;
             });
         return report!;
@@ -151,11 +207,11 @@ internal static class RunCommand
 
     private static void PrintTable(WalkScenarioReport r, TextWriter output)
     {
-        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
-        console.Profile.Width = Math.Max(console.Profile.Width, 100);
+        IAnsiConsole console = ConsoleFor(output, 100);
         var table = new Table().Title("engine run — scalar walks of KVM's EPT (VT-d second-stage view)")
             .AddColumn("metric").AddColumn(new TableColumn("value").RightAligned());
         table.AddRow("threads", r.Threads.ToString(CultureInfo.InvariantCulture));
+        table.AddRow("setup seconds", r.SetupSeconds.ToString("F2", CultureInfo.InvariantCulture));
         table.AddRow("seconds", r.Seconds.ToString("F2", CultureInfo.InvariantCulture));
         table.AddRow("walks", r.Walks.ToString("N0", CultureInfo.InvariantCulture));
         table.AddRow("walks/s", r.WalksPerSecond.ToString("N0", CultureInfo.InvariantCulture));
@@ -167,5 +223,19 @@ internal static class RunCommand
         table.AddRow("EPT table pages", r.TablePages.ToString("N0", CultureInfo.InvariantCulture));
         table.AddRow("host frames in use", r.HostFramesInUse.ToString("N0", CultureInfo.InvariantCulture));
         console.Write(table);
+        PrintNotes(r.Notes, output);
+    }
+
+    private static IAnsiConsole ConsoleFor(TextWriter output, int width)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
+        console.Profile.Width = Math.Max(console.Profile.Width, width);
+        return console;
+    }
+
+    private static void PrintNotes(IReadOnlyList<string> notes, TextWriter output)
+    {
+        foreach (string note in notes)
+            output.WriteLine($"note: {note}");
     }
 }

@@ -1,10 +1,7 @@
 using System.Diagnostics;
-using Engine.Control;
+using System.Runtime.ExceptionServices;
 using Engine.Dma;
 using Engine.Iommu;
-using Engine.Kvm;
-using Engine.Memory;
-using Engine.Paging;
 
 namespace Engine.Cli.Scenarios;
 
@@ -12,13 +9,27 @@ namespace Engine.Cli.Scenarios;
 internal sealed record DmaScenarioOptions(double Seconds, int Threads, ulong Seed);
 
 /// <summary>One device's share of the run.</summary>
-internal sealed record DeviceReport(string Name, string Pattern, long DmaOperations, long Bytes, long Translations, long PageRequests, long Faults);
+/// <param name="PageRequestsResent">
+/// Page requests the device sent again because its retry after a served page request faulted again.
+/// </param>
+/// <param name="ResentDuringKvmChange">Of those, the ones where a KVM operation ran while the DMA was in flight.</param>
+/// <param name="Faults">DMAs that still ended faulted (after <see cref="DmaTraffic.MaxPageRequestsPerPage"/> page requests for a page).</param>
+internal sealed record DeviceReport(
+    string Name, string Pattern, long DmaOperations, long Bytes, long Translations, long PageRequests,
+    long PageRequestsResent, long ResentDuringKvmChange, long Faults);
 
 /// <summary>What the DMA scenario measured.</summary>
+/// <param name="SetupSeconds">From the command's start to the end of the platform's setup.</param>
+/// <param name="Seconds">The DMA phase (the rates are over it).</param>
+/// <param name="RoundsPlanned">One thread only: the rounds <c>--seconds</c> asked for (fewer ran when the deadline came first).</param>
+/// <param name="Faults">Translation faults the IOMMUs recorded (each one a page the devices then asked for).</param>
+/// <param name="Notes">What a reader needs to know to trust the figures (empty when nothing unusual happened).</param>
 internal sealed record DmaScenarioReport(
     int Threads,
+    double SetupSeconds,
     double Seconds,
     long Rounds,
+    long? RoundsPlanned,
     long Translations,
     double TranslationsPerSecond,
     double IotlbHitRate,
@@ -28,7 +39,8 @@ internal sealed record DmaScenarioReport(
     long PageRequestsFailed,
     long Invalidations,
     long KvmOperations,
-    IReadOnlyList<DeviceReport> Devices);
+    IReadOnlyList<DeviceReport> Devices,
+    IReadOnlyList<string> Notes);
 
 /// <summary>
 /// The main job: a VM whose EPT is shared with two server IOMMUs through a KVM domain; a NIC
@@ -38,167 +50,183 @@ internal sealed record DmaScenarioReport(
 /// </summary>
 /// <remarks>
 /// Work comes in rounds (each device's burst, then one KVM operation in one-thread mode). With
-/// more threads, DMA threads run rounds until the time is up while a KVM thread mutates the tables
+/// more threads, DMA threads run rounds until the deadline while a KVM thread mutates the tables
 /// concurrently. With one thread the run is <c>seconds × 1000</c> rounds in a fixed order, so the
-/// same seed gives the same counts; the rate is then wall-clock over those rounds.
+/// same seed gives the same counts; the rate is then wall-clock over those rounds, and a machine
+/// too slow to finish them by the deadline stops early and says so.
 /// </remarks>
 internal static class DmaScenario
 {
-    private const ulong SlotBytes = 512UL << 20;
-    private const int RingEntries = 256;
-    private const int PacketBytes = 2048;
-    private const int PacketsPerRound = 32;
-    private const int ReadsPerRound = 8;
-    private const int GpuBurstBytes = 2 << 20;
     private const int RoundsPerScenarioSecond = 1000;
 
-    private sealed class DeviceCounters
+    public static DmaScenarioReport Run(DmaScenarioOptions options, RunDeadline deadline, Action<double>? progress = null)
     {
-        public long Operations, Bytes, Translations, PageRequests, Faults;
+        var notes = new List<string>();
+        if (CoreNote(options.Threads) is { } cores)
+            notes.Add(cores);
+        using DmaRig rig = DmaRig.Create();
+        double setupSeconds = deadline.ElapsedSeconds;
+        if (deadline.HasPassed)
+            notes.Add($"setup took {setupSeconds:F2} s, more than the {deadline.BudgetSeconds:G4} s asked: the DMA phase was cut to one round per thread.");
 
-        public void Add(in DmaResult r)
-        {
-            Operations++;
-            Bytes += r.Transferred;
-            Translations += r.Translations;
-            PageRequests += r.PageRequests;
-            Faults += r.IsComplete ? 0 : 1;
-        }
-
-        public void Merge(DeviceCounters other)
-        {
-            Interlocked.Add(ref Operations, other.Operations);
-            Interlocked.Add(ref Bytes, other.Bytes);
-            Interlocked.Add(ref Translations, other.Translations);
-            Interlocked.Add(ref PageRequests, other.PageRequests);
-            Interlocked.Add(ref Faults, other.Faults);
-        }
-    }
-
-    public static DmaScenarioReport Run(DmaScenarioOptions options, Action<double>? progress = null)
-    {
-        using var platform = new Platform(new PlatformOptions { Memory = new HostMemoryOptions { Size = 4UL << 30 } });
-        IommuInstance dmar0 = platform.AddIommu("dmar0", IommuPresets.GraniteRapidsServer);
-        IommuInstance dmar1 = platform.AddIommu("dmar1", IommuPresets.GraniteRapidsServer);
-        Device nic = platform.AddDevice("nic", TranslationRequest.Bdf(0x17, 0, 0), dmar0, DeviceAbilities.Ats | DeviceAbilities.Pri);
-        Device gpu = platform.AddDevice("gpu", TranslationRequest.Bdf(0x18, 0, 0), dmar0, DeviceAbilities.Ats | DeviceAbilities.Pri);
-        // PRI works only with ATS: a KVM domain refuses a device that cannot fault its pages in.
-        Device nvme = platform.AddDevice("nvme", TranslationRequest.Bdf(0x98, 0, 0), dmar1, DeviceAbilities.Ats | DeviceAbilities.Pri);
-        Vm vm = platform.CreateVm(new VmOptions { TdpLevels = 5, MaxHugePageLevel = 3, Name = "guest" });
-        vm.AddMemslot(0, 0, SlotBytes, PageSize.Size2M);             // GPU and NVMe buffers
-        vm.AddMemslot(1, SlotBytes, SlotBytes, PageSize.Size4K);     // NIC rings
-        ulong slotPages = SlotBytes >> HostMemory.FrameShift;
-        vm.Map(0, 2 * slotPages, Access.All);
-        KvmTdpFd tdp = vm.ExportTdp();
-        KvmDomain domain = platform.AllocateKvmDomain(nic, tdp);
-        domain.Attach(nic);
-        domain.Attach(gpu);
-        domain.Attach(nvme);
-
-        var counters = new[] { new DeviceCounters(), new DeviceCounters(), new DeviceCounters() };
-        long rounds = 0, kvmOperations = 0;
-        var stopwatch = Stopwatch.StartNew();
+        var phase = Stopwatch.StartNew();
+        DmaTraffic[] shares;
+        long kvmOperations = 0;
+        long? planned = null;
         if (options.Threads == 1)
         {
             var rng = new SplitMix64(options.Seed);
+            var traffic = new DmaTraffic(rig, new byte[DmaTraffic.GpuBurstBytes]);
+            shares = [traffic];
             long total = (long)Math.Ceiling(options.Seconds * RoundsPerScenarioSecond);
-            var packet = new byte[PacketBytes];
-            var block = new byte[4096];
-            var burst = new byte[GpuBurstBytes];
+            planned = total;
             for (long r = 0; r < total; r++)
             {
-                DeviceRound(r, ref rng, nic, gpu, nvme, counters, packet, block, burst);
-                KvmOperation(vm, ref rng);
+                if (r > 0 && deadline.HasPassed)
+                    break;
+                traffic.Round(r, ref rng);
+                rig.KvmOperation(ref rng);
                 kvmOperations++;
-                rounds++;
                 if ((r & 63) == 0)
                     progress?.Invoke((double)r / total);
+            }
+            if (traffic.Rounds < total)
+            {
+                notes.Add($"stopped at the --seconds deadline after {traffic.Rounds:N0} of {total:N0} rounds (this machine ran fewer than "
+                    + $"{RoundsPerScenarioSecond} rounds a second): the same seed gives the same counts only when every round ran.");
             }
         }
         else
         {
-            bool stop = false;
-            var workers = Enumerable.Range(0, options.Threads - 1).Select(t => new Thread(() =>
+            shares = RunThreads(rig, options.Threads - 1, options.Seed, deadline, () =>
             {
-                var rng = new SplitMix64(options.Seed + (ulong)t + 1);
-                var mine = new[] { new DeviceCounters(), new DeviceCounters(), new DeviceCounters() };
-                var packet = new byte[PacketBytes];
-                var block = new byte[4096];
-                var burst = new byte[GpuBurstBytes];
-                long myRounds = 0;
-                while (!Volatile.Read(ref stop))
-                    DeviceRound(myRounds++, ref rng, nic, gpu, nvme, mine, packet, block, burst);
-                for (int d = 0; d < 3; d++)
-                    counters[d].Merge(mine[d]);
-                Interlocked.Add(ref rounds, myRounds);
-            }) { IsBackground = true, Name = $"dma-{t}" }).ToList();
-            workers.ForEach(w => w.Start());
-            // This thread is KVM: migration-like write-protects, balloon-like zaps, re-maps.
-            var kvmRng = new SplitMix64(options.Seed);
-            while (stopwatch.Elapsed.TotalSeconds < options.Seconds)
+                // This thread is KVM: migration-like write-protects, balloon-like zaps, re-maps. It always
+                // does one operation, so a run cut short by its setup still has KVM in its figures.
+                var kvmRng = new SplitMix64(options.Seed);
+                phase.Restart();
+                do
+                {
+                    rig.KvmOperation(ref kvmRng);
+                    kvmOperations++;
+                    progress?.Invoke(Math.Min(1, deadline.ElapsedSeconds / deadline.BudgetSeconds));
+                    if (deadline.HasPassed)
+                        break;
+                    Thread.Sleep(1);
+                }
+                while (!deadline.HasPassed);
+            });
+            // It sleeps 1 ms between operations, so about a thousand a second when it gets a CPU.
+            double phaseSeconds = phase.Elapsed.TotalSeconds;
+            if (kvmOperations < phaseSeconds * RoundsPerScenarioSecond / 10)
             {
-                KvmOperation(vm, ref kvmRng);
-                kvmOperations++;
-                Thread.Sleep(1);
-                progress?.Invoke(Math.Min(1, stopwatch.Elapsed.TotalSeconds / options.Seconds));
+                notes.Add($"the KVM thread did only {kvmOperations:N0} operation(s) in {phaseSeconds:F2} s (about {RoundsPerScenarioSecond:N0} a second "
+                    + "when it gets a CPU): the DMA threads left it little time, so the tables changed less than the scenario intends.");
             }
-            Volatile.Write(ref stop, true);
-            workers.ForEach(w => w.Join());
         }
-        double seconds = stopwatch.Elapsed.TotalSeconds;
+        double seconds = phase.Elapsed.TotalSeconds;
 
-        long translations = counters.Sum(c => c.Translations);
-        long walks = dmar0.Unit.IotlbMisses + dmar1.Unit.IotlbMisses;
-        string[] names = ["nic", "gpu", "nvme"];
-        string[] patterns = ["2 KiB packets through a 256-entry ring", "2 MiB read bursts", "random 4 KiB reads into guest memory"];
-        var devices = Enumerable.Range(0, 3).Select(d => new DeviceReport(names[d], patterns[d], counters[d].Operations, counters[d].Bytes,
-            counters[d].Translations, counters[d].PageRequests, counters[d].Faults)).ToList();
-        var report = new DmaScenarioReport(
-            options.Threads, seconds, rounds, translations, translations / seconds,
+        long translations = shares.Sum(s => s.Nic.Translations + s.Gpu.Translations + s.Nvme.Translations);
+        long walks = rig.Dmar0.Unit.IotlbMisses + rig.Dmar1.Unit.IotlbMisses;
+        DeviceReport[] devices =
+        [
+            DeviceReportOf("nic", "2 KiB packets through a 256-entry ring", shares.Select(s => s.Nic)),
+            DeviceReportOf("gpu", "2 MiB read bursts", shares.Select(s => s.Gpu)),
+            DeviceReportOf("nvme", "random 4 KiB reads into guest memory", shares.Select(s => s.Nvme)),
+        ];
+        notes.AddRange(RecoveryNotes(devices));
+        return new DmaScenarioReport(
+            options.Threads, setupSeconds, seconds, shares.Sum(s => s.Rounds), planned, translations, translations / seconds,
             translations == 0 ? 0 : Math.Max(0, 1.0 - (double)walks / translations), walks,
-            dmar0.Unit.Faults + dmar1.Unit.Faults, domain.PageRequestsServed, domain.PageRequestsFailed, domain.Invalidations,
-            kvmOperations, devices);
-        foreach (Device d in new[] { nic, gpu, nvme })
-            domain.Detach(d);
-        domain.Dispose();
-        tdp.Dispose();
-        return report;
+            rig.Dmar0.Unit.Faults + rig.Dmar1.Unit.Faults, rig.Domain.PageRequestsServed, rig.Domain.PageRequestsFailed, rig.Domain.Invalidations,
+            kvmOperations, devices, notes);
     }
 
-    private static void DeviceRound(long round, ref SplitMix64 rng, Device nic, Device gpu, Device nvme, DeviceCounters[] counters, byte[] packet, byte[] block, byte[] burst)
+    /// <summary>
+    /// Runs <paramref name="dmaThreads"/> DMA threads, each one round at least and then rounds until
+    /// <paramref name="deadline"/> (or while <paramref name="roundsEach"/> lasts), while
+    /// <paramref name="kvm"/> runs on the calling thread; returns each thread's traffic.
+    /// </summary>
+    /// <remarks>
+    /// The threads wait at a gate until all are made: started one by one while the earlier ones
+    /// already spin, 127 threads on 2 cores took most of a minute to start. A worker's exception is
+    /// rethrown here after every thread has stopped, rather than killing the process.
+    /// </remarks>
+    internal static DmaTraffic[] RunThreads(DmaRig rig, int dmaThreads, ulong seed, RunDeadline deadline, Action kvm, long roundsEach = long.MaxValue)
     {
-        ulong slotPages = SlotBytes >> HostMemory.FrameShift;
-        // NIC: the next packets of a receive ring of 2 KiB buffers in the 4K-backed slot.
-        for (int p = 0; p < PacketsPerRound; p++)
+        bool stop = false;
+        ExceptionDispatchInfo? failure = null;
+        // One sink for every thread's GPU reads: nothing reads it, and 2 MiB per thread adds up at 255 threads.
+        byte[] burst = new byte[DmaTraffic.GpuBurstBytes];
+        var shares = new DmaTraffic[dmaThreads];
+        var workers = new Thread[dmaThreads];
+        using var gate = new ManualResetEventSlim(false);
+        for (int t = 0; t < dmaThreads; t++)
         {
-            ulong entry = (ulong)((round * PacketsPerRound + p) % RingEntries);
-            counters[0].Add(DmaTransfer.Write(nic, SlotBytes + entry * PacketBytes, packet, pageFaults: true));
+            var share = shares[t] = new DmaTraffic(rig, burst);
+            ulong threadSeed = seed + (ulong)t + 1;
+            workers[t] = new Thread(() =>
+            {
+                try
+                {
+                    gate.Wait();
+                    var rng = new SplitMix64(threadSeed);
+                    do
+                        share.Round(share.Rounds, ref rng);
+                    while (share.Rounds < roundsEach && !Volatile.Read(ref stop) && !deadline.HasPassed);
+                }
+                catch (Exception e)
+                {
+                    Interlocked.CompareExchange(ref failure, ExceptionDispatchInfo.Capture(e), null);
+                    Volatile.Write(ref stop, true);
+                }
+            }) { IsBackground = true, Name = $"dma-{t}" };
+            workers[t].Start();
         }
-        // NVMe: random 4 KiB reads, each a DMA write of the block into guest memory.
-        for (int b = 0; b < ReadsPerRound; b++)
-            counters[2].Add(DmaTransfer.Write(nvme, (rng.Next() % slotPages) << HostMemory.FrameShift, block, pageFaults: true));
-        // GPU: a 2 MiB burst every eighth round, from a random 2 MiB-aligned buffer.
-        if ((round & 7) == 0)
-            counters[1].Add(DmaTransfer.Read(gpu, (rng.Next() % (SlotBytes / GpuBurstBytes)) * GpuBurstBytes, burst, pageFaults: true));
+        gate.Set();
+        try
+        {
+            kvm();
+        }
+        finally
+        {
+            Volatile.Write(ref stop, true);
+            foreach (Thread w in workers)
+                w.Join();
+        }
+        failure?.Throw();
+        return shares;
     }
 
-    private static void KvmOperation(Vm vm, ref SplitMix64 rng)
+    /// <summary>A note when the threads outnumber the cores, or null.</summary>
+    internal static string? CoreNote(int threads) => threads <= Environment.ProcessorCount ? null
+        : $"{threads} threads on {Environment.ProcessorCount} cores: the threads take turns on the CPUs, so the rates measure the scheduler as much as the engine.";
+
+    private static DeviceReport DeviceReportOf(string name, string pattern, IEnumerable<DmaTraffic.Counters> parts)
     {
-        ulong slotPages = SlotBytes >> HostMemory.FrameShift;
-        switch (rng.Next() % 4)
+        var sum = new DmaTraffic.Counters();
+        foreach (DmaTraffic.Counters c in parts)
+            sum.Add(c);
+        return new DeviceReport(name, pattern, sum.Operations, sum.Bytes, sum.Translations, sum.PageRequests, sum.Resent, sum.ResentDuringKvmChange, sum.Faults);
+    }
+
+    private static IEnumerable<string> RecoveryNotes(IReadOnlyList<DeviceReport> devices)
+    {
+        long resent = devices.Sum(d => d.PageRequestsResent);
+        long duringKvm = devices.Sum(d => d.ResentDuringKvmChange);
+        long faulted = devices.Sum(d => d.Faults);
+        if (resent > 0)
         {
-            case 0:   // migration: write-protect a 2 MiB range (the next DMA write faults and is logged)
-                vm.WriteProtect((rng.Next() % (slotPages / 512)) * 512, 512);
-                break;
-            case 1:   // balloon: zap 64 pages around the NIC's ring (the next packets fault them back in)
-                vm.Zap(slotPages + rng.Next() % 256, 64);
-                break;
-            case 2:   // re-map a 2 MiB range of the buffer slot
-                vm.Map((rng.Next() % (slotPages / 512)) * 512, 512, Access.All);
-                break;
-            default:  // zap a 2 MiB range of the buffer slot (GPU and NVMe fault it back)
-                vm.Zap((rng.Next() % (slotPages / 512)) * 512, 512);
-                break;
+            var parts = new List<string>();
+            if (duringKvm > 0)
+                parts.Add($"{duringKvm:N0} while KVM was changing the tables (it zapped or write-protected the page again between the page request and the retry)");
+            if (resent > duringKvm)
+            {
+                parts.Add($"{resent - duringKvm:N0} with no KVM operation in flight (the page request was served, but its response reached the device "
+                    + "only after the device had stopped waiting: with several DMA threads on one IOMMU, another thread can drain and serve it)");
+            }
+            yield return $"{resent:N0} page request(s) sent again because the retry after a page request faulted again: {string.Join("; ", parts)}.";
         }
+        if (faulted > 0)
+            yield return $"{faulted:N0} DMA(s) still faulted after {DmaTraffic.MaxPageRequestsPerPage} page requests for the same page.";
     }
 }

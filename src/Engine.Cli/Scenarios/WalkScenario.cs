@@ -9,8 +9,12 @@ namespace Engine.Cli.Scenarios;
 internal sealed record WalkScenarioOptions(double Seconds, int Threads, ulong Seed, int GuestGiB, int Addresses);
 
 /// <summary>What the walk scenario measured.</summary>
+/// <param name="SetupSeconds">From the command's start to the end of the guest's setup.</param>
+/// <param name="Seconds">The walking phase (the rates are over it).</param>
+/// <param name="Notes">What a reader needs to know to trust the figures (empty when nothing unusual happened).</param>
 internal sealed record WalkScenarioReport(
     int Threads,
+    double SetupSeconds,
     double Seconds,
     long Walks,
     double WalksPerSecond,
@@ -22,7 +26,8 @@ internal sealed record WalkScenarioReport(
     long Leaves2M,
     long Leaves4K,
     long TablePages,
-    ulong HostFramesInUse);
+    ulong HostFramesInUse,
+    IReadOnlyList<string> Notes);
 
 /// <summary>
 /// The first version of the main job: a VM with a 4 GiB guest (the lower half backed and mapped
@@ -33,8 +38,11 @@ internal static class WalkScenario
 {
     private const int ChunkWalks = 4096;
 
-    public static WalkScenarioReport Run(WalkScenarioOptions options, Action<double>? progress = null)
+    public static WalkScenarioReport Run(WalkScenarioOptions options, RunDeadline deadline, Action<double>? progress = null)
     {
+        var notes = new List<string>();
+        if (DmaScenario.CoreNote(options.Threads) is { } cores)
+            notes.Add(cores);
         ulong guestBytes = (ulong)options.GuestGiB << 30;
         using var memory = new HostMemory(new HostMemoryOptions { Size = guestBytes + (1UL << 30) });
         using var vm = new Vm(memory, new VmOptions { TdpLevels = 4, MaxHugePageLevel = 3, Name = "run" });
@@ -64,19 +72,25 @@ internal static class WalkScenario
             }
         }
 
+        double setupSeconds = deadline.ElapsedSeconds;
+        if (deadline.HasPassed)
+            notes.Add($"setup took {setupSeconds:F2} s, more than the {deadline.BudgetSeconds:G4} s asked: each thread walked one chunk of {ChunkWalks} addresses.");
+
         long walks = 0, passes = 0, inconsistent = 0;
         var stop = false;
         var threads = new Thread[options.Threads];
-        var stopwatch = Stopwatch.StartNew();
+        // The threads wait at a gate until all are made (see DmaScenario.RunThreads for why).
+        using var gate = new ManualResetEventSlim(false);
         for (int t = 0; t < threads.Length; t++)
         {
             int start = (int)((long)addresses.Length * t / threads.Length);
             threads[t] = new Thread(() =>
             {
+                gate.Wait();
                 long myWalks = 0, myPasses = 0, myBad = 0;
                 ulong sum = 0;
                 int index = start, done = 0;
-                while (!Volatile.Read(ref stop))
+                do
                 {
                     // Leave the protected region between chunks so reclamation is never held up long.
                     using (memory.Epochs.Enter())
@@ -97,6 +111,7 @@ internal static class WalkScenario
                     }
                     myWalks += ChunkWalks;
                 }
+                while (!Volatile.Read(ref stop) && !deadline.HasPassed);
                 Interlocked.Add(ref walks, myWalks);
                 Interlocked.Add(ref passes, myPasses);
                 Interlocked.Add(ref inconsistent, myBad);
@@ -104,10 +119,12 @@ internal static class WalkScenario
             threads[t].Start();
         }
 
-        while (stopwatch.Elapsed.TotalSeconds < options.Seconds)
+        var stopwatch = Stopwatch.StartNew();
+        gate.Set();
+        while (!deadline.HasPassed)
         {
-            Thread.Sleep(Math.Max(1, Math.Min(100, (int)((options.Seconds - stopwatch.Elapsed.TotalSeconds) * 1000))));
-            progress?.Invoke(Math.Min(1, stopwatch.Elapsed.TotalSeconds / options.Seconds));
+            Thread.Sleep(Math.Max(1, (int)Math.Min(100, deadline.RemainingSeconds * 1000)));
+            progress?.Invoke(Math.Min(1, deadline.ElapsedSeconds / deadline.BudgetSeconds));
         }
         Volatile.Write(ref stop, true);
         foreach (Thread thread in threads)
@@ -116,9 +133,9 @@ internal static class WalkScenario
 
         var (leaves2M, leaves4K) = CountLeaves(memory, tdp);
         return new WalkScenarioReport(
-            options.Threads, seconds, walks, walks / seconds, seconds * 1e9 * options.Threads / Math.Max(1, walks),
+            options.Threads, setupSeconds, seconds, walks, walks / seconds, seconds * 1e9 * options.Threads / Math.Max(1, walks),
             faults, reference, passes, inconsistent, leaves2M, leaves4K, vm.Tdp.Statistics.TablePages,
-            memory.Statistics.FramesInUse);
+            memory.Statistics.FramesInUse, notes);
     }
 
     private static (long Leaves2M, long Leaves4K) CountLeaves(HostMemory memory, ExportedTdp tdp)

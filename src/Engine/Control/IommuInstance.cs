@@ -240,9 +240,12 @@ public sealed class IommuInstance : IDisposable
                     return;   // as in the flushes: nothing left to invalidate (Dispose takes _lock too)
                 if (_statusFrame == 0)
                     throw new EngineException(Errno.EOPNOTSUPP, $"{Name} has no queued invalidation (ECAP.QI = 0).");
+                // Tokens only grow. A descriptor handler may submit again on this thread (a page
+                // response whose receiver zaps): that nested wait runs after this one and leaves its
+                // larger token in the shared status word, which still proves this wait completed.
                 uint token = ++_waitToken;
                 InvalidationQueueError error = Unit.Submit([.. descriptors, InvalidationDescriptor.Wait(_statusFrame, token)]);
-                if (error != InvalidationQueueError.None || (uint)Platform.Memory.ReadEntry(_statusFrame) != token)
+                if (error != InvalidationQueueError.None || (int)((uint)Platform.Memory.ReadEntry(_statusFrame) - token) < 0)
                     throw new EngineException(Errno.EFAULT, $"{Name}: queued invalidation failed ({error}).");
             }
         }

@@ -73,6 +73,24 @@ public class CapsCommandTests
         Assert.Contains(named, error);
     }
 
+    // Each one-bit field's meaning follows its value: RWBF = 0 is no write-buffer flush, SC = 0 no snoop control.
+    [Theory]
+    [InlineData("0x0", "0x0", "RWBF (4)", "False", "no write-buffer flush required")]
+    [InlineData("0x10", "0x0", "RWBF (4)", "True", "write-buffer flush required")]
+    [InlineData("0x0", "0x0", "SC (7)", "False", "no snoop control")]
+    [InlineData("0x0", "0x80", "SC (7)", "True", "snoop control")]
+    [InlineData("0x0", "0x0", "PSI (39)", "False", "no page-selective invalidation")]
+    [InlineData("0x0", "0x20000000", "PRS (29)", "True", "page requests")]
+    public void AFlagsMeaningMatchesItsValue(string cap, string ecap, string field, string value, string meaning)
+    {
+        var (code, output, _) = Run("caps", "decode", "--cap", cap, "--ecap", ecap);
+        Assert.Equal(0, code);
+        string row = output.Split('\n').Single(line => line.Contains(field, StringComparison.Ordinal));
+        string[] cells = [.. row.Split('│').Select(c => c.Trim())];
+        Assert.Equal(value, cells[3]);
+        Assert.Equal(meaning, cells[4]);
+    }
+
     [Fact]
     public void AMissingRegisterExitsWith2()
     {

@@ -56,6 +56,17 @@ public class KvmCheckCommandTests
         Assert.True(doc.RootElement.GetProperty("reasons").GetArrayLength() >= 3);
     }
 
+    // The engine words this refusal with an ArgumentException's message, which ends in "(Parameter 'declarations')".
+    [Fact]
+    public void ReasonsCarryNoDotNetParameterNames()
+    {
+        var (code, output, _) = Run("kvm-check", "--cap", "0", "--ecap", "0", "--level", "4", "--max-huge-page-level", "1");
+        Assert.Equal(3, code);
+        Assert.Contains("overlaps", output);
+        Assert.DoesNotContain("(Parameter", output);
+        Assert.DoesNotContain("declarations", output);
+    }
+
     [Fact]
     public void TheTextReportSaysCompatibleOrLists()
     {
