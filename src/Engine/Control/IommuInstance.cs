@@ -31,7 +31,9 @@ public sealed class IommuInstance : IDisposable
         }
         catch (ArgumentException e)
         {
-            throw new EngineException(Errno.EINVAL, $"{name}: impossible capability registers: {e.Message}");
+            // The reason is for a person: .NET's "(Parameter '…')" suffix names an argument they never passed.
+            string reason = e.ParamName is { } param ? e.Message.Replace($" (Parameter '{param}')", "", StringComparison.Ordinal) : e.Message;
+            throw new EngineException(Errno.EINVAL, $"{name}: impossible capability registers: {reason}");
         }
         Driver = new DriverView(Unit.Cap, Unit.Ecap, scalableModeEnabled);
         if (Driver.Agaw < 0)

@@ -307,7 +307,10 @@ public class BatchWalkerCandidateTests
             long before = GC.GetAllocatedBytesForCurrentThread();
             for (int i = 0; i < 4000; i++)
                 WalkWith(kind, memory, config, t.Root, 4, addresses, Access.Write, results);
-            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            // Under one byte per batch call: an allocation per call fails it, the runtime's occasional
+            // charge to this thread under the loaded parallel suite (1,048 bytes seen once) does not.
+            Assert.True(allocated < 4000, $"{allocated} bytes allocated over 4,000 batch walks");
         }
         Assert.Equal(addresses.Length - (addresses.Length + 2) / 3, results.Count(r => r.IsSuccess));
     }

@@ -231,7 +231,10 @@ public class PageWalkerTests
             Assert.NotEqual(0UL, Pass()); // warm-up: the JIT tiers the loop up
             long before = GC.GetAllocatedBytesForCurrentThread();
             ulong total = Pass();
-            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            // Under one byte per walk: an allocation per walk fails it, the runtime's occasional
+            // charge to this thread under the loaded parallel suite (7,584 bytes seen once) does not.
+            Assert.True(allocated < 1_000_000, $"{allocated} bytes allocated over 1,000,000 walks");
             Assert.NotEqual(0UL, total);
         }
     }
