@@ -20,6 +20,7 @@ public static class Program
         root.Add(CapsCommand.Create(output));
         root.Add(KvmCheckCommand.Create(output));
         root.Add(BenchCommand.Create(output, error));
+        root.Add(CompareCommand.Create(output, error));
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
