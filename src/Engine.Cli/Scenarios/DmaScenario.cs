@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Engine.Control;
+using Engine.Diagnostics;
 using Engine.Dma;
 using Engine.Iommu;
 using Engine.Kvm;
@@ -52,12 +53,14 @@ internal static class DmaScenario
     private const int GpuBurstBytes = 2 << 20;
     private const int RoundsPerScenarioSecond = 1000;
 
-    private sealed class DeviceCounters
+    // tally: the unit's metrics tally (engine monitor, dotnet-counters), added to once per transfer.
+    private sealed class DeviceCounters(UnitTally? tally = null)
     {
         public long Operations, Bytes, Translations, PageRequests, Faults;
 
         public void Add(in DmaResult r)
         {
+            tally?.Add(r.Translations, r.Transferred);
             Operations++;
             Bytes += r.Transferred;
             Translations += r.Translations;
@@ -94,7 +97,10 @@ internal static class DmaScenario
         domain.Attach(gpu);
         domain.Attach(nvme);
 
-        var counters = new[] { new DeviceCounters(), new DeviceCounters(), new DeviceCounters() };
+        using MetricsRegistration metrics = EngineMetrics.Track(platform);
+        metrics.Track(domain);
+        UnitTally[] tallies = [EngineMetrics.TallyOf(dmar0.Unit), EngineMetrics.TallyOf(dmar0.Unit), EngineMetrics.TallyOf(dmar1.Unit)]; // nic, gpu, nvme
+        var counters = new[] { new DeviceCounters(tallies[0]), new DeviceCounters(tallies[1]), new DeviceCounters(tallies[2]) };
         long rounds = 0, kvmOperations = 0;
         var stopwatch = Stopwatch.StartNew();
         if (options.Threads == 1)
@@ -120,7 +126,7 @@ internal static class DmaScenario
             var workers = Enumerable.Range(0, options.Threads - 1).Select(t => new Thread(() =>
             {
                 var rng = new SplitMix64(options.Seed + (ulong)t + 1);
-                var mine = new[] { new DeviceCounters(), new DeviceCounters(), new DeviceCounters() };
+                var mine = new[] { new DeviceCounters(tallies[0]), new DeviceCounters(tallies[1]), new DeviceCounters(tallies[2]) };
                 var packet = new byte[PacketBytes];
                 var block = new byte[4096];
                 var burst = new byte[GpuBurstBytes];
