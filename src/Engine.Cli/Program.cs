@@ -22,6 +22,7 @@ public static class Program
         root.Add(BenchCommand.Create(output, error));
         root.Add(CompareCommand.Create(output, error));
         root.Add(PlotCommand.Create(output, error));
+        root.Add(MonitorCommand.Create(output, error));
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {

@@ -68,7 +68,7 @@ internal static class RunCommand
                 .Start(ctx =>
                 {
                     var task = ctx.AddTask($"DMA on {options.Threads} thread(s)", maxValue: 1.0);
-                    result = DmaScenario.Run(options, fraction => task.Value = fraction);
+                    result = DmaScenario.Run(options, new RunProgress(task, $"DMA on {options.Threads} thread(s)").Report);
                     task.Value = 1.0;
                 });
             report = result!;
