@@ -93,7 +93,8 @@ internal static class TrendChart
             }
             plot.Axes.Bottom.SetTicks(positions, labels);
             plot.Axes.SetLimitsX(-0.3, Math.Max(files.Count - 1, 1) + 0.3);
-            plot.ShowLegend(Alignment.UpperLeft);
+            if (panel == 0)
+                plot.ShowLegend(Alignment.UpperLeft); // the same three series in every panel: one legend is enough
         }
         return chart;
     }
