@@ -55,7 +55,12 @@ public static class EngineMetrics
         ArgumentNullException.ThrowIfNull(platform);
         var registration = new Registration(platform);
         lock (Gate)
+        {
+            // Forget platforms that went away without their registration being disposed, so a
+            // long-running embedder that creates many platforms does not grow this list forever.
+            Registrations.RemoveAll(r => !r.TryGetPlatform(out _));
             Registrations.Add(registration);
+        }
         return new MetricsRegistration(registration);
     }
 
