@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.Json;
+using Engine.Cli.Results;
 using Engine.Paging;
 using Engine.Workloads;
 using Spectre.Console;
@@ -10,16 +10,20 @@ namespace Engine.Cli.Commands;
 
 /// <summary>
 /// <c>engine bench</c>: runs named workloads through the real engine and reports ns/op, Mops/s and
-/// allocated bytes/op: one warm-up, then the median of 5 timed runs, each long enough (≥ 50 ms) to
-/// time well. Quick numbers; the BenchmarkDotNet project runs the same workloads in detail.
+/// allocated bytes/op: one warm-up, then the median of 10 timed runs, each long enough (≥ 50 ms; 10 ms
+/// with --quick) to time well. --json and --out write every run's ns/op (docs/bench-format.md), for
+/// <c>engine compare</c>. Quick numbers; the BenchmarkDotNet project runs the same workloads in detail.
 /// <c>--batch-walker</c> forces the batch walker of the *-batch walk workloads; their note names it.
 /// </summary>
 internal static class BenchCommand
 {
-    private const int TimedRuns = 5;
+    private const int TimedRuns = 10;
     private static readonly TimeSpan MinimumRun = TimeSpan.FromMilliseconds(50);
     private const int WarmupPasses = 40;
     private static readonly TimeSpan Warmup = TimeSpan.FromMilliseconds(300);
+
+    /// <summary>--quick: runs and warm-up short enough for a CI smoke test; the numbers are noisier.</summary>
+    private static readonly (TimeSpan MinimumRun, int WarmupPasses, TimeSpan Warmup) Quick = (TimeSpan.FromMilliseconds(10), 10, TimeSpan.FromMilliseconds(100));
 
     public static Command Create(TextWriter output, TextWriter error)
     {
@@ -48,10 +52,13 @@ internal static class BenchCommand
             else if (!PageWalker.IsBatchWalkerSupported(kind))
                 r.AddError($"--batch-walker {value}: this CPU (or the runtime's DOTNET_Enable* settings) does not support it; supported here: {string.Join(", ", PageWalker.SupportedBatchWalkers.Select(k => k.Name()))}.");
         });
-        var json = new Option<bool>("--json") { Description = "Print a JSON array instead of a table." };
-        var command = new Command("bench", "Run the named workloads and report ns/op, Mops/s and allocated bytes/op.") { workloads, threads, batchWalker, json };
+        var json = new Option<bool>("--json") { Description = "Print the results (every timed run; docs/bench-format.md) as JSON instead of a table." };
+        var outFile = new Option<string>("--out") { Description = "Also write the results JSON to this file (for engine compare / engine plot)." };
+        var quick = new Option<bool>("--quick") { Description = "Short runs and warm-up (10 ms / 100 ms): a smoke test, noisier numbers." };
+        var command = new Command("bench", "Run the named workloads and report ns/op, Mops/s and allocated bytes/op.") { workloads, threads, batchWalker, json, outFile, quick };
         command.SetAction(parse =>
         {
+            DateTimeOffset started = DateTimeOffset.UtcNow;
             string[] names = parse.GetValue(workloads) is { Length: > 0 } chosen ? chosen : [.. WorkloadCatalog.Names];
             Workload[] chosenWorkloads = [.. names.Select(name => WorkloadCatalog.Create(name, parse.GetValue(threads)))];
             SelectBatchWalker(parse.GetValue(batchWalker), chosenWorkloads.Any(w => w.UsesBatchWalker));
@@ -67,11 +74,18 @@ internal static class BenchCommand
             {
                 if (!parse.GetValue(json))
                     error.WriteLine($"engine bench: {workload.Name} …");
-                rows.Add(Measure(workload));
+                rows.Add(parse.GetValue(quick) ? Measure(workload, Quick.MinimumRun, Quick.WarmupPasses, Quick.Warmup) : Measure(workload));
             }
-            if (parse.GetValue(json))
-                output.WriteLine(JsonSerializer.Serialize(rows, ReportJson.Relaxed.ListBenchRow));
-            else
+            if (parse.GetValue(json) || parse.GetValue(outFile) is not null)
+            {
+                string? walker = chosenWorkloads.Any(w => w.UsesBatchWalker) ? PageWalker.SelectedBatchWalker.Name() : null;
+                BenchDocument document = BenchResultsWriter.Create(rows, started, walker);
+                if (parse.GetValue(outFile) is string path)
+                    BenchResultsWriter.WriteFile(document, path);
+                if (parse.GetValue(json))
+                    output.WriteLine(BenchResultsWriter.Serialize(document));
+            }
+            if (!parse.GetValue(json))
                 PrintTable(rows, output);
             return 0;
         });
@@ -98,18 +112,20 @@ internal static class BenchCommand
         }
     }
 
-    internal static BenchRow Measure(Workload workload)
+    internal static BenchRow Measure(Workload workload) => Measure(workload, MinimumRun, WarmupPasses, Warmup);
+
+    internal static BenchRow Measure(Workload workload, TimeSpan minimumRun, int warmupPasses, TimeSpan warmup)
     {
         using (workload)
         {
             workload.Setup();
             var stopwatch = Stopwatch.StartNew();
             ulong sink = workload.RunPass();
-            long passes = Math.Max(1, (long)Math.Ceiling(MinimumRun.TotalMilliseconds / Math.Max(stopwatch.Elapsed.TotalMilliseconds, 0.001)));
+            long passes = Math.Max(1, (long)Math.Ceiling(minimumRun.TotalMilliseconds / Math.Max(stopwatch.Elapsed.TotalMilliseconds, 0.001)));
             // Warm up long enough for tiered compilation to replace the first pass's code with its
             // final (tier-1) form, so the timed runs measure what a long-running embedder gets.
             stopwatch.Restart();
-            for (int p = 0; p < WarmupPasses || stopwatch.Elapsed < Warmup; p++)
+            for (int p = 0; p < warmupPasses || stopwatch.Elapsed < warmup; p++)
                 sink += workload.RunPass();
             var runs = new double[TimedRuns];
             long allocatedBefore = workload.AllocatedBytes;
@@ -123,9 +139,10 @@ internal static class BenchCommand
             long allocated = workload.AllocatedBytes - allocatedBefore;
             GC.KeepAlive(sink);
             double ops = (double)workload.OperationsPerPass * workload.Threads * passes;
+            double[] samples = [.. runs.Select(t => t / ops)];
             Array.Sort(runs);
-            double nsPerOp = runs[TimedRuns / 2] / ops;
-            return new BenchRow(workload.Name, nsPerOp, 1000.0 / nsPerOp, allocated / (ops * TimedRuns), workload.Threads, workload.Note);
+            double nsPerOp = (runs[TimedRuns / 2 - 1] + runs[TimedRuns / 2]) / 2 / ops; // the median of an even count
+            return new BenchRow(workload.Name, nsPerOp, 1000.0 / nsPerOp, allocated / (ops * TimedRuns), workload.Threads, workload.Note, samples);
         }
     }
 
@@ -133,7 +150,7 @@ internal static class BenchCommand
     {
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
         console.Profile.Width = Math.Max(console.Profile.Width, 120);
-        var table = new Table().Title("engine bench — median of 5 timed runs after a warm-up")
+        var table = new Table().Title("engine bench — median of 10 timed runs after a warm-up")
             .AddColumn("workload").AddColumn(new TableColumn("ns/op").RightAligned()).AddColumn(new TableColumn("Mops/s").RightAligned())
             .AddColumn(new TableColumn("allocated B/op").RightAligned()).AddColumn(new TableColumn("threads").RightAligned()).AddColumn("note");
         foreach (BenchRow r in rows)
@@ -145,5 +162,5 @@ internal static class BenchCommand
     }
 }
 
-/// <summary>One row of <c>engine bench</c>; with --json the keys are name, nsPerOp, mopsPerSec, allocatedBytesPerOp, threads (and note).</summary>
-internal sealed record BenchRow(string Name, double NsPerOp, double MopsPerSec, double AllocatedBytesPerOp, int Threads, string? Note);
+/// <summary>One row of <c>engine bench</c>, with the ns/op of every timed run (<see cref="BenchResultsWriter"/> writes it as JSON).</summary>
+internal sealed record BenchRow(string Name, double NsPerOp, double MopsPerSec, double AllocatedBytesPerOp, int Threads, string? Note, IReadOnlyList<double> SamplesNsPerOp);

@@ -93,7 +93,7 @@ internal static class RunCommand
                 .Start(ctx =>
                 {
                     var task = ctx.AddTask($"DMA on {options.Threads} thread(s)", maxValue: 1.0);
-                    result = DmaScenario.Run(options, deadline, fraction => task.Value = fraction);
+                    result = DmaScenario.Run(options, deadline, new RunProgress(task, $"DMA on {options.Threads} thread(s)").Report);
                     task.Value = 1.0;
                 });
             report = result!;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.ExceptionServices;
+using Engine.Diagnostics;
 using Engine.Dma;
 using Engine.Iommu;
 
@@ -65,6 +66,8 @@ internal static class DmaScenario
         if (CoreNote(options.Threads) is { } cores)
             notes.Add(cores);
         using DmaRig rig = DmaRig.Create();
+        using MetricsRegistration metrics = EngineMetrics.Track(rig.Platform);
+        metrics.Track(rig.Domain);
         double setupSeconds = deadline.ElapsedSeconds;
         if (deadline.HasPassed)
             notes.Add($"setup took {setupSeconds:F2} s, more than the {deadline.BudgetSeconds:G4} s asked: the DMA phase was cut to one round per thread.");

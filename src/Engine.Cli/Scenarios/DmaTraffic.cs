@@ -1,4 +1,5 @@
 using Engine.Control;
+using Engine.Diagnostics;
 using Engine.Dma;
 using Engine.Iommu;
 using Engine.Memory;
@@ -72,9 +73,20 @@ internal sealed class DmaTraffic(DmaRig rig, byte[] burst)
         Rounds++;
     }
 
+    // The units' metrics tallies (engine monitor, dotnet-counters), added to once per transfer.
+    private readonly Dictionary<Device, UnitTally> _tallies = [];
+
+    private UnitTally TallyOf(Device device)
+    {
+        if (!_tallies.TryGetValue(device, out UnitTally? tally))
+            _tallies[device] = tally = EngineMetrics.TallyOf(device.Iommu!.Unit);
+        return tally;
+    }
+
     private void Transfer(Device device, Counters c, ulong iova, Span<byte> buffer, bool write)
     {
         c.Operations++;
+        UnitTally tally = TallyOf(device);
         int done = 0, requests = 0;
         while (true)
         {
@@ -82,6 +94,7 @@ internal sealed class DmaTraffic(DmaRig rig, byte[] burst)
             DmaResult r = write
                 ? DmaTransfer.Write(device, iova + (ulong)done, buffer[done..], pageFaults: true)
                 : DmaTransfer.Read(device, iova + (ulong)done, buffer[done..], pageFaults: true);
+            tally.Add(r.Translations, r.Transferred);
             c.Bytes += r.Transferred;
             c.Translations += r.Translations;
             c.PageRequests += r.PageRequests;

@@ -32,11 +32,14 @@ public class BenchCommandTests
         var (code, output, error) = Run("bench", "--workload", "inval-domain", "iotlb-hit-mt", "--threads", "2", "--json");
         Assert.True(code == 0, error);
         using var doc = JsonDocument.Parse(output);
-        JsonElement[] rows = [.. doc.RootElement.EnumerateArray()];
+        Assert.Equal("engine-bench", doc.RootElement.GetProperty("format").GetString());
+        Assert.Equal(1, doc.RootElement.GetProperty("version").GetInt32());
+        JsonElement[] rows = [.. doc.RootElement.GetProperty("workloads").EnumerateArray()];
         Assert.Equal(["inval-domain", "iotlb-hit-mt"], rows.Select(r => r.GetProperty("name").GetString()));
         foreach (JsonElement row in rows)
         {
-            Assert.Equal(["allocatedBytesPerOp", "mopsPerSec", "name", "nsPerOp", "threads"], row.EnumerateObject().Select(p => p.Name).Order());
+            Assert.Equal(["allocatedBytesPerOp", "mopsPerSec", "name", "nsPerOp", "samplesNsPerOp", "threads"], row.EnumerateObject().Select(p => p.Name).Order());
+            Assert.Equal(10, row.GetProperty("samplesNsPerOp").GetArrayLength());
             Assert.True(row.GetProperty("nsPerOp").GetDouble() > 0);
             Assert.Equal(1000 / row.GetProperty("nsPerOp").GetDouble(), row.GetProperty("mopsPerSec").GetDouble(), 6);
             AssertNoOperationAllocates(row);
@@ -50,7 +53,7 @@ public class BenchCommandTests
         var (code, output, _) = Run("bench", "--workload", "iotlb-thrash", "--json");
         Assert.Equal(0, code);
         using var doc = JsonDocument.Parse(output);
-        Assert.StartsWith("hit rate", doc.RootElement[0].GetProperty("note").GetString());
+        Assert.StartsWith("hit rate", doc.RootElement.GetProperty("workloads")[0].GetProperty("note").GetString());
     }
 
     [Fact]
@@ -89,8 +92,9 @@ public class BenchCommandTests
             var (code, output, error) = Run("bench", "--workload", "walk-hot-batch", "--batch-walker", kind.Name(), "--json");
             Assert.True(code == 0, error);
             using var doc = JsonDocument.Parse(output);
-            JsonElement row = doc.RootElement[0];
-            Assert.Equal(["allocatedBytesPerOp", "mopsPerSec", "name", "note", "nsPerOp", "threads"], row.EnumerateObject().Select(p => p.Name).Order());
+            JsonElement row = doc.RootElement.GetProperty("workloads")[0];
+            Assert.Equal(kind.Name(), doc.RootElement.GetProperty("environment").GetProperty("batchWalker").GetString());
+            Assert.Equal(["allocatedBytesPerOp", "mopsPerSec", "name", "note", "nsPerOp", "samplesNsPerOp", "threads"], row.EnumerateObject().Select(p => p.Name).Order());
             Assert.Equal("walk-hot-batch", row.GetProperty("name").GetString());
             Assert.Equal($"batch walker {kind.Name()} (forced)", row.GetProperty("note").GetString());
             AssertNoOperationAllocates(row);
