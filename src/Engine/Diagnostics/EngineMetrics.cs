@@ -21,14 +21,13 @@ namespace Engine.Diagnostics;
 /// <item><c>engine.iotlb.misses</c>, <c>engine.page_walks</c> (the same count: every miss walks),
 /// <c>engine.context_cache.misses</c>, <c>engine.faults</c>: the unit's own counters.</item>
 /// <item><c>engine.fault_records</c>, tag <c>outcome</c> = recorded | collapsed | overflowed | suppressed: the fault recorder's counters.</item>
-/// <item><c>engine.invalidations</c>, tag <c>granularity</c> = global | domain | page: IOTLB invalidations;
+/// <item><c>engine.faults.by_reason</c>, tag <c>reason</c>: faults by VT-d reason code (counted on the fault path).</item>
+/// <item><c>engine.invalidations</c>, tag <c>granularity</c> = global | domain | page | device_tlb: IOTLB and device-TLB invalidations;
 /// <c>engine.invalidation_descriptors</c>: queued-invalidation descriptors processed (every kind, device-TLB included).</item>
 /// <item><c>engine.page_requests</c>, <c>engine.page_requests.overflowed</c>: page requests the unit queued or dropped;
 /// <c>engine.page_requests.served</c>, <c>engine.page_requests.failed</c> and <c>engine.kvm.flush_notifications</c>
 /// per tracked KVM domain (tag <c>domain</c>).</item>
 /// </list>
-/// <para>Not published, because nothing counts them today without touching the hit path: faults by
-/// VT-d reason, and device-TLB invalidations apart from the other descriptors.</para>
 /// </remarks>
 public static class EngineMetrics
 {
@@ -98,6 +97,7 @@ public static class EngineMetrics
         meter.CreateObservableCounter("engine.page_walks", () => PerUnit(u => u.IotlbMisses), "{walk}", "Second-stage page walks (one per IOTLB miss).");
         meter.CreateObservableCounter("engine.context_cache.misses", () => PerUnit(u => u.ContextMisses), "{lookup}", "Context-cache misses.");
         meter.CreateObservableCounter("engine.faults", () => PerUnit(u => u.Faults), "{fault}", "Translation faults.");
+        meter.CreateObservableCounter("engine.faults.by_reason", FaultsByReason, "{fault}", "Translation faults by VT-d fault reason (tag reason: code and name; reasons not seen are left out).");
         meter.CreateObservableCounter("engine.fault_records", FaultRecords, "{fault}", "Faults by what the fault recorder did with them (tag outcome).");
         meter.CreateObservableCounter("engine.invalidations", Invalidations, "{invalidation}", "IOTLB invalidations by granularity (tag granularity).");
         meter.CreateObservableCounter("engine.invalidation_descriptors", () => PerUnit(u => u.DescriptorsProcessed), "{descriptor}", "Queued-invalidation descriptors processed.");
@@ -160,6 +160,20 @@ public static class EngineMetrics
             yield return new Measurement<long>(unit.Iotlb.GlobalInvalidations, iommu, new("granularity", "global"));
             yield return new Measurement<long>(unit.Iotlb.DomainInvalidations, iommu, new("granularity", "domain"));
             yield return new Measurement<long>(unit.Iotlb.PageInvalidations, iommu, new("granularity", "page"));
+            yield return new Measurement<long>(unit.DeviceTlbInvalidations, iommu, new("granularity", "device_tlb"));
+        }
+    }
+
+    private static IEnumerable<Measurement<long>> FaultsByReason()
+    {
+        foreach ((DmarUnit unit, string name) in Units())
+        {
+            var iommu = new KeyValuePair<string, object?>("iommu", name);
+            foreach (FaultReason reason in Enum.GetValues<FaultReason>())
+            {
+                if (reason != FaultReason.None && unit.FaultsWith(reason) is long n and > 0)
+                    yield return new Measurement<long>(n, iommu, new("reason", $"0x{(byte)reason:x2} {reason}"));
+            }
         }
     }
 

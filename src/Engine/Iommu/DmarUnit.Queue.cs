@@ -236,14 +236,21 @@ public sealed unsafe partial class DmarUnit
         return RaiseInterruptCondition(RegisterOffsets.InvalidationEventControl);
     }
 
+    private long _deviceTlbInvalidations;
+
+    /// <summary>Device-TLB invalidation descriptors processed (with or without PASID).</summary>
+    public long DeviceTlbInvalidations => Interlocked.Read(ref _deviceTlbInvalidations);
+
     private void RaiseEvents(in InvalidationDescriptor d, bool invalidationEvent)
     {
         switch (d.Type)
         {
             case InvalidationDescriptorType.DeviceTlb:
+                Interlocked.Increment(ref _deviceTlbInvalidations);
                 DeviceTlbInvalidated?.Invoke(new DeviceTlbInvalidation((ushort)(d.Qw0 >> 32), d.Qw1 & ~0xFFFUL, (d.Qw1 & 1) != 0, TranslationRequest.NoPasid));
                 break;
             case InvalidationDescriptorType.PasidDeviceTlb:
+                Interlocked.Increment(ref _deviceTlbInvalidations);
                 DeviceTlbInvalidated?.Invoke(new DeviceTlbInvalidation((ushort)(d.Qw0 >> 16), d.Qw1 & ~0xFFFUL, (d.Qw1 & (1UL << 11)) != 0, (uint)((d.Qw0 >> 32) & 0xF_FFFF)));
                 break;
             case InvalidationDescriptorType.PageGroupResponse:

@@ -20,6 +20,12 @@ public sealed unsafe partial class DmarUnit
     /// <summary>Translations that faulted (recorded or not).</summary>
     public long Faults => Interlocked.Read(ref _faults);
 
+    // Faults by VT-d reason code, counted on the fault path (never on a hit).
+    private readonly long[] _faultsByReason = new long[256];
+
+    /// <summary>Translations (and page requests) that faulted with <paramref name="reason"/>.</summary>
+    public long FaultsWith(FaultReason reason) => Interlocked.Read(ref _faultsByReason[(byte)reason]);
+
     /// <summary>
     /// Translates one request: context (cached) → IOTLB → second-stage walk → fill, or a fault with
     /// its VT-d reason code. Thread-safe; concurrent with invalidations and table changes.
@@ -213,6 +219,7 @@ public sealed unsafe partial class DmarUnit
     private TranslationResult Fault(in TranslationRequest request, FaultReason reason, ushort did, bool fpd)
     {
         Interlocked.Increment(ref _faults);
+        Interlocked.Increment(ref _faultsByReason[(byte)reason]);
         OnFault(request, reason, fpd);
         return TranslationResult.Faulted(reason, did);
     }

@@ -71,6 +71,12 @@ public class MetricsTests
             Assert.Equal(1, seen[("engine.faults", Name)]);
             Assert.Equal(4096, seen[("engine.dma.bytes", Name)]);
             Assert.True(seen.ContainsKey(("engine.invalidations/global", Name)));
+            Assert.True(seen.ContainsKey(("engine.invalidations/device_tlb", Name)));
+            // The one fault, under its reason; reasons not seen are left out.
+            FaultReason reason = iommu.Unit.Translate(new TranslationRequest(device.SourceId, 0x9000_0000, Access.Read)).Fault;
+            Assert.Equal(2, iommu.Unit.FaultsWith(reason));
+            Assert.Single(Observe(), k => k.Key.Instrument.StartsWith("engine.faults.by_reason/", StringComparison.Ordinal) && k.Key.Source == Name);
+            Assert.Equal(2, Observe()[($"engine.faults.by_reason/0x{(byte)reason:x2} {reason}", Name)]);
             Assert.True(seen.ContainsKey(("engine.fault_records/recorded", Name)));
             Assert.True(EngineMetrics.Totals().Translations >= translations, "Totals sums every tracked unit, this one included");
         }
