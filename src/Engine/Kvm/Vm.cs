@@ -8,7 +8,7 @@ namespace Engine.Kvm;
 /// TDP MMU whose EPT translates guest-physical to host-physical addresses and can be exported to
 /// IOMMU domains. Control operations serialize on the MMU lock; walkers never take it.
 /// </summary>
-public sealed class Vm : IDisposable
+public sealed partial class Vm : IDisposable
 {
     private readonly Lock _mmuLock = new();
     private readonly List<Memslot> _slots = [];
