@@ -36,13 +36,13 @@ internal static class Abi
     public const ushort TrPassThrough = 4;
 
     /// <summary>ENGINE_IRQ_FAULT.</summary>
-    public const uint IrqFault = 1;
+    public const uint IrqFault = (uint)Engine.Iommu.DmarInterruptKind.Fault;
 
     /// <summary>ENGINE_IRQ_INV_COMPLETE.</summary>
-    public const uint IrqInvalidationComplete = 2;
+    public const uint IrqInvalidationComplete = (uint)Engine.Iommu.DmarInterruptKind.InvalidationComplete;
 
     /// <summary>ENGINE_IRQ_PAGE_REQUEST.</summary>
-    public const uint IrqPageRequest = 3;
+    public const uint IrqPageRequest = (uint)Engine.Iommu.DmarInterruptKind.PageRequest;
 
     /// <summary>ENGINE_DEV_ATS | _PRI | _PASID: the bits a device's abilities may have (Engine's <c>DeviceAbilities</c> values).</summary>
     public const uint DeviceAbilityMask = 7;

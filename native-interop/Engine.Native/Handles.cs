@@ -77,10 +77,9 @@ internal sealed unsafe class IommuHandle : HandleObject
         Owner = platform;
         Iommu = iommu;
         Unit = iommu.Unit;
-        // Subscribed once, for the unit's lifetime; each raises the C callback installed at that moment.
-        Unit.FaultRecorder.FaultEvent += () => Raise(Abi.IrqFault);
-        Unit.InvalidationEvent += () => Raise(Abi.IrqInvalidationComplete);
-        Unit.PageRequestEvent += () => Raise(Abi.IrqPageRequest);
+        // Subscribed once, for the unit's lifetime; raises the C callback installed at that moment.
+        // DmarInterruptKind's values are the ENGINE_IRQ_* codes (Abi.Irq* are defined from them).
+        Unit.Interrupt += (_, e) => Raise((uint)e.Kind);
     }
 
     public PlatformHandle Owner { get; }

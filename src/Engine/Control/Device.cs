@@ -113,6 +113,32 @@ public sealed class Device
     private static bool IsRecoverable(FaultReason fault) =>
         fault is FaultReason.SmSecondLevelPermission or FaultReason.SmRead or FaultReason.SmWrite;
 
+    /// <summary>
+    /// DMA: reads guest (or, without an IOMMU, host) memory at <paramref name="iova"/> into
+    /// <paramref name="buffer"/> through this device's translation, as <see cref="Dma.DmaTransfer.Read"/> does.
+    /// </summary>
+    /// <remarks>
+    /// IO page faults are recovered from exactly when <see cref="PageRequestsEnabled"/> is true (the
+    /// device has PRI and was attached to a fault-capable domain with page requests on), as the device
+    /// would on hardware; otherwise a fault stops the transfer and the result says where and why. Use
+    /// <see cref="Dma.DmaTransfer"/> to choose otherwise.
+    /// </remarks>
+    /// <param name="iova">Input address of the first byte.</param>
+    /// <param name="buffer">Where the bytes go.</param>
+    /// <param name="pasid">PASID, or <see cref="TranslationRequest.NoPasid"/>.</param>
+    public Dma.DmaResult DmaRead(ulong iova, Span<byte> buffer, uint pasid = TranslationRequest.NoPasid) =>
+        Dma.DmaTransfer.Read(this, iova, buffer, pasid, pageFaults: true);
+
+    /// <summary>
+    /// DMA: writes <paramref name="buffer"/> at <paramref name="iova"/> through this device's
+    /// translation, as <see cref="Dma.DmaTransfer.Write"/> does; page faults as <see cref="DmaRead"/>.
+    /// </summary>
+    /// <param name="iova">Input address of the first byte.</param>
+    /// <param name="buffer">The bytes.</param>
+    /// <param name="pasid">PASID, or <see cref="TranslationRequest.NoPasid"/>.</param>
+    public Dma.DmaResult DmaWrite(ulong iova, ReadOnlySpan<byte> buffer, uint pasid = TranslationRequest.NoPasid) =>
+        Dma.DmaTransfer.Write(this, iova, buffer, pasid, pageFaults: true);
+
     /// <summary>Translates one DMA of this device (no page-request handling).</summary>
     /// <remarks>
     /// Without an IOMMU the DMA passes through (output = input). Once the platform (or the device's

@@ -195,6 +195,31 @@ public sealed class Platform : IDisposable
     }
 
     /// <summary>
+    /// Allocates a KVM domain for <paramref name="device"/> from <paramref name="tdp"/> and attaches
+    /// <paramref name="device"/> to it: <see cref="AllocateKvmDomain"/> then <see cref="Domain.Attach"/>,
+    /// without naming the device twice. Attach more devices with <see cref="Domain.Attach"/>.
+    /// </summary>
+    /// <remarks>All or nothing: when the attach is refused, the domain is freed before the exception leaves.</remarks>
+    /// <param name="device">The device whose IOMMU the domain is checked against, and which is attached.</param>
+    /// <param name="tdp">The exported TDP (KVM's TDP FD).</param>
+    /// <param name="attachFlags">Options of the attach; see <see cref="AttachFlags"/>.</param>
+    /// <exception cref="EngineException">Every refusal of <see cref="AllocateKvmDomain"/> and of <see cref="Domain.Attach"/>.</exception>
+    public KvmDomain AttachKvmDomain(Device device, KvmTdpFd tdp, AttachFlags attachFlags = AttachFlags.None)
+    {
+        KvmDomain domain = AllocateKvmDomain(device, tdp);
+        try
+        {
+            domain.Attach(device, attachFlags);
+        }
+        catch
+        {
+            domain.Dispose();
+            throw;
+        }
+        return domain;
+    }
+
+    /// <summary>
     /// The IOPF path: drains <paramref name="iommu"/>'s page-request queue, hands each page group to
     /// the requester's KVM domain, and answers with one page-group response per group (INVALID when
     /// the requester has no fault-capable domain).

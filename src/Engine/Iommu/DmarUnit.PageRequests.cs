@@ -88,7 +88,7 @@ public sealed unsafe partial class DmarUnit
             Interlocked.Increment(ref _pageRequests);
         }
         if (raise)
-            PageRequestEvent?.Invoke();
+            RaiseInterrupt(DmarInterruptKind.PageRequest);
         return PageRequestStatus.Queued;
     }
 

@@ -258,7 +258,7 @@ public sealed unsafe partial class DmarUnit
                 break;
         }
         if (invalidationEvent)
-            InvalidationEvent?.Invoke();
+            RaiseInterrupt(DmarInterruptKind.InvalidationComplete);
     }
 
     /// <summary>

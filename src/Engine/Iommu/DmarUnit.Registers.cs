@@ -72,7 +72,7 @@ public sealed partial class DmarUnit
 
     private void OnRegisterWritten(RegisterDeclaration register, ulong before, ulong after)
     {
-        Action? raise = null;
+        DmarInterruptKind? raise = null;
         lock (_registerLock)
         {
             if (_disposed)
@@ -95,7 +95,7 @@ public sealed partial class DmarUnit
                 case RegisterOffsets.InvalidationEventControl when (before & EventIm) != 0 && (after & EventIm) == 0:
                     // Unmasked: a held completion interrupt goes out now.
                     if (TakePending(RegisterOffsets.InvalidationEventControl))
-                        raise = InvalidationEvent;
+                        raise = DmarInterruptKind.InvalidationComplete;
                     break;
                 case RegisterOffsets.InvalidationCompletionStatus when (before & IcsIwc) != 0 && (after & IcsIwc) == 0:
                     // Software serviced the completion: nothing is pending any more.
@@ -103,7 +103,7 @@ public sealed partial class DmarUnit
                     break;
                 case RegisterOffsets.PageRequestEventControl when (before & EventIm) != 0 && (after & EventIm) == 0:
                     if (TakePending(RegisterOffsets.PageRequestEventControl))
-                        raise = PageRequestEvent;
+                        raise = DmarInterruptKind.PageRequest;
                     break;
                 case RegisterOffsets.PageRequestStatus when (before & PrsPpr) != 0 && (after & PrsPpr) == 0:
                     Registers.UpdateByHardware(RegisterOffsets.PageRequestEventControl, EventIp, 0, out _);
@@ -115,7 +115,23 @@ public sealed partial class DmarUnit
             }
         }
         // Outside the lock, like the fault recorder's events: handlers may run on any thread.
-        raise?.Invoke();
+        if (raise is { } kind)
+            RaiseInterrupt(kind);
+    }
+
+    // The legacy event of the kind first, then Interrupt with the unit as the sender.
+    private void RaiseInterrupt(DmarInterruptKind kind)
+    {
+        if (kind == DmarInterruptKind.PageRequest)
+        {
+            PageRequestEvent?.Invoke();
+            Interrupt?.Invoke(this, DmarInterruptEventArgs.PageRequest);
+        }
+        else
+        {
+            InvalidationEvent?.Invoke();
+            Interrupt?.Invoke(this, DmarInterruptEventArgs.InvalidationComplete);
+        }
     }
 
     // Clears IP; returns whether it was set (an interrupt was held).

@@ -50,8 +50,22 @@ public sealed unsafe partial class DmarUnit : IDisposable
         _fastWords = _contextCache.FastWords;
         _useBatchVector = options.UseSimd && BatchHitsUseVector512;
         FaultRecorder = new FaultRecorder(Registers, Cap, options.FaultCollapsing);
+        // The recorder does not know its unit; the unit adds itself as the sender.
+        FaultRecorder.FaultEvent += () => Interrupt?.Invoke(this, DmarInterruptEventArgs.Fault);
         Registers.Written += OnRegisterWritten;
     }
+
+    /// <summary>
+    /// Every interrupt of the unit — fault, invalidation completion, page request — with the unit as
+    /// the sender, so one handler can serve several units (as an interrupt controller does).
+    /// </summary>
+    /// <remarks>
+    /// Raised at the same moments as <see cref="FaultRecorder.FaultEvent"/>, <see cref="InvalidationEvent"/>
+    /// and <see cref="PageRequestEvent"/>, right after them, on the thread that caused the interrupt
+    /// (a translation that faulted, the write of IQT, a page request, the write that unmasked a held
+    /// interrupt). Those three stay for existing subscribers; new code should use this one.
+    /// </remarks>
+    public event EventHandler<DmarInterruptEventArgs>? Interrupt;
 
     /// <summary>How the unit was built.</summary>
     public DmarUnitOptions Options { get; }

@@ -71,9 +71,39 @@ public static class IommuPresets
     public static IReadOnlyList<IommuPreset> All { get; } =
         [GraniteRapidsServer, SapphireRapidsServer, RaptorLakeGraphics, SkylakeServer, QemuDefault, QemuScalable];
 
-    /// <summary>The preset called <paramref name="name"/> (case-insensitive).</summary>
-    /// <exception cref="ArgumentException">No preset has that name; the message lists the names.</exception>
+    // The names an embedder finds in code (the fields above) next to the CLI's short ones: the first
+    // embedder typed "GraniteRapidsServer" and was told only "server" existed.
+    private static readonly (string Name, IommuPreset Preset)[] TypeNames =
+    [
+        (nameof(GraniteRapidsServer), GraniteRapidsServer),
+        (nameof(SapphireRapidsServer), SapphireRapidsServer),
+        (nameof(RaptorLakeGraphics), RaptorLakeGraphics),
+        (nameof(SkylakeServer), SkylakeServer),
+        (nameof(QemuDefault), QemuDefault),
+        (nameof(QemuScalable), QemuScalable),
+    ];
+
+    /// <summary>Every name <see cref="Get"/> accepts: each preset's short name, then its field name here.</summary>
+    public static IReadOnlyList<string> Names { get; } = [.. All.Select(p => p.Name), .. TypeNames.Select(t => t.Name)];
+
+    /// <summary>
+    /// The preset called <paramref name="name"/>, case-insensitive: its short <see cref="IommuPreset.Name"/>
+    /// ("server") or the name of its field in this class ("GraniteRapidsServer").
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="name"/> is null.</exception>
+    /// <exception cref="ArgumentException">No preset has that name; the message lists every name accepted.</exception>
     public static IommuPreset Get(string name) =>
-        All.FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase))
-        ?? throw new ArgumentException($"No IOMMU preset is called '{name}'; known: {string.Join(", ", All.Select(p => p.Name))}.", nameof(name));
+        TryGet(name, out IommuPreset? preset)
+            ? preset
+            : throw new ArgumentException($"No IOMMU preset is called '{name}'; known: {string.Join(", ", All.Select(p => $"{p.Name} ({TypeNames.First(t => t.Preset == p).Name})"))}.", nameof(name));
+
+    /// <summary>Looks a preset up as <see cref="Get"/> does, without throwing for an unknown name.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="name"/> is null.</exception>
+    public static bool TryGet(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out IommuPreset? preset)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        preset = All.FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase))
+            ?? TypeNames.FirstOrDefault(t => string.Equals(t.Name, name, StringComparison.OrdinalIgnoreCase)).Preset;
+        return preset is not null;
+    }
 }

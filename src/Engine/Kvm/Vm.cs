@@ -8,7 +8,7 @@ namespace Engine.Kvm;
 /// TDP MMU whose EPT translates guest-physical to host-physical addresses and can be exported to
 /// IOMMU domains. Control operations serialize on the MMU lock; walkers never take it.
 /// </summary>
-public sealed class Vm : IDisposable
+public sealed partial class Vm : IDisposable
 {
     private readonly Lock _mmuLock = new();
     private readonly List<Memslot> _slots = [];
@@ -132,7 +132,8 @@ public sealed class Vm : IDisposable
     }
 
     /// <summary>
-    /// Maps [<paramref name="gfn"/>, +<paramref name="pages"/>) with <paramref name="permissions"/>
+    /// Maps [<paramref name="gfn"/>, +<paramref name="pages"/>) — a guest frame number and a count of
+    /// 4 KiB pages, not bytes (<see cref="MapGpa"/> takes bytes) — with <paramref name="permissions"/>
     /// at the largest page size that alignment, backing and <see cref="VmOptions.MaxHugePageLevel"/>
     /// allow. The range must lie inside memslots. Read-only slots and write-tracked pages get no W;
     /// dirty-logged slots map 4K pages read-only until written.
@@ -151,7 +152,7 @@ public sealed class Vm : IDisposable
         }
     }
 
-    /// <summary>Removes every mapping in [<paramref name="gfn"/>, +<paramref name="pages"/>), splitting large pages the range cuts.</summary>
+    /// <summary>Removes every mapping in [<paramref name="gfn"/>, +<paramref name="pages"/>) — a guest frame number and a count of 4 KiB pages (<see cref="ZapGpa"/> takes bytes) — splitting large pages the range cuts.</summary>
     /// <exception cref="EngineException">ENOMEM when a large page the range cuts could not be split; nothing is zapped then.</exception>
     public void Zap(ulong gfn, ulong pages)
     {
@@ -162,7 +163,7 @@ public sealed class Vm : IDisposable
         }
     }
 
-    /// <summary>Removes W from every mapping in [<paramref name="gfn"/>, +<paramref name="pages"/>) (dirty logging), splitting large pages the range cuts.</summary>
+    /// <summary>Removes W from every mapping in [<paramref name="gfn"/>, +<paramref name="pages"/>) — a guest frame number and a count of 4 KiB pages (<see cref="WriteProtectGpa"/> takes bytes) — as dirty logging does, splitting large pages the range cuts.</summary>
     /// <exception cref="EngineException">ENOMEM when a large page the range cuts could not be split; nothing is write-protected then.</exception>
     public void WriteProtect(ulong gfn, ulong pages)
     {
@@ -414,14 +415,41 @@ public sealed class Vm : IDisposable
         if (pages == 0)
             throw new ArgumentOutOfRangeException(nameof(pages), pages, "The page count must be at least 1.");
         if (gfn >= MaxGfn || pages > MaxGfn - gfn)
-            throw new ArgumentOutOfRangeException(nameof(gfn), gfn, $"GFN range 0x{gfn:x}+0x{pages:x} goes beyond the {Tdp.AddressWidth}-bit guest-physical width.");
+            throw new ArgumentOutOfRangeException(nameof(gfn), gfn, $"GFN range 0x{gfn:x}+0x{pages:x} goes beyond the {Tdp.AddressWidth}-bit guest-physical width.{UnitHint(gfn, pages)}");
         if (!requireMemslots)
             return;
         for (ulong g = gfn; g < gfn + pages;)
         {
-            Memslot slot = FindSlot(g) ?? throw new ArgumentException($"GFN 0x{g:x} is not in any memslot.", nameof(gfn));
+            Memslot slot = FindSlot(g) ?? throw new ArgumentException($"GFN 0x{g:x} is not in any memslot.{UnitHint(gfn, pages)}", nameof(gfn));
             g = slot.BaseGfn + slot.Pages;
         }
+    }
+
+    // The first embedder passed AddMemslot's byte sizes to Map and read "GFN 0x40000 is not in any
+    // memslot". When a refused range reads sensibly as bytes, the message says so.
+    private string UnitHint(ulong gfn, ulong pages)
+    {
+        const ulong PageMask = HostMemory.FrameSize - 1;
+        if ((pages & PageMask) != 0)
+            return "";
+        if ((gfn & PageMask) == 0 && InMemslots(gfn >> HostMemory.FrameShift, pages >> HostMemory.FrameShift))
+            return $" Expected a GFN and a page count, got what look like a GPA and a byte size: GPA 0x{gfn:x} + 0x{pages:x} bytes is GFN 0x{gfn >> HostMemory.FrameShift:x} + 0x{pages >> HostMemory.FrameShift:x} pages (the *Gpa methods take bytes).";
+        if (InMemslots(gfn, pages >> HostMemory.FrameShift))
+            return $" Expected a page count, got what looks like a byte size: 0x{pages:x} bytes is 0x{pages >> HostMemory.FrameShift:x} pages (the *Gpa methods take bytes).";
+        return "";
+    }
+
+    private bool InMemslots(ulong gfn, ulong pages)
+    {
+        if (pages == 0 || gfn >= MaxGfn || pages > MaxGfn - gfn)
+            return false;
+        for (ulong g = gfn; g < gfn + pages;)
+        {
+            if (FindSlot(g) is not { } slot)
+                return false;
+            g = slot.BaseGfn + slot.Pages;
+        }
+        return true;
     }
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);

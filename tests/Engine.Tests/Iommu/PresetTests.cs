@@ -92,3 +92,31 @@ public class PresetTests
         Assert.Contains("known:", Assert.Throws<ArgumentException>(() => IommuPresets.Get("nope")).Message);
     }
 }
+
+public class PresetNameTests
+{
+    [Theory]
+    [InlineData("server", "GraniteRapidsServer")]
+    [InlineData("SPR", "sapphirerapidsserver")]
+    [InlineData("client", "RaptorLakeGraphics")]
+    [InlineData("skylake", "SKYLAKESERVER")]
+    [InlineData("qemu", "QemuDefault")]
+    [InlineData("qemu-sm", "QemuScalable")]
+    public void ThePresetsShortNameAndItsFieldNameFindTheSamePreset(string shortName, string typeName)
+    {
+        Assert.Same(IommuPresets.Get(shortName), IommuPresets.Get(typeName));
+        Assert.True(IommuPresets.TryGet(typeName, out IommuPreset? found));
+        Assert.Same(IommuPresets.Get(shortName), found);
+    }
+
+    [Fact]
+    public void AnUnknownNameListsEveryNameAccepted()
+    {
+        string message = Assert.Throws<ArgumentException>(() => IommuPresets.Get("granite")).Message;
+        foreach (string name in IommuPresets.Names)
+            Assert.Contains(name, message);
+        Assert.False(IommuPresets.TryGet("granite", out _));
+        Assert.Equal(12, IommuPresets.Names.Count);
+        Assert.Throws<ArgumentNullException>(() => IommuPresets.Get(null!));
+    }
+}

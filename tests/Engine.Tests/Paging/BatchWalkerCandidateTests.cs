@@ -78,7 +78,7 @@ public class BatchWalkerCandidateTests
         vm.Zap(1024, 512);
         vm.Map(1025, 3, Access.All);   // GFNs 1024..1535: a page table with three 4K leaves
         ulong somePt = memory.ReadEntry(somePd + 8 * 2) & EptEntry.AddressMask;
-        memory.GetSpan(somePt, 4096).CopyTo(memory.GetSpan(vm.FindSlot(0)!.PeekHpa(0), 4096));
+        vm.WriteGuest(0, memory.GetSpan(somePt, 4096));
         // Reserved bits in leaves and directories: an address bit above the host width (46), and PS
         // with a table's address in a PDE; plus a few random single-bit flips anywhere on mapped paths.
         for (int i = 0; i < 24; i++)

@@ -34,8 +34,7 @@ public class BatchWalkerTests
         vm.Zap(1024, 512);
         vm.Map(1025, 3, Access.All);   // GFNs 1024..1535: a page table with three 4K leaves
         ulong somePt = memory.ReadEntry((memory.ReadEntry(pdpt) & EptEntry.AddressMask) + 8 * 2) & EptEntry.AddressMask;
-        Span<byte> data = memory.GetSpan(vm.FindSlot(0)!.PeekHpa(0), 4096);
-        memory.GetSpan(somePt, 4096).CopyTo(data);
+        vm.WriteGuest(0, memory.GetSpan(somePt, 4096));
         WalkerConfig[] configs = [WalkerConfig.SecondStage(memory.HostAddressWidth, 2), WalkerConfig.SecondStage(memory.HostAddressWidth, 1, snoopControl: false), vm.Tdp.WalkerConfig];
         var addresses = new ulong[256];
         var batch = new WalkResult[256];
