@@ -57,7 +57,8 @@ internal static unsafe class Errors
                 ObjectDisposedException => Fail(Ebadf, $"{function}: the object was destroyed ({e.Message})"),
                 Memory.HostMemoryExhaustedException => Fail(Enomem, $"{function}: {e.Message}"),
                 OutOfMemoryException => Fail(Enomem, $"{function}: out of memory."),
-                ArgumentException => Fail(Einval, $"{function}: {e.Message}"),
+                // Without .NET's " (Parameter 'x')" suffix: a C caller never passed an argument by that name.
+                ArgumentException a => Fail(Einval, $"{function}: {(a.ParamName is { } name ? a.Message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal) : a.Message)}"),
                 _ => Fail(Eio, $"{function}: internal error {e.GetType().Name}: {e.Message}"),
             };
         }

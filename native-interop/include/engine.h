@@ -342,7 +342,9 @@ int engine_domain_unmap(engine_domain *d, uint64_t iova, uint64_t size);
 
 /* Attaches dev to d: checks it can, takes a DID on dev's IOMMU, writes its context/PASID entry and
    flushes.  Errors: -EBADF, -EBUSY (already attached), -EINVAL (incompatible, other platform,
-   domain freed), -ENODEV, -ENOSPC, -ENOMEM. */
+   domain freed), -ENODEV (no IOMMU; or, for a KVM domain, a device that cannot take IO page faults:
+   no ENGINE_DEV_PRI / ENGINE_DEV_ATS, or a unit without page requests, as the series refuses it),
+   -ENOSPC, -ENOMEM. */
 int engine_domain_attach(engine_domain *d, engine_device *dev);
 
 /* Detaches dev from d (entry cleared and flushed).  Errors: -EBADF, -EINVAL (not attached to d). */
