@@ -157,7 +157,7 @@ public sealed class PagingDomain : Domain
             // A free on another thread retires the tables through the epochs: re-checked inside the
             // protected region, a walk that passes never reaches a frame already reused.
             ThrowIfFreed();
-            return PageWalker.Walk(_memory, WalkerConfig.SecondStage(_memory.HostAddressWidth, 2), _pgd, _agaw + 2, iova, access);
+            return PageWalker.Walk(_memory, WalkerConfig.SecondStage(_memory.HostAddressWidth, 2), _pgd, AgawMath.AgawToLevel(_agaw), iova, access);
         }
     }
 
@@ -258,7 +258,7 @@ public sealed class PagingDomain : Domain
     private (ulong EntryHpa, int Level) FindLeaf(ulong iova)
     {
         ulong table = _pgd;
-        for (int level = _agaw + 2; ; level--)
+        for (int level = AgawMath.AgawToLevel(_agaw); ; level--)
         {
             ulong at = table + (((iova >> Paging.PageSizes.ShiftOfLevel(level)) & Paging.PageSizes.LevelMask) << 3);
             ulong e = _memory.ReadEntry(at);
@@ -273,7 +273,7 @@ public sealed class PagingDomain : Domain
     private void InstallLeaf(ulong iova, int level, ulong hpa, Access permissions, List<(ulong Link, ulong Table)> newTables)
     {
         ulong table = _pgd;
-        for (int l = _agaw + 2; l > level; l--)
+        for (int l = AgawMath.AgawToLevel(_agaw); l > level; l--)
         {
             ulong at = table + (((iova >> Paging.PageSizes.ShiftOfLevel(l)) & Paging.PageSizes.LevelMask) << 3);
             ulong e = _memory.ReadEntry(at);
@@ -312,7 +312,7 @@ public sealed class PagingDomain : Domain
                     Visit(e & SlPte.AddressMask, level - 1);
             }
         }
-        Visit(_pgd, _agaw + 2);
+        Visit(_pgd, AgawMath.AgawToLevel(_agaw));
         _memory.RetireFrames(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(frames));
     }
 }
