@@ -166,7 +166,7 @@ public sealed unsafe partial class DmarUnit
         var masks = InvalidationDescriptor.ReservedMasks(d.Type);
         if (masks is null || (d.Qw0 & masks.Value.Qw0) != 0 || (d.Qw1 & masks.Value.Qw1) != 0 || d.Qw2 != 0 || d.Qw3 != 0)
             return InvalidationQueueError.InvalidDescriptor;
-        int granularity = (int)((d.Qw0 >> 4) & 3);
+        int granularity = d.Granularity;
         bool valid = d.Type switch
         {
             InvalidationDescriptorType.ContextCache => granularity != 0,
@@ -194,8 +194,8 @@ public sealed unsafe partial class DmarUnit
     // The unit's own effects of a valid descriptor. Returns whether an invalidation event is to be raised.
     private bool Apply(in InvalidationDescriptor d)
     {
-        int granularity = (int)((d.Qw0 >> 4) & 3);
-        ushort did = (ushort)(d.Qw0 >> 16);
+        int granularity = d.Granularity;
+        ushort did = d.Did;
         switch (d.Type)
         {
             case InvalidationDescriptorType.ContextCache:

@@ -33,6 +33,12 @@ public readonly record struct InvalidationDescriptor(ulong Qw0, ulong Qw1, ulong
     /// <summary>The type field (bits 3:0; the extended type bits 11:9 must be zero).</summary>
     public InvalidationDescriptorType Type => (InvalidationDescriptorType)(Qw0 & 0xF);
 
+    /// <summary>Bits 5:4: the granularity field of the context-cache, IOTLB and PASID descriptors.</summary>
+    public int Granularity => (int)((Qw0 >> 4) & 3);
+
+    /// <summary>Bits 31:16: the domain id of the context-cache, IOTLB and PASID descriptors (the source id in a PASID device-TLB one).</summary>
+    public ushort Did => (ushort)(Qw0 >> 16);
+
     /// <summary>Context-cache invalidation: granularity 1 global, 2 domain, 3 device.</summary>
     public static InvalidationDescriptor ContextCache(int granularity, ushort did = 0, ushort sourceId = 0, int functionMask = 0) =>
         new(1 | ((ulong)(granularity & 3) << 4) | ((ulong)did << 16) | ((ulong)sourceId << 32) | ((ulong)(functionMask & 3) << 48), 0);
