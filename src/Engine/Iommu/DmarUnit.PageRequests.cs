@@ -69,7 +69,7 @@ public sealed unsafe partial class DmarUnit
         lock (_registerLock)
         {
             ulong pqa = Registers.Get(RegisterOffsets.PageRequestQueueAddress);
-            ulong baseHpa = pqa & RootEntry.PointerMask;
+            ulong baseHpa = pqa & RegisterBaseMask;
             if (baseHpa == 0)
                 return PageRequestStatus.NotEnabled;
             ulong count = ((ulong)Engine.Memory.HostMemory.FrameSize << (int)(pqa & 7)) / PageRequest.Size;
@@ -128,7 +128,7 @@ public sealed unsafe partial class DmarUnit
         lock (_registerLock)
         {
             ulong pqa = Registers.Get(RegisterOffsets.PageRequestQueueAddress);
-            ulong baseHpa = pqa & RootEntry.PointerMask;
+            ulong baseHpa = pqa & RegisterBaseMask;
             if (baseHpa == 0)
                 return drained;
             ulong count = ((ulong)Engine.Memory.HostMemory.FrameSize << (int)(pqa & 7)) / PageRequest.Size;

@@ -72,7 +72,7 @@ public sealed unsafe partial class DmarUnit
         {
             bool wide = (iqa & IqaDw) != 0;
             int shift = wide ? 5 : 4;
-            return new QueueGeometry(iqa & RootEntry.PointerMask, wide, shift, ((ulong)HostMemory.FrameSize << (int)(iqa & 7)) >> shift);
+            return new QueueGeometry(iqa & RegisterBaseMask, wide, shift, ((ulong)HostMemory.FrameSize << (int)(iqa & 7)) >> shift);
         }
     }
 

@@ -5,6 +5,10 @@ public sealed partial class DmarUnit
 {
     private const ulong RtaddrScalableMode = 1UL << 10;
     private const ulong RtaddrTtmMask = 3UL << 10;
+
+    // RTADDR, IQA and PQA all hold a 4 KiB-aligned table base in bits 63:12; the low bits are
+    // mode and size fields, not address.
+    private const ulong RegisterBaseMask = 0xFFFF_FFFF_FFFF_F000UL;
     private readonly Lock _registerLock = new();
 
     /// <summary>A software register read (4 or 8 bytes); bad offsets and sizes are answered, not thrown.</summary>
@@ -147,7 +151,7 @@ public sealed partial class DmarUnit
         if ((command & GlobalCommand.SetRootTablePointer) != 0)
         {
             ulong rtaddr = Registers.Get(RegisterOffsets.RootTableAddress);
-            Volatile.Write(ref _rootTable, rtaddr & RootEntry.PointerMask);
+            Volatile.Write(ref _rootTable, rtaddr & RegisterBaseMask);
             // TTM 01 selects scalable mode; 10/11 are reserved and fault as an invalid root-table address.
             ulong ttm = rtaddr & RtaddrTtmMask;
             Volatile.Write(ref _scalableRoot, ttm != 0);
