@@ -4,26 +4,46 @@ using System.Runtime.InteropServices;
 namespace Engine.Memory;
 
 /// <summary>
-/// Epoch-based reclamation: readers (page walkers) enter and leave a protected region with one
-/// fenced store and no lock or allocation; a frame retired at epoch <c>E</c> is reused only once
+/// Epoch-based reclamation: readers (page walkers) enter and leave a protected region with plain
+/// stores — no lock, no fence, no allocation; a frame retired at epoch <c>E</c> is reused only once
 /// every thread inside a protected region entered at an epoch of at least <c>E</c>.
 /// </summary>
 /// <remarks>
+/// <para>Why no fence on entry. A fenced entry (an interlocked exchange, as this class had until
+/// issue 14) is a full barrier on x86: it drains the store buffer and holds back every later load,
+/// so a thread translating one miss after another could not start the next walk's table loads
+/// until the previous walk had finished — no memory-level parallelism on the miss path. The fence
+/// is moved to the side that runs rarely: the reclaimer (an asymmetric fence, as userspace RCU and
+/// folly's hazard pointers do). Before it scans the slots for a tag it has not yet fenced, it calls
+/// <see cref="Interlocked.MemoryBarrierProcessWide"/> (Linux: <c>membarrier</c>, else an IPI through
+/// <c>mprotect</c>; Windows: <c>FlushProcessWriteBuffers</c>), which executes a full barrier on every
+/// CPU running a thread of this process (a descheduled thread went through one at its context switch).</para>
 /// <para>Ordering argument. A writer first unlinks a frame (one atomic store of the entry that
-/// pointed at it), then calls <see cref="Bump"/>, an interlocked increment (a full fence) that
-/// returns the frame's tag <c>E</c>. A reader publishes the epoch it read into its slot with an
-/// interlocked exchange (a full fence) and only then reads page-table entries.</para>
-/// <para>Take any reader and the reclaimer's scan of its slot. Both sides store, fence, then load
-/// (reader: slot, then entries; reclaimer: unlink and increment, then slot), so by the
-/// store-buffering argument at least one sees the other's store. (a) The scan sees the reader's
-/// slot. If the slot holds an epoch below <c>E</c>, the reader may have read the old entry, and
-/// the frame is held back. If it holds <c>E</c> or more, the reader read the global epoch after
-/// the increment, which was ordered after the unlink, so it cannot reach the frame. (b) The scan
-/// sees the slot idle: then the reader's later entry reads see the unlink, and it cannot reach the
-/// frame either. Hence the frame is reused only when no reader that could have seen it is inside.</para>
-/// <para>Garnet's LightEpoch shipped reuse-under-reader bugs when its entry store was not fenced;
-/// the exchange here is deliberate, and <c>EpochReclamationStressTests</c> poison freed frames to
-/// catch any regression.</para>
+/// pointed at it, or <see cref="HostMemory"/>'s limit set to 0), then calls <see cref="Bump"/>, an
+/// interlocked increment (a full fence) that returns the frame's tag <c>E</c>. A reader loads the
+/// global epoch, stores it into its slot (a plain store) and only then reads page-table entries
+/// (volatile loads; the JIT keeps volatile accesses in program order, so only the CPU could hoist a
+/// load above the slot store). The reclaimer reads the global epoch <c>C ≥ E</c>, runs the
+/// process-wide barrier, and scans the slots. Take any reader R and the point <c>T</c> where the
+/// barrier ran on R's CPU: every access of R before <c>T</c> in program order is globally visible
+/// at <c>T</c>, and none after <c>T</c> has been performed. (a) R's slot store is before <c>T</c>:
+/// the scan, which runs after the barrier returned, sees it (or a later value of the slot). An epoch
+/// below <c>E</c> holds the frame back; an epoch of <c>E</c> or more was loaded after the increment,
+/// which was ordered after the unlink, so R's entry loads (after its epoch load) cannot reach the
+/// frame; 0 means R left, and its release store of 0 came after its entry loads. (b) R's slot store
+/// is after <c>T</c>: then so are all its entry loads, and the unlink and the increment happened
+/// before the barrier began, so R sees the unlink and cannot reach the frame. Either way a frame is
+/// reused only when no reader that could have seen it is inside. Later scans for the same tag need
+/// no new barrier: a reader's later entries are after its <c>T</c> (case b), and its earlier ones were
+/// visible at the first scan (case a). <see cref="SafeEpoch"/> therefore fences only when the
+/// global epoch has moved since its last barrier, and answers at most the epoch it read before
+/// fencing: a frame tagged after that barrier is not covered by it and waits for the next scan.</para>
+/// <para>Garnet's LightEpoch shipped reuse-under-reader bugs when its entry store was not fenced
+/// and nothing fenced for it; here the reclaimer's barrier is that fence, and
+/// <c>EpochReclamationStressTests</c> poison freed frames to catch any regression.</para>
+/// <para>Protection is per call (a walk, a batch's chunk, a DMA transfer), never held while a thread
+/// is idle: a thread that stops translating has left its region, so nothing waits on it, and a
+/// thread cannot exit inside a region (each region is a <c>try</c>/<c>finally</c> or a <c>using</c>).</para>
 /// </remarks>
 public sealed unsafe class EpochManager : IDisposable
 {
@@ -44,6 +64,7 @@ public sealed unsafe class EpochManager : IDisposable
     private readonly Slot[] _table;
     private readonly Slot* _slots;
     private ulong _current = 1;
+    private ulong _fenced;   // the global epoch read before the last process-wide barrier
     private bool _disposed;
 
     /// <summary>Creates a manager with one cache-line slot per possible thread.</summary>
@@ -83,8 +104,9 @@ public sealed unsafe class EpochManager : IDisposable
     public void Protect()
     {
         Slot* slot = _slots + ThreadSlots.Current;
+        // A plain store, no fence: the reclaimer's process-wide barrier orders it (see the remarks).
         if (slot->Depth++ == 0)
-            Interlocked.Exchange(ref slot->Epoch, Volatile.Read(ref _current));
+            Volatile.Write(ref slot->Epoch, Volatile.Read(ref _current));
     }
 
     /// <summary>Leaves the innermost protected region of the calling thread.</summary>
@@ -103,10 +125,38 @@ public sealed unsafe class EpochManager : IDisposable
     public ulong Bump() => Interlocked.Increment(ref _current);
 
     /// <summary>
-    /// The smallest epoch any thread inside a protected region entered at, or
-    /// <see cref="ulong.MaxValue"/> when no thread is inside. Frames tagged at or below it are safe to reuse.
+    /// The epoch up to which frames are safe to reuse: the smallest epoch any thread inside a
+    /// protected region entered at, and never more than the global epoch read before the scan's
+    /// barrier. Frames tagged at or below it are safe to reuse.
     /// </summary>
+    /// <remarks>Runs a process-wide memory barrier first when the global epoch moved since the last one (see the remarks of the class): call it on the control path.</remarks>
     public ulong SafeEpoch()
+    {
+        ulong bound = FenceReaders();
+        ulong min = ScanSlots();
+        return Math.Min(min, bound);
+    }
+
+    /// <summary>
+    /// Makes every reader's slot store that precedes its entry loads visible to the scans that follow:
+    /// one process-wide barrier per step of the global epoch at most. Returns the epoch it covers.
+    /// </summary>
+    private ulong FenceReaders()
+    {
+        ulong current = Volatile.Read(ref _current);
+        if (Volatile.Read(ref _fenced) >= current)
+            return current;
+        Interlocked.MemoryBarrierProcessWide();
+        // Several reclaimers may race here; the largest epoch fenced wins (it only ever grows).
+        ulong seen;
+        while ((seen = Volatile.Read(ref _fenced)) < current && Interlocked.CompareExchange(ref _fenced, current, seen) != seen)
+        {
+        }
+        return current;
+    }
+
+    /// <summary>The smallest epoch in a slot now, or <see cref="ulong.MaxValue"/> when every slot is idle.</summary>
+    private ulong ScanSlots()
     {
         ulong min = ulong.MaxValue;
         for (int i = 0; i < ThreadSlots.MaxThreads; i++)

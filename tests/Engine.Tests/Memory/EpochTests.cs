@@ -67,10 +67,11 @@ public class EpochTests
     }
 
     [Fact]
-    public void SafeEpochIsTheOldestReaderOrMaxWhenNoneIsInside()
+    public void SafeEpochIsTheOldestReaderOrTheCurrentEpochWhenNoneIsInside()
     {
         using var epochs = new EpochManager();
-        Assert.Equal(ulong.MaxValue, epochs.SafeEpoch());
+        // Never beyond the epoch its barrier covered: a frame tagged later waits for the next scan.
+        Assert.Equal(epochs.Current, epochs.SafeEpoch());
         ulong entered = epochs.Current;
         using (epochs.Enter())
         {
@@ -81,6 +82,7 @@ public class EpochTests
             Assert.True(epochs.IsSafe(entered));
         }
         Assert.True(epochs.IsSafe(epochs.Current));
+        Assert.False(epochs.IsSafe(epochs.Current + 1));
     }
 
     [Fact]
