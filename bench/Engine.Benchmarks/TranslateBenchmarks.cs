@@ -78,6 +78,23 @@ public class TranslateBenchmarks
         return _sink = sum;
     }
 
+    /// <summary>translate-miss-batch: the misses of <see cref="TranslateMiss"/> through <see cref="DmarUnit.TranslateBatch"/> (walked together per domain, then filled).</summary>
+    [Benchmark(OperationsPerInvoke = HitWorkingSet.Keys)]
+    public ulong TranslateMissBatch()
+    {
+        DmarUnit unit = _unit!;
+        if (_missResults.Length != _distinct.Length)
+            _missResults = new TranslationResult[_distinct.Length];
+        unit.Iotlb.InvalidateAll();
+        unit.TranslateBatch(_distinct, _missResults);
+        ulong sum = 0;
+        foreach (ref readonly TranslationResult r in _missResults.AsSpan())
+            sum += r.Hpa;
+        return _sink = sum;
+    }
+
+    private TranslationResult[] _missResults = [];
+
     /// <summary>inval-page: one page-selective invalidation (4K, AM 0) of the IOTLB.</summary>
     [Benchmark]
     public void InvalidatePage() => _unit!.Iotlb.InvalidatePages(1, _distinct[7].Iova, 0);

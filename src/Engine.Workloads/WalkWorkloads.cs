@@ -74,7 +74,7 @@ public static class WorkloadCatalog
     public static IReadOnlyList<string> Names { get; } =
     [
         "iotlb-hit", "iotlb-hit-batch", "iotlb-lookup", "iotlb-hit-2m", "iotlb-hit-1g", "iotlb-thrash", "walk-hot", "walk-hot-batch",
-        "walk-cold", "walk-cold-batch", "translate-miss", "iotlb-hit-mt", "inval-page", "inval-domain",
+        "walk-cold", "walk-cold-batch", "translate-miss", "translate-miss-batch", "dma-strict", "dma-lazy", "iotlb-hit-mt", "inval-page", "inval-domain",
     ];
 
     /// <summary>Creates the workload called <paramref name="name"/>.</summary>
@@ -92,6 +92,9 @@ public static class WorkloadCatalog
         "walk-cold" => new WalkWorkload(cold: true, batch: false),
         "walk-cold-batch" => new WalkWorkload(cold: true, batch: true),
         "translate-miss" => new TranslateMissWorkload(),
+        "translate-miss-batch" => new TranslateMissBatchWorkload(),
+        "dma-strict" => new DmaApiWorkload(lazy: false),
+        "dma-lazy" => new DmaApiWorkload(lazy: true),
         "iotlb-hit-mt" => new IotlbHitMultiThreadWorkload(threads),
         "inval-page" => new InvalidationWorkload(pageSelective: true),
         "inval-domain" => new InvalidationWorkload(pageSelective: false),

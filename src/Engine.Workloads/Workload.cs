@@ -32,6 +32,9 @@ public abstract class Workload : IDisposable
     /// </summary>
     public virtual long AllocatedBytes => GC.GetAllocatedBytesForCurrentThread();
 
+    /// <summary>IOTLB hits / translations (0..1) over the passes run so far, for workloads that count them; null otherwise. Read after the timed passes.</summary>
+    public virtual double? IotlbHitRate => null;
+
     /// <summary>A note for the report (e.g. the hit rate), read after the timed passes.</summary>
     public virtual string? Note => null;
 

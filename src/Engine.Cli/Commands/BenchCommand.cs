@@ -142,7 +142,7 @@ internal static class BenchCommand
             double[] samples = [.. runs.Select(t => t / ops)];
             Array.Sort(runs);
             double nsPerOp = (runs[TimedRuns / 2 - 1] + runs[TimedRuns / 2]) / 2 / ops; // the median of an even count
-            return new BenchRow(workload.Name, nsPerOp, 1000.0 / nsPerOp, allocated / (ops * TimedRuns), workload.Threads, workload.Note, samples);
+            return new BenchRow(workload.Name, nsPerOp, 1000.0 / nsPerOp, allocated / (ops * TimedRuns), workload.Threads, workload.Note, samples, workload.IotlbHitRate);
         }
     }
 
@@ -163,4 +163,4 @@ internal static class BenchCommand
 }
 
 /// <summary>One row of <c>engine bench</c>, with the ns/op of every timed run (<see cref="BenchResultsWriter"/> writes it as JSON).</summary>
-internal sealed record BenchRow(string Name, double NsPerOp, double MopsPerSec, double AllocatedBytesPerOp, int Threads, string? Note, IReadOnlyList<double> SamplesNsPerOp);
+internal sealed record BenchRow(string Name, double NsPerOp, double MopsPerSec, double AllocatedBytesPerOp, int Threads, string? Note, IReadOnlyList<double> SamplesNsPerOp, double? IotlbHitRate = null);

@@ -43,8 +43,9 @@ internal sealed record BenchEnvironment(
 /// <param name="Threads">Threads a pass runs on.</param>
 /// <param name="Note">The workload's note (hit rate, batch walker), if any.</param>
 /// <param name="SamplesNsPerOp">ns/op of every timed run, in the order they ran.</param>
+/// <param name="IotlbHitRate">IOTLB hits / translations over the timed runs (0..1), for workloads that count them; omitted otherwise.</param>
 internal sealed record BenchWorkloadResult(
-    string Name, double NsPerOp, double MopsPerSec, double AllocatedBytesPerOp, int Threads, string? Note, IReadOnlyList<double> SamplesNsPerOp);
+    string Name, double NsPerOp, double MopsPerSec, double AllocatedBytesPerOp, int Threads, string? Note, IReadOnlyList<double> SamplesNsPerOp, double? IotlbHitRate = null);
 
 /// <summary>Source-generated JSON for the results format (camelCase keys, indented, readable text).</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, WriteIndented = true)]

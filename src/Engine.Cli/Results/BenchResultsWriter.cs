@@ -14,7 +14,7 @@ internal static class BenchResultsWriter
     {
         double calibration = Calibration.MeasureNsPerStep();
         BenchWorkloadResult[] workloads = [.. rows.Select(r => new BenchWorkloadResult(
-            r.Name, r.NsPerOp, r.MopsPerSec, r.AllocatedBytesPerOp, r.Threads, r.Note, r.SamplesNsPerOp))];
+            r.Name, r.NsPerOp, r.MopsPerSec, r.AllocatedBytesPerOp, r.Threads, r.Note, r.SamplesNsPerOp, r.IotlbHitRate))];
         return new BenchDocument(BenchDocument.FormatName, BenchDocument.CurrentVersion,
             EnvironmentProbe.Capture(startedUtc, batchWalker, calibration), workloads);
     }

@@ -133,7 +133,17 @@ public sealed class PagingDomain : Domain
     /// invalidation, then emptied tables are retired.
     /// </summary>
     /// <returns>Bytes unmapped (may exceed <paramref name="size"/> when a large page was cut).</returns>
-    public ulong Unmap(ulong iova, ulong size)
+    public ulong Unmap(ulong iova, ulong size) => Unmap(iova, size, invalidate: true);
+
+    /// <summary>
+    /// <see cref="Unmap(ulong, ulong)"/>, or with <paramref name="invalidate"/> false the leaves only,
+    /// no IOTLB invalidation: Linux's lazy mode (<c>iommu.strict=0</c>), where the driver queues the
+    /// freed IOVAs and flushes the whole domain later. Until the caller invalidates (a domain-selective
+    /// invalidation through <see cref="DmarUnit.Submit"/>, say), a unit may still translate the range
+    /// from its IOTLB, so the caller must not reuse the IOVAs before then.
+    /// </summary>
+    /// <returns>Bytes unmapped (may exceed <paramref name="size"/> when a large page was cut).</returns>
+    public ulong Unmap(ulong iova, ulong size, bool invalidate)
     {
         lock (Platform.ControlLock)
         {
@@ -141,7 +151,7 @@ public sealed class PagingDomain : Domain
             ThrowIfPlatformDisposed();
             if (size == 0 || ((iova | size) & (HostMemory.FrameSize - 1)) != 0 || iova + size < iova)
                 throw new EngineException(Errno.EINVAL, $"unmap: IOVA 0x{iova:x} and size 0x{size:x} must be non-zero multiples of 4 KiB.");
-            return UnmapLocked(iova, size);
+            return UnmapLocked(iova, size, invalidate);
         }
     }
 
@@ -192,7 +202,7 @@ public sealed class PagingDomain : Domain
         _memory.Reclaim();
     }
 
-    private ulong UnmapLocked(ulong iova, ulong size)
+    private ulong UnmapLocked(ulong iova, ulong size, bool invalidate = true)
     {
         ulong start = iova, end = iova + size, unmapped = 0;
         var cleared = new List<(ulong Start, ulong Bytes)>();
@@ -209,6 +219,8 @@ public sealed class PagingDomain : Domain
             }
             a = pageStart + bytes;
         }
+        if (!invalidate)
+            return unmapped;
         foreach (IommuInstance iommu in Iommus)
         {
             if (iommu.IsDisposed)

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Engine.Memory;
 using Engine.Paging;
 
 namespace Engine.Iommu;
@@ -73,19 +74,20 @@ public sealed unsafe partial class DmarUnit
                     }
                 }
                 Iotlb.FillTicket ticket = Iotlb.BeginFill(missContext[m].Did);
-                _memory.Epochs.Protect();
+                int slot = ThreadSlots.Current;
+                _memory.Epochs.Protect(slot);
                 try
                 {
                     PageWalker.WalkBatch(_memory, _walker, missContext[m].Root, missContext[m].Levels, addresses[..members], Access.None, walks);
                 }
                 finally
                 {
-                    _memory.Epochs.Unprotect();
+                    _memory.Epochs.Unprotect(slot);
                 }
                 for (int g = 0; g < members; g++)
                 {
                     int n = group[g];
-                    results[missIndex[n]] = FinishWalk(requests[missIndex[n]], missContext[n], walks[g], ticket, generation);
+                    results[missIndex[n]] = FinishWalk(requests[missIndex[n]], missContext[n], walks[g], ticket, generation, slot);
                 }
             }
         }

@@ -117,16 +117,17 @@ public sealed unsafe partial class DmarUnit
             return fault;
         Iotlb.FillTicket ticket = Iotlb.BeginFill(context.Did);
         WalkResult walk;
-        _memory.Epochs.Protect();
+        int slot = ThreadSlots.Current;   // once per miss: the epoch slot and the counters' line
+        _memory.Epochs.Protect(slot);
         try
         {
             walk = PageWalker.Walk(_memory, _walker, context.Root, context.Levels, request.Iova, Access.None);
         }
         finally
         {
-            _memory.Epochs.Unprotect();
+            _memory.Epochs.Unprotect(slot);
         }
-        return FinishWalk(request, context, walk, ticket, contextGeneration);
+        return FinishWalk(request, context, walk, ticket, contextGeneration, slot);
     }
 
     /// <summary>Turns a walk into a result: a fault with its reason, or a fill and the permission check.</summary>
@@ -135,9 +136,10 @@ public sealed unsafe partial class DmarUnit
     /// <param name="walk">The walk.</param>
     /// <param name="ticket">Taken before the walk.</param>
     /// <param name="contextGeneration">The context cache's generation read before <paramref name="context"/> was looked up.</param>
-    private TranslationResult FinishWalk(in TranslationRequest request, in ResolvedContext context, in WalkResult walk, Iotlb.FillTicket ticket, uint contextGeneration)
+    /// <param name="slot">The calling thread's <c>ThreadSlots.Current</c>.</param>
+    private TranslationResult FinishWalk(in TranslationRequest request, in ResolvedContext context, in WalkResult walk, Iotlb.FillTicket ticket, uint contextGeneration, int slot)
     {
-        _counters.Increment(MissCounter);
+        _counters.Increment(slot, MissCounter);
         bool scalable = (context.Flags & ContextFlags.Scalable) != 0;
         if (!walk.IsSuccess)
         {

@@ -94,32 +94,47 @@ public sealed unsafe class EpochManager : IDisposable
         return new EpochGuard(this);
     }
 
-    /// <summary>Enters a protected region (see <see cref="Enter"/>); pair with <see cref="Unprotect"/>.</summary>
+    /// <summary>Enters a protected region (see <see cref="Enter"/>); pair with <see cref="Unprotect()"/>.</summary>
     /// <remarks>
     /// Never throws, so the hot path can call it: after <see cref="Dispose"/> the region is entered
     /// as before (the slots are a pinned managed array, alive while the manager is), and what it
     /// protects is empty — <see cref="HostMemory"/> sets its limit to 0 before it waits for readers.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Protect()
+    public void Protect() => Protect(ThreadSlots.Current);
+
+    /// <summary>
+    /// <see cref="Protect()"/> for the thread that holds <paramref name="slot"/> (its <c>ThreadSlots.Current</c>),
+    /// so a caller that needs the slot for other per-thread state looks it up once.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void Protect(int slot)
     {
-        Slot* slot = _slots + ThreadSlots.Current;
+        Slot* s = _slots + slot;
         // A plain store, no fence: the reclaimer's process-wide barrier orders it (see the remarks).
-        if (slot->Depth++ == 0)
-            Volatile.Write(ref slot->Epoch, Volatile.Read(ref _current));
+        if (s->Depth++ == 0)
+            Volatile.Write(ref s->Epoch, Volatile.Read(ref _current));
     }
 
     /// <summary>Leaves the innermost protected region of the calling thread.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Unprotect()
+    public void Unprotect() => Unprotect(ThreadSlots.Current);
+
+    /// <summary><see cref="Unprotect()"/> for the thread that holds <paramref name="slot"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void Unprotect(int slot)
     {
-        Slot* slot = _slots + ThreadSlots.Current;
-        if (slot->Depth <= 0)
-            throw new InvalidOperationException("Unprotect was called by a thread that is not inside a protected region.");
+        Slot* s = _slots + slot;
+        if (s->Depth <= 0)
+            ThrowNotProtected();
         // Release store: every entry read inside the region happens before the slot turns idle.
-        if (--slot->Depth == 0)
-            Volatile.Write(ref slot->Epoch, 0);
+        if (--s->Depth == 0)
+            Volatile.Write(ref s->Epoch, 0);
     }
+
+    [MethodImpl(MethodImplOptions.NoInlining)] // keeps the throw out of the inlined leave
+    private static void ThrowNotProtected() =>
+        throw new InvalidOperationException("Unprotect was called by a thread that is not inside a protected region.");
 
     /// <summary>Advances the global epoch and returns the new value: the tag for frames unlinked before the call.</summary>
     public ulong Bump() => Interlocked.Increment(ref _current);

@@ -46,9 +46,17 @@ internal sealed class ThreadCounters
 
     /// <summary>Adds <paramref name="value"/> to counter <paramref name="counter"/> (0..7) on the calling thread's line.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Add(int counter, long value)
+    public void Add(int counter, long value) => Add(ThreadSlots.Current, counter, value);
+
+    /// <summary>Adds 1 to counter <paramref name="counter"/> on the line of <paramref name="slot"/>, the calling thread's <c>ThreadSlots.Current</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Increment(int slot, int counter) => Add(slot, counter, 1);
+
+    /// <summary>Adds <paramref name="value"/> to counter <paramref name="counter"/> on the line of <paramref name="slot"/>, the calling thread's <c>ThreadSlots.Current</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Add(int slot, int counter, long value)
     {
-        ref long cell = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_cells), _first + ThreadSlots.Current * LineLongs + (counter & (LineLongs - 1)));
+        ref long cell = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_cells), _first + (slot & (ThreadSlots.MaxThreads - 1)) * LineLongs + (counter & (LineLongs - 1)));
         // One writer per line: a plain read-modify-write; the store is volatile only so the JIT
         // cannot keep the counter in a register across the caller's loop.
         Volatile.Write(ref cell, cell + value);
