@@ -9,10 +9,10 @@ namespace Engine.Memory;
 /// </summary>
 /// <remarks>
 /// Why not native memory: a translation reads these words with no protection at all — an epoch
-/// entry is a fenced store, which would double the cost of an IOTLB hit. So nothing can tell when
-/// the last reader of a disposed unit has left, and freeing native memory in <c>Dispose</c> could
-/// pull it from under a thread still translating (an access violation, or a hit read from memory
-/// that now belongs to someone else). The pinned heap never moves the block, and the GC frees it
+/// entry (a thread-slot lookup and two stores; a fenced store before issue 14) would add to every
+/// IOTLB hit. So nothing can tell when the last reader of a disposed unit has left, and freeing
+/// native memory in <c>Dispose</c> could pull it from under a thread still translating (an access
+/// violation, or a hit read from memory that now belongs to someone else). The pinned heap never moves the block, and the GC frees it
 /// only once its owner is unreachable: a thread inside a method of the owner keeps the owner alive
 /// (the owners end their hot methods with <see cref="GC.KeepAlive"/>), so reachability is the grace
 /// period, at no cost to the reader. <see cref="EpochManager"/> keeps its slots the same way.
