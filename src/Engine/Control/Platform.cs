@@ -52,6 +52,30 @@ public sealed class Platform : IDisposable
 
     internal Lock ControlLock { get; } = new();
 
+    /// <summary>
+    /// Brings your own RAM: registers memory this process owns as host memory at
+    /// [<paramref name="hpa"/>, <paramref name="hpa"/> + <paramref name="size"/>), with no copy. Root,
+    /// context and second-level tables, invalidation and page-request queues, and DMA buffers placed
+    /// there (by the embedder or its simulated guest) are read and written in place; translations
+    /// whose tables live there are walked without any callback. Engine never allocates from it, frees
+    /// it or moves it: keep it mapped until this platform is disposed. An HPA outside every region is
+    /// the spec's fault, never an access violation.
+    /// </summary>
+    /// <param name="hpa">Host-physical address of the first byte; 4 KiB aligned.</param>
+    /// <param name="host">The memory in this process; 4 KiB aligned.</param>
+    /// <param name="size">Bytes; a non-zero multiple of 4 KiB.</param>
+    /// <exception cref="ArgumentException">Null, unaligned, empty, wrapping or wider than the host address width.</exception>
+    /// <exception cref="EngineException"><see cref="Errno.EEXIST"/> when the range (by HPA or by host address) overlaps Engine's region or a region added before.</exception>
+    /// <exception cref="ObjectDisposedException">The platform is disposed.</exception>
+    public void AddRam(ulong hpa, nint host, ulong size)
+    {
+        lock (ControlLock)
+        {
+            ThrowIfDisposed();
+            Memory.AddEmbedderRegion(hpa, host, size);
+        }
+    }
+
     /// <summary>Adds an IOMMU with these registers (the driver takes it over: tables, QI, page requests, TE).</summary>
     /// <exception cref="EngineException">ENODEV when the unit offers no usable address width; EEXIST for a duplicate name.</exception>
     public IommuInstance AddIommu(string name, CapabilityRegister cap, ExtendedCapabilityRegister ecap) =>

@@ -100,9 +100,9 @@ public sealed unsafe partial class DmarUnit
         try
         {
             byte* slot = _memory.TryGetPointer(slotHpa, PageRequest.Size);
-            // As for a wait descriptor's status write: a queue that PQA places in a free or foreign
-            // frame is never written; the request is dropped as if the queue were full.
-            if (slot == null || _memory.GetFrameState(slotHpa) != Engine.Memory.FrameState.Allocated)
+            // As for a wait descriptor's status write: a queue that PQA places in a free frame, or
+            // outside all memory, is never written; the request is dropped as if the queue were full.
+            if (slot == null || !_memory.IsWritable(slotHpa, PageRequest.Size))
                 return false;
             Volatile.Write(ref *(ulong*)(slot + 8), request.Qw1);
             Volatile.Write(ref *(ulong*)(slot + 16), 0UL);

@@ -180,9 +180,9 @@ public sealed unsafe partial class DmarUnit
             return InvalidationQueueError.InvalidDescriptor;
         if (d.Type == InvalidationDescriptorType.Wait && (d.Qw0 & WaitSw) != 0)
         {
-            // Only into allocated frames: the status write must never land in a free or foreign page.
+            // Only into allocated frames or embedder RAM: the status write must never land in a free page.
             ulong address = d.Qw1 & ~3UL;
-            if (!_memory.Contains(address, 4) || _memory.GetFrameState(address) != FrameState.Allocated)
+            if (!_memory.IsWritable(address, 4))
                 return InvalidationQueueError.StatusWriteFailed;
         }
         return InvalidationQueueError.None;

@@ -118,10 +118,19 @@ public static unsafe partial class PageWalker
         }
 
     Outside:
-        return WalkResult.Faulted(WalkFault.TablePointerOutsideMemory, level);
+        return OutsideRegion(memory, config, rootHpa, levels, address, access, level);
     Unusual:
         return Unusual<TRules>(config, level, e, permissions, required, address);
     }
+
+    // Out of line: a table pointer left Engine's region. With embedder RAM registered the tables may
+    // live there; the reference walk resolves every level through all regions (same result by
+    // construction). Without it, this is the fault.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static WalkResult OutsideRegion(HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ulong address, Access access, int level) =>
+        memory.HasEmbedderRegions
+            ? WalkReference(memory, config, rootHpa, levels, address, access)
+            : WalkResult.Faulted(WalkFault.TablePointerOutsideMemory, level);
 
     // Out of line: a fault or a large leaf at this level, checked in the reference's order.
     [MethodImpl(MethodImplOptions.NoInlining)]
