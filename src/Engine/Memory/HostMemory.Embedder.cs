@@ -99,6 +99,38 @@ public sealed unsafe partial class HostMemory
     }
 
     /// <summary>
+    /// The region (Engine's or an embedder's) that holds the whole frame at <paramref name="hpa"/>:
+    /// its first HPA, its size as a walker may address it, and its pointer. False when none does
+    /// (or memory is disposed). Never throws; callers are inside a protected region.
+    /// </summary>
+    internal bool TryFindRegion(ulong hpa, out ulong regionHpa, out ulong regionSize, out byte* pointer)
+    {
+        ulong limit = Volatile.Read(ref _limit);
+        if (hpa - BaseHpa < limit && FrameSize <= limit - (hpa - BaseHpa))
+        {
+            regionHpa = BaseHpa;
+            regionSize = limit;
+            pointer = _pointer;
+            return true;
+        }
+        EmbedderRegion[] regions = Volatile.Read(ref _embedder);
+        for (int i = 0; i < regions.Length; i++)
+        {
+            ulong offset = hpa - regions[i].Hpa;
+            if (offset < regions[i].Size && FrameSize <= regions[i].Size - offset)
+            {
+                regionHpa = regions[i].Hpa;
+                regionSize = regions[i].Size;
+                pointer = regions[i].Pointer;
+                return true;
+            }
+        }
+        regionHpa = regionSize = 0;
+        pointer = null;
+        return false;
+    }
+
+    /// <summary>
     /// Whether a device or the unit may write [<paramref name="hpa"/>, +<paramref name="length"/>):
     /// every frame of it allocated in Engine's region, or all of it inside one embedder region.
     /// </summary>
@@ -117,6 +149,6 @@ public sealed unsafe partial class HostMemory
         return TryGetEmbedderPointer(hpa, Math.Max(length, 1)) != null;
     }
 
-    // Walkers that found a table pointer outside Engine's region ask here before they fault.
+    // Disposal: walkers that start after this find no embedder region and fault.
     private void ForgetEmbedderRegions() => Volatile.Write(ref _embedder, []);
 }

@@ -118,19 +118,54 @@ public static unsafe partial class PageWalker
         }
 
     Outside:
-        return OutsideRegion(memory, config, rootHpa, levels, address, access, level);
+        return OutsideRegion<TRules>(memory, config, rootHpa, levels, address, required, level);
     Unusual:
         return Unusual<TRules>(config, level, e, permissions, required, address);
     }
 
     // Out of line: a table pointer left Engine's region. With embedder RAM registered the tables may
-    // live there; the reference walk resolves every level through all regions (same result by
-    // construction). Without it, this is the fault.
+    // live there: walk again from the root, resolving each table through every region. Without it,
+    // this is the fault.
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static WalkResult OutsideRegion(HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ulong address, Access access, int level) =>
+    private static WalkResult OutsideRegion<TRules>(HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ulong address, ulong required, int level)
+        where TRules : struct, IFormatRules =>
         memory.HasEmbedderRegions
-            ? WalkReference(memory, config, rootHpa, levels, address, access)
+            ? WalkAcrossRegions<TRules>(memory, config, rootHpa, levels, address, required)
             : WalkResult.Faulted(WalkFault.TablePointerOutsideMemory, level);
+
+    // The straight line's checks, level by level, for tables anywhere in host memory. The region of
+    // the last table is kept, so tables that share a region (the usual case: a guest's tables all
+    // sit in its RAM) cost one range compare per level after the first lookup, and no callback.
+    [SkipLocalsInit]
+    private static WalkResult WalkAcrossRegions<TRules>(HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ulong address, ulong required)
+        where TRules : struct, IFormatRules
+    {
+        ulong permissions = config.PermissionMask;
+        ulong table = rootHpa;
+        ulong regionHpa = 0, regionSize = 0;
+        byte* region = null;
+        for (int level = levels; ; level--)
+        {
+            ulong offset = table - regionHpa;
+            if (offset >= regionSize)
+            {
+                if (!memory.TryFindRegion(table, out regionHpa, out regionSize, out region))
+                    return WalkResult.Faulted(WalkFault.TablePointerOutsideMemory, level);
+                offset = table - regionHpa;
+            }
+            ulong e = Volatile.Read(ref *(ulong*)(region + offset + (((address >> PageSizes.ShiftOfLevel(level)) & PageSizes.LevelMask) << 3)));
+            if ((e & config.PresentMask) == 0 || (e & config.Hot(level)) != 0 || WriteOnly<TRules>(e))
+                return Unusual<TRules>(config, level, e, permissions, required, address);
+            permissions &= e;
+            if (level == 1)
+            {
+                if ((required & ~permissions) != 0)
+                    return WalkResult.Faulted(WalkFault.Permission, 1, e);
+                return new WalkResult((e & EptEntry.AddressMask) | (address & (HostMemory.FrameSize - 1)), e, WalkFault.None, 1, (Access)permissions);
+            }
+            table = e & EptEntry.AddressMask;
+        }
+    }
 
     // Out of line: a fault or a large leaf at this level, checked in the reference's order.
     [MethodImpl(MethodImplOptions.NoInlining)]

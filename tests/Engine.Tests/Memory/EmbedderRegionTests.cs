@@ -147,21 +147,37 @@ public sealed unsafe class EmbedderRegionTests : IDisposable
     }
 
     [Fact]
-    public void ATableInEngineMemoryMayPointIntoEmbedderMemoryAndBack()
+    public void TablesMayHopBetweenEngineMemoryAndTwoEmbedderRegions()
     {
         using HostMemory memory = TestMemory.Create();
-        memory.AddEmbedderRegion(RamHpa, Ram(), RamSize);
+        const ulong Second = RamHpa + (1UL << 30);
+        memory.AddEmbedderRegion(RamHpa, Ram(0), 32 * 4096);
+        memory.AddEmbedderRegion(Second, Ram(32), 32 * 4096);
         ulong root = memory.AllocateFrame(), pt = memory.AllocateFrame();
-        memory.WriteEntry(root, RamHpa | 3);                       // PML4 (Engine) → PDPT (embedder)
-        memory.WriteEntry(RamHpa, (RamHpa + 4096) | 3);            // PDPT → PD (embedder)
-        memory.WriteEntry(RamHpa + 4096, pt | 3);                  // PD → PT (Engine)
+        memory.WriteEntry(root, RamHpa | 3);                       // PML4 (Engine) → PDPT (first region)
+        memory.WriteEntry(RamHpa, Second | 3);                     // PDPT → PD (second region)
+        memory.WriteEntry(Second, pt | 3);                         // PD[0] → PT (Engine)
+        memory.WriteEntry(Second + 8, 0x4000_0000UL | 1 << 7 | 1); // PD[1]: a 2 MiB read-only leaf
+        memory.WriteEntry(Second + 16, (RamHpa + 4096) | 3 | 1UL << 62);  // PD[2]: a reserved bit
+        memory.WriteEntry(Second + 24, (Second + 31 * 4096) | 3);  // PD[3] → the second region's last page
         memory.WriteEntry(pt + 8, (RamHpa + 0x10_000) | 3);        // PT[1] → a page of embedder RAM
-        WalkerConfig config = WalkerConfig.SecondStage(memory.HostAddressWidth, superpageLevel: 2);
+        memory.WriteEntry(pt + 16, (RamHpa + 0x10_000) | 1);       // PT[2] → read-only
+        memory.WriteEntry(Second + 31 * 4096 + 8, 0x9000 | 2);     // PT[1] there: write-only
+        WalkerConfig[] configs = [WalkerConfig.SecondStage(memory.HostAddressWidth, superpageLevel: 2), WalkerConfig.Ept(ReservedBitMasks.ForEpt(memory.HostAddressWidth, 2, bit11Reserved: false))];
+        ulong[] addresses = [0x1008, 0x2000, 0x3000, 0x20_0000, 0x3F_FFFF, 0x40_0000, 0x60_1000, 0x60_2000, 1UL << 39];
         using (memory.Epochs.Enter())
         {
-            WalkResult fast = PageWalker.Walk(memory, config, root, 4, 0x1008, Access.Read);
-            Assert.Equal(PageWalker.WalkReference(memory, config, root, 4, 0x1008, Access.Read), fast);
-            Assert.Equal(RamHpa + 0x10_008, fast.Hpa);
+            WalkResult hop = PageWalker.Walk(memory, configs[0], root, 4, 0x1008, Access.Read);
+            Assert.True(hop.IsSuccess);
+            Assert.Equal(RamHpa + 0x10_008, hop.Hpa);
+            foreach (WalkerConfig config in configs)
+            {
+                foreach (Access access in new[] { Access.Read, Access.Write, Access.Read | Access.Write })
+                {
+                    foreach (ulong a in addresses)
+                        Assert.Equal(PageWalker.WalkReference(memory, config, root, 4, a, access), PageWalker.Walk(memory, config, root, 4, a, access));
+                }
+            }
         }
     }
 
