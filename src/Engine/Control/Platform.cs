@@ -115,7 +115,13 @@ public sealed class Platform : IDisposable
         return AddIommu(name, preset.Cap, preset.Ecap);
     }
 
-    /// <summary>Adds a device at <paramref name="sourceId"/> behind <paramref name="iommu"/> (null: no IOMMU).</summary>
+    /// <summary>Adds a device at PCI <paramref name="bus"/>:<paramref name="device"/>.<paramref name="function"/> behind <paramref name="iommu"/> (null: no IOMMU).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">bus is not 0..255, device 0..31, or function 0..7.</exception>
+    /// <exception cref="EngineException">EEXIST when that IOMMU already has a device at that id; EINVAL for an IOMMU of another platform.</exception>
+    public Device AddDevice(string name, int bus, int device, int function, IommuInstance? iommu, DeviceAbilities abilities = DeviceAbilities.None) =>
+        AddDevice(name, TranslationRequest.Bdf(bus, device, function), iommu, abilities);
+
+    /// <summary>Adds a device at <paramref name="sourceId"/> (see <see cref="TranslationRequest.Bdf"/>) behind <paramref name="iommu"/> (null: no IOMMU).</summary>
     /// <exception cref="EngineException">EEXIST when that IOMMU already has a device at that id; EINVAL for an IOMMU of another platform.</exception>
     public Device AddDevice(string name, ushort sourceId, IommuInstance? iommu, DeviceAbilities abilities = DeviceAbilities.None)
     {
