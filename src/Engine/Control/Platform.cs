@@ -193,8 +193,21 @@ public sealed class Platform : IDisposable
     /// <param name="device">The device whose IOMMU the domain is checked against.</param>
     /// <param name="tdp">The exported TDP (KVM's TDP FD).</param>
     /// <param name="flags">Allocation flags.</param>
+    public KvmDomain AllocateKvmDomain(Device device, KvmTdpFd? tdp, DomainAllocFlags flags = DomainAllocFlags.None) =>
+        AllocateKvmDomain(device, tdp, flags, metadata: null);
+
+    /// <summary>
+    /// Allocates a KVM domain for <paramref name="device"/> from KVM's exported TDP, checking in the
+    /// seed's order: no IOMMU → ENODEV; the feature off → EOPNOTSUPP; nest parent → EOPNOTSUPP;
+    /// dirty tracking asked for → EOPNOTSUPP (the RFC silently ignores that flag);
+    /// metadata missing or not EPT → EINVAL; level not 4 or 5 → EOPNOTSUPP; KVM's must-be-zero masks
+    /// without bit 11 → EOPNOTSUPP; an incompatible IOMMU → EOPNOTSUPP (every failing condition named).
+    /// </summary>
+    /// <param name="device">The device whose IOMMU the domain is checked against.</param>
+    /// <param name="tdp">The exported TDP (KVM's TDP FD).</param>
+    /// <param name="flags">Allocation flags.</param>
     /// <param name="metadata">The metadata to use instead of <c>tdp.Metadata</c> (what <c>get_metadata</c> returned); null uses the TDP's.</param>
-    public KvmDomain AllocateKvmDomain(Device device, KvmTdpFd? tdp, DomainAllocFlags flags = DomainAllocFlags.None, ExportedTdp? metadata = null)
+    internal KvmDomain AllocateKvmDomain(Device device, KvmTdpFd? tdp, DomainAllocFlags flags, ExportedTdp? metadata)
     {
         ArgumentNullException.ThrowIfNull(device);
         lock (ControlLock)
@@ -226,14 +239,14 @@ public sealed class Platform : IDisposable
 
     /// <summary>
     /// Allocates a KVM domain for <paramref name="device"/> from <paramref name="tdp"/> and attaches
-    /// <paramref name="device"/> to it: <see cref="AllocateKvmDomain"/> then <see cref="Domain.Attach"/>,
+    /// <paramref name="device"/> to it: <see cref="AllocateKvmDomain(Device, KvmTdpFd?, DomainAllocFlags)"/> then <see cref="Domain.Attach"/>,
     /// without naming the device twice. Attach more devices with <see cref="Domain.Attach"/>.
     /// </summary>
     /// <remarks>All or nothing: when the attach is refused, the domain is freed before the exception leaves.</remarks>
     /// <param name="device">The device whose IOMMU the domain is checked against, and which is attached.</param>
     /// <param name="tdp">The exported TDP (KVM's TDP FD).</param>
     /// <param name="attachFlags">Options of the attach; see <see cref="AttachFlags"/>.</param>
-    /// <exception cref="EngineException">Every refusal of <see cref="AllocateKvmDomain"/> and of <see cref="Domain.Attach"/>.</exception>
+    /// <exception cref="EngineException">Every refusal of <see cref="AllocateKvmDomain(Device, KvmTdpFd?, DomainAllocFlags)"/> and of <see cref="Domain.Attach"/>.</exception>
     public KvmDomain AttachKvmDomain(Device device, KvmTdpFd tdp, AttachFlags attachFlags = AttachFlags.None)
     {
         KvmDomain domain = AllocateKvmDomain(device, tdp);

@@ -6,7 +6,7 @@ namespace Engine.Iommu;
 
 /// <summary>Attributes of a resolved context (and, in scalable mode, PASID entry).</summary>
 [Flags]
-public enum ContextFlags : byte
+internal enum ContextFlags : byte
 {
     /// <summary>None.</summary>
     None = 0,
@@ -35,7 +35,7 @@ public enum ContextFlags : byte
 /// <param name="Levels">Levels of the table (agaw + 2).</param>
 /// <param name="Width">Input-address width: min(AW width, MGAW).</param>
 /// <param name="Flags">Attributes.</param>
-public readonly record struct ResolvedContext(ulong Root, ushort Did, byte Levels, byte Width, ContextFlags Flags);
+internal readonly record struct ResolvedContext(ulong Root, ushort Did, byte Levels, byte Width, ContextFlags Flags);
 
 /// <summary>
 /// The context cache and PASID cache in one: resolved contexts keyed by (source id, PASID),

@@ -16,7 +16,7 @@ public sealed unsafe partial class DmarUnit
     public event Action? PageRequestEvent;
 
     /// <summary>Raised for each page-group response software submits (descriptor type 9): the device's answer.</summary>
-    public event Action<PageGroupResponse>? PageResponse;
+    internal event Action<PageGroupResponse>? PageResponse;
 
     /// <summary>Page requests queued so far.</summary>
     public long PageRequests => Interlocked.Read(ref _pageRequests);
@@ -48,7 +48,7 @@ public sealed unsafe partial class DmarUnit
     /// context (scalable mode with PRE), then written at PQT. Faults on the way are reported as
     /// translation faults are.
     /// </summary>
-    public PageRequestStatus SubmitPageRequest(in PageRequest request)
+    internal PageRequestStatus SubmitPageRequest(in PageRequest request)
     {
         ThrowIfDisposed();
         if (!Ecap.Prs)
@@ -121,7 +121,7 @@ public sealed unsafe partial class DmarUnit
     /// (clearing PRS.PPR once the queue is empty).
     /// </summary>
     /// <exception cref="InvalidOperationException">Requests are pending in a queue that PQA_REG places outside allocated host memory (a guest moved PQA or PQH under the queue).</exception>
-    public IReadOnlyList<PageRequest> DrainPageRequests()
+    internal IReadOnlyList<PageRequest> DrainPageRequests()
     {
         ThrowIfDisposed();
         var drained = new List<PageRequest>();

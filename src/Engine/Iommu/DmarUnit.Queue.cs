@@ -3,7 +3,7 @@ using Engine.Memory;
 namespace Engine.Iommu;
 
 /// <summary>Why queued invalidation stopped (IQERCD_REG.IQEI, bits 3:0). The codes are the model's; SPEC.md does not settle them.</summary>
-public enum InvalidationQueueError : byte
+internal enum InvalidationQueueError : byte
 {
     /// <summary>No error.</summary>
     None = 0,
@@ -26,7 +26,7 @@ public enum InvalidationQueueError : byte
 /// <param name="Address">Address (with the size encoded in the low bits when <paramref name="SizeBit"/> is set).</param>
 /// <param name="SizeBit">The S bit.</param>
 /// <param name="Pasid">PASID for PASID-based device-TLB invalidation, or <see cref="TranslationRequest.NoPasid"/>.</param>
-public readonly record struct DeviceTlbInvalidation(ushort SourceId, ulong Address, bool SizeBit, uint Pasid);
+internal readonly record struct DeviceTlbInvalidation(ushort SourceId, ulong Address, bool SizeBit, uint Pasid);
 
 // Queued invalidation: a ring of descriptors in host memory between IQH (hardware) and IQT
 // (software). Processing is synchronous with the IQT write; a bad descriptor stops the queue with
@@ -45,7 +45,7 @@ public sealed unsafe partial class DmarUnit
     /// register lock held; a handler may call <see cref="Submit"/> (its descriptors run after those
     /// already queued) but must not wait for another thread that writes this unit's registers.
     /// </remarks>
-    public event Action<DeviceTlbInvalidation>? DeviceTlbInvalidated;
+    internal event Action<DeviceTlbInvalidation>? DeviceTlbInvalidated;
 
     /// <summary>
     /// The invalidation-completion interrupt: a wait descriptor with IF completes while ICS.IWC is clear (a new
@@ -58,7 +58,7 @@ public sealed unsafe partial class DmarUnit
     public long DescriptorsProcessed => Interlocked.Read(ref _descriptorsProcessed);
 
     /// <summary>The error that stopped the queue, or <see cref="InvalidationQueueError.None"/>.</summary>
-    public InvalidationQueueError QueueError =>
+    internal InvalidationQueueError QueueError =>
         (Registers.Get(RegisterOffsets.FaultStatus) & FaultStatusIqe) != 0
             ? (InvalidationQueueError)(Registers.Get(RegisterOffsets.InvalidationQueueErrorRecord) & 0xF)
             : InvalidationQueueError.None;
@@ -288,7 +288,7 @@ public sealed unsafe partial class DmarUnit
     /// </remarks>
     /// <returns>The queue error, or <see cref="InvalidationQueueError.None"/> when every descriptor ran.</returns>
     /// <exception cref="InvalidOperationException">IQA_REG is not programmed or lies outside allocated host memory, or GSTS.QIES is clear.</exception>
-    public InvalidationQueueError Submit(params ReadOnlySpan<InvalidationDescriptor> descriptors)
+    internal InvalidationQueueError Submit(params ReadOnlySpan<InvalidationDescriptor> descriptors)
     {
         ThrowIfDisposed();
         lock (_registerLock)

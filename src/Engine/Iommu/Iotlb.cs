@@ -36,7 +36,7 @@ namespace Engine.Iommu;
 /// their walk and re-check both under the set lock, so a walk that raced an invalidation never
 /// plants the stale translation afterwards.</para>
 /// </remarks>
-public sealed unsafe class Iotlb : IDisposable
+internal sealed unsafe class Iotlb : IDisposable
 {
     /// <summary>Entries per set (one cache line).</summary>
     public const int Ways = 3;

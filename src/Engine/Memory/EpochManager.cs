@@ -25,7 +25,7 @@ namespace Engine.Memory;
 /// the exchange here is deliberate, and <c>EpochReclamationStressTests</c> poison freed frames to
 /// catch any regression.</para>
 /// </remarks>
-public sealed unsafe class EpochManager : IDisposable
+internal sealed unsafe class EpochManager : IDisposable
 {
     private const int SlotBytes = 64;
 
@@ -143,7 +143,7 @@ public sealed unsafe class EpochManager : IDisposable
 }
 
 /// <summary>A protected region of an <see cref="EpochManager"/>; leaving is <see cref="Dispose"/>.</summary>
-public readonly ref struct EpochGuard
+internal readonly ref struct EpochGuard
 {
     private readonly EpochManager _manager;
 

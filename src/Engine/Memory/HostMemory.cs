@@ -74,7 +74,7 @@ public sealed unsafe partial class HostMemory : IDisposable
     public int HostAddressWidth { get; }
 
     /// <summary>The epochs that protect walkers from frame reuse.</summary>
-    public EpochManager Epochs { get; }
+    internal EpochManager Epochs { get; }
 
     /// <summary>Whether <see cref="Dispose"/> has been called.</summary>
     public bool IsDisposed => Volatile.Read(ref _disposed) != 0;

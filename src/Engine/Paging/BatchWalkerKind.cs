@@ -36,7 +36,7 @@ public enum BatchWalkerKind
 }
 
 /// <summary>Names of <see cref="BatchWalkerKind"/> as the CLI and <see cref="PageWalker.BatchWalkerVariable"/> spell them.</summary>
-public static class BatchWalkerKinds
+internal static class BatchWalkerKinds
 {
     /// <summary>Every kind, in the order candidates are listed and measured.</summary>
     public static IReadOnlyList<BatchWalkerKind> All { get; } = [BatchWalkerKind.Interleaved, BatchWalkerKind.Avx2Gather, BatchWalkerKind.Avx512Gather, BatchWalkerKind.Avx512Loads];

@@ -15,7 +15,7 @@ namespace Engine.Paging;
 /// region like every walk. Frames allocated after binding are still reached: a pointer beyond the
 /// bound snapshot of the allocator's high-water mark takes the unbound walk, which reads the live one.
 /// </remarks>
-public readonly unsafe struct BoundWalker
+internal readonly unsafe struct BoundWalker
 {
     private readonly HostMemory? _memory;
     private readonly byte* _region;

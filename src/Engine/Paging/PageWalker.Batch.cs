@@ -10,7 +10,7 @@ namespace Engine.Paging;
 // finished by the scalar walk, so results are exactly Walk's. Three candidates: the interleaved
 // scalar walker below, AVX2 gathers (PageWalker.Gather256.cs) and 8-lane AVX-512 checks
 // (PageWalker.Gather512.cs); WalkBatch dispatches to the one chosen in PageWalker.BatchSelection.cs.
-public static unsafe partial class PageWalker
+internal static unsafe partial class PageWalker
 {
     /// <summary>Addresses walked together per group (every batch walker).</summary>
     /// <remarks>

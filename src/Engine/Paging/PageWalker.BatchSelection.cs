@@ -7,7 +7,7 @@ namespace Engine.Paging;
 // Which batch walker WalkBatch dispatches to: chosen once per process, on first use, by the
 // ENGINE_BATCH_WALKER variable or else by timing every supported candidate on a small synthetic
 // table; SelectBatchWalker forces one. Control path: a lock, allocation and exceptions are fine here.
-public static partial class PageWalker
+internal static partial class PageWalker
 {
     /// <summary>
     /// The environment variable that forces the batch walker at first use: <c>interleaved</c>,

@@ -7,7 +7,7 @@ namespace Engine.Paging;
 // top level down), one "present" and one "reserved-or-PS" test per level. Anything unusual — a
 // fault or a large leaf — leaves the line for Unusual, which classifies it exactly as the reference
 // does. Measured (bench/Engine.Benchmarks/RESULTS.md): the loop costs ~25 instructions per level.
-public static unsafe partial class PageWalker
+internal static unsafe partial class PageWalker
 {
     /// <summary>
     /// Walks the table at <paramref name="rootHpa"/> of <paramref name="levels"/> levels (2..5) for

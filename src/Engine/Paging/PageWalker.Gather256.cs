@@ -9,7 +9,7 @@ namespace Engine.Paging;
 // level; per level and vector one masked vpgatherqq loads the 4 entries, and the checks of the
 // interleaved walker (pointer inside memory, present, no reserved bit or PS) are vector compares.
 // A lane that fails one leaves the vector for the scalar walk, exactly as in the interleaved walker.
-public static unsafe partial class PageWalker
+internal static unsafe partial class PageWalker
 {
     /// <summary>
     /// The AVX2 gather batch walker: per level, one masked <c>vpgatherqq</c> of the entries of 4

@@ -9,7 +9,7 @@ namespace Engine.Paging;
 // the checks as 512-bit compares (mask registers). .NET 10 exposes no 512-bit gather (Avx512F,
 // Avx10v1.V512 and Vector512 have none; the only gathers are Avx2's VEX forms), so each 8-lane load
 // is two 4-lane vpgatherqq, the halves of the vector, issued back to back.
-public static unsafe partial class PageWalker
+internal static unsafe partial class PageWalker
 {
     /// <summary>
     /// The 8-lane ("AVX-512") batch walker: a group of <see cref="BatchGroup"/> addresses as four

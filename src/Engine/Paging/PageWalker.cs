@@ -12,7 +12,7 @@ namespace Engine.Paging;
 /// it reaches is reused under it. Each entry is read exactly once with a volatile 64-bit load.
 /// Nothing is ever dereferenced outside host memory: such a pointer is a fault.
 /// </remarks>
-public static unsafe partial class PageWalker
+internal static unsafe partial class PageWalker
 {
     /// <summary>
     /// The reference walk: the numbered steps below, one level per loop iteration. Every faster path

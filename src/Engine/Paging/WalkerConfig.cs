@@ -4,7 +4,7 @@ namespace Engine.Paging;
 /// Everything a walker needs to judge entries, validated once on the control path and handed to
 /// the hot path as immutable, blittable data.
 /// </summary>
-public readonly struct WalkerConfig
+internal readonly struct WalkerConfig
 {
     private readonly ReservedBitMasks _masks;
 
