@@ -294,12 +294,15 @@ int engine_vm_zap(engine_vm *vm, uint64_t gpa, uint64_t size);
    Errors: as engine_vm_zap. */
 int engine_vm_write_protect(engine_vm *vm, uint64_t gpa, uint64_t size);
 
-/* Copies len bytes of guest memory at gpa into buf, as the host sees it: through the EPT, crossing
-   pages, EPT permissions not checked.  Errors: -EBADF, -EINVAL (NULL buf with len > 0, the range
-   wraps), -EFAULT (a page of the range is not mapped; buf then holds an unspecified prefix). */
+/* Copies len bytes of guest memory at gpa into buf, as the VMM sees it: through the memslots (what
+   KVM maps or has zapped does not matter; a page never touched reads as zeros), crossing pages and
+   memslots, as Vm.ReadGuest does in .NET.  Errors: -EBADF, -EINVAL (NULL buf with len > 0, the
+   range wraps or goes beyond the guest-physical width), -EFAULT (part of the range is in no memslot;
+   nothing is copied then). */
 int engine_vm_read(engine_vm *vm, uint64_t gpa, void *buf, uint64_t len);
 
-/* (addition) Copies len bytes from buf into guest memory at gpa, as engine_vm_read reads. */
+/* (addition) Copies len bytes from buf into guest memory at gpa, through the memslots (backing is
+   allocated on first touch; -ENOMEM when host memory runs out), as Vm.WriteGuest does. */
 int engine_vm_write(engine_vm *vm, uint64_t gpa, const void *buf, uint64_t len);
 
 /* Destroys the VM: its EPT and guest RAM are freed.  Errors: -EBADF, -EBUSY while a KVM domain made

@@ -13,7 +13,7 @@ public sealed unsafe partial class DmarUnit
     /// Raised after a page request is queued, unless PECTL.IM masks the event: then PECTL.IP holds it until
     /// software clears IM (the event is raised then) or clears PRS.PPR (it is dropped).
     /// </summary>
-    public event Action? PageRequestEvent;
+    internal event Action? PageRequestEvent;
 
     /// <summary>Raised for each page-group response software submits (descriptor type 9): the device's answer.</summary>
     internal event Action<PageGroupResponse>? PageResponse;

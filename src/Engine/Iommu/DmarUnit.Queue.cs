@@ -52,7 +52,7 @@ public sealed unsafe partial class DmarUnit
     /// condition) and IECTL.IM is clear; with IM set IECTL.IP holds it until software clears IM (the event is
     /// raised then) or services it by clearing IWC (it is dropped).
     /// </summary>
-    public event Action? InvalidationEvent;
+    internal event Action? InvalidationEvent;
 
     /// <summary>Descriptors processed so far.</summary>
     public long DescriptorsProcessed => Interlocked.Read(ref _descriptorsProcessed);
