@@ -6,10 +6,11 @@ namespace Engine.Paging;
 
 // The batch walkers: many addresses of one table walked level by level, so the loads of one level
 // are independent and in flight together — memory-level parallelism, the C anchors' "batched 16"
-// row. A lane that meets anything unusual (a fault, a large leaf, a pointer outside memory) is
-// finished by the scalar walk, so results are exactly Walk's. Three candidates: the interleaved
-// scalar walker below, AVX2 gathers (PageWalker.Gather256.cs) and 8-lane AVX-512 checks
-// (PageWalker.Gather512.cs); WalkBatch dispatches to the one chosen in PageWalker.BatchSelection.cs.
+// row. A lane that meets anything unusual (a fault, a large leaf, a pointer outside Engine's region)
+// is finished by the scalar walk, so results are exactly Walk's. Four walkers: the interleaved
+// scalar one below, and three vector ones over one driver (PageWalker.VectorBatch.cs, the walkers in
+// PageWalker.VectorWalkers.cs): 4-lane AVX2 gathers, 8-lane checks over AVX2 gathers, 8-lane checks
+// over plain loads. WalkBatch dispatches to the one chosen in PageWalker.BatchSelection.cs.
 internal static unsafe partial class PageWalker
 {
     /// <summary>Addresses walked together per group (every batch walker).</summary>
@@ -68,13 +69,13 @@ internal static unsafe partial class PageWalker
                 InterleavedBatch.WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
                 return;
             case BatchWalkerKind.Avx2Gather:
-                Avx2GatherBatch.WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
+                Gather4Batch.WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
                 return;
             case BatchWalkerKind.Avx512Gather:
-                Avx512GatherBatch.WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
+                Gather8Batch.WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
                 return;
             case BatchWalkerKind.Avx512Loads:
-                Avx512LoadsBatch.WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
+                Loads8Batch.WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
                 return;
             default:
                 throw new ArgumentOutOfRangeException(nameof(kind), kind, $"Not a batch walker; known: {BatchWalkerKinds.Names}.");

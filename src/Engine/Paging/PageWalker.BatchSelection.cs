@@ -49,9 +49,9 @@ internal static partial class PageWalker
     public static bool IsBatchWalkerSupported(BatchWalkerKind kind) => kind switch
     {
         BatchWalkerKind.Interleaved => InterleavedBatch.IsSupported,
-        BatchWalkerKind.Avx2Gather => Avx2GatherBatch.IsSupported,
-        BatchWalkerKind.Avx512Gather => Avx512GatherBatch.IsSupported,
-        BatchWalkerKind.Avx512Loads => Avx512LoadsBatch.IsSupported,
+        BatchWalkerKind.Avx2Gather => Gather4Batch.IsSupported,
+        BatchWalkerKind.Avx512Gather => Gather8Batch.IsSupported,
+        BatchWalkerKind.Avx512Loads => Loads8Batch.IsSupported,
         _ => false,
     };
 
