@@ -18,8 +18,8 @@ internal static partial class PageWalker
     // The measurement's working set: 64 walks per leaf table, one per cache line, so 65,536 walks
     // touch 4 MiB of leaf entries — more than the 1–2 MiB L2 of current x86 cores, so the time
     // reflects how well a walker overlaps its misses — in 1,024 leaf tables (4 MiB of frames, built
-    // in about a millisecond). On the development machine (Zen 4) it ranks the candidates as 1 to
-    // 32 GiB of real 4K-leaf tables do (L3-resident and DRAM-bound alike).
+    // in about a millisecond). Sized so that it ranks the candidates as 1 to 32 GiB of real 4K-leaf
+    // tables do, L3-resident and DRAM-bound alike (RESULTS.md, "Figures behind constants").
     private const int MeasuredWalks = 1 << 16;
     private const int WalksPerLeafTable = 64;
     private const int MeasuredRounds = 3;

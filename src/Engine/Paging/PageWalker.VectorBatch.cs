@@ -204,8 +204,8 @@ internal static unsafe partial class PageWalker
         TVector laneIndex = TOps.LaneIndex;
 
         // The per-vector state in one block aligned to the vector size: stackalloc promises less, and
-        // a vector that straddles two cache lines slows every load and store of it (the 8-lane walker
-        // took 7.0 to 10.2 ns per walk depending on the process before; a steady 8.4 after).
+        // a vector that straddles two cache lines slows every load and store of it (the 8-lane walker's
+        // time per walk varied with the process before this alignment).
         // Six state arrays of `vectors`, the tail copy (BatchGroup words), three leaf vectors, the
         // loads' scratch (two vectors per vector), and one vector of slack for the alignment.
         byte* block = stackalloc byte[(6 * vectors + 3 + 2 * vectors + 1) * vectorBytes + BatchGroup * sizeof(ulong)];
