@@ -212,7 +212,7 @@ internal static unsafe partial class PageWalker
                 for (int level = levels; level >= 1 && active > 0; level--)
                 {
                     int shift = PageSizes.ShiftOfLevel(level);
-                    ulong hot = config.Hot(level);
+                    ulong divert = config.DivertMask(level);
                     // All loads of this level first: independent, so they overlap.
                     for (int k = 0; k < active; k++)
                     {
@@ -224,7 +224,7 @@ internal static unsafe partial class PageWalker
                     {
                         ulong e = entries[k];
                         int lane = lanes[k];
-                        if (offsets[k] >= limit || (e & present) == 0 || (e & hot) != 0)
+                        if (offsets[k] >= limit || (e & present) == 0 || (e & divert) != 0)
                         {
                             results[start + lane] = Walk(memory, config, rootHpa, levels, addresses[start + lane], access);
                             continue;

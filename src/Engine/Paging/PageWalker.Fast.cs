@@ -70,7 +70,7 @@ internal static unsafe partial class PageWalker
                 if (offset >= limit)
                     goto Outside;
                 e = Volatile.Read(ref *(ulong*)(region + offset + (((address >> 48) & PageSizes.LevelMask) << 3)));
-                if ((e & present) == 0 || (e & config.Hot(5)) != 0 || WriteOnly<TRules>(e))
+                if ((e & present) == 0 || (e & config.DivertMask(5)) != 0 || WriteOnly<TRules>(e))
                     goto Unusual;
                 permissions &= e;
                 offset = (e & EptEntry.AddressMask) - baseHpa;
@@ -80,7 +80,7 @@ internal static unsafe partial class PageWalker
                 if (offset >= limit)
                     goto Outside;
                 e = Volatile.Read(ref *(ulong*)(region + offset + (((address >> 39) & PageSizes.LevelMask) << 3)));
-                if ((e & present) == 0 || (e & config.Hot(4)) != 0 || WriteOnly<TRules>(e))
+                if ((e & present) == 0 || (e & config.DivertMask(4)) != 0 || WriteOnly<TRules>(e))
                     goto Unusual;
                 permissions &= e;
                 offset = (e & EptEntry.AddressMask) - baseHpa;
@@ -90,7 +90,7 @@ internal static unsafe partial class PageWalker
                 if (offset >= limit)
                     goto Outside;
                 e = Volatile.Read(ref *(ulong*)(region + offset + (((address >> 30) & PageSizes.LevelMask) << 3)));
-                if ((e & present) == 0 || (e & config.Hot(3)) != 0 || WriteOnly<TRules>(e))
+                if ((e & present) == 0 || (e & config.DivertMask(3)) != 0 || WriteOnly<TRules>(e))
                     goto Unusual;
                 permissions &= e;
                 offset = (e & EptEntry.AddressMask) - baseHpa;
@@ -101,7 +101,7 @@ internal static unsafe partial class PageWalker
                 if (offset >= limit)
                     goto Outside;
                 e = Volatile.Read(ref *(ulong*)(region + offset + (((address >> 21) & PageSizes.LevelMask) << 3)));
-                if ((e & present) == 0 || (e & config.Hot(2)) != 0 || WriteOnly<TRules>(e))
+                if ((e & present) == 0 || (e & config.DivertMask(2)) != 0 || WriteOnly<TRules>(e))
                     goto Unusual;
                 permissions &= e;
                 offset = (e & EptEntry.AddressMask) - baseHpa;
@@ -109,7 +109,7 @@ internal static unsafe partial class PageWalker
                 if (offset >= limit)
                     goto Outside;
                 e = Volatile.Read(ref *(ulong*)(region + offset + (((address >> 12) & PageSizes.LevelMask) << 3)));
-                if ((e & present) == 0 || (e & config.Hot(1)) != 0 || WriteOnly<TRules>(e))
+                if ((e & present) == 0 || (e & config.DivertMask(1)) != 0 || WriteOnly<TRules>(e))
                     goto Unusual;
                 permissions &= e;
                 if ((required & ~permissions) != 0)
@@ -154,7 +154,7 @@ internal static unsafe partial class PageWalker
                 offset = table - regionHpa;
             }
             ulong e = Volatile.Read(ref *(ulong*)(region + offset + (((address >> PageSizes.ShiftOfLevel(level)) & PageSizes.LevelMask) << 3)));
-            if ((e & config.PresentMask) == 0 || (e & config.Hot(level)) != 0 || WriteOnly<TRules>(e))
+            if ((e & config.PresentMask) == 0 || (e & config.DivertMask(level)) != 0 || WriteOnly<TRules>(e))
                 return Unusual<TRules>(config, level, e, permissions, required, address);
             permissions &= e;
             if (level == 1)

@@ -255,7 +255,7 @@ internal static unsafe partial class PageWalker
                 for (int level = levels; level >= 1; level--)
                 {
                     int shift = PageSizes.ShiftOfLevel(level);
-                    TVector hot = TOps.Create(config.Hot(level));
+                    TVector divert = TOps.Create(config.DivertMask(level));
 
                     // All loads of this level first: independent, so they overlap.
                     for (int v = 0; v < used; v++)
@@ -272,7 +272,7 @@ internal static unsafe partial class PageWalker
                     {
                         TVector e = entry[v];
                         // Usual: loaded (inside memory), present, and none of this level's reserved bits nor PS.
-                        TVector usual = TOps.And(TOps.AndNot(loaded[v], TOps.Equal(TOps.And(e, present), zero)), TOps.Equal(TOps.And(e, hot), zero));
+                        TVector usual = TOps.And(TOps.AndNot(loaded[v], TOps.Equal(TOps.And(e, present), zero)), TOps.Equal(TOps.And(e, divert), zero));
                         unusual |= TOps.LaneMask(TOps.AndNot(active[v], usual)) << (v * lanes);
                         TVector p = TOps.And(permissions[v], e);
                         if (level == 1)
