@@ -38,11 +38,16 @@ internal readonly unsafe struct BoundWalker
         ArgumentNullException.ThrowIfNull(memory);
         _memory = memory;
         _config = config;
-        _region = memory.RegionPointer;
-        _baseHpa = memory.BaseHpa;
-        _limit = memory.Limit;
+        // Bound to the region that holds the root: Engine's own, or the embedder RAM a guest's tables
+        // live in. Tables elsewhere take the unbound walk.
+        if (!memory.TryFindRegion(rootHpa, out _baseHpa, out _limit, out _region))
+        {
+            _region = memory.RegionPointer;
+            _baseHpa = memory.BaseHpa;
+            _limit = memory.Limit;
+        }
         _rootHpa = rootHpa;
-        _rootOffset = rootHpa - memory.BaseHpa;
+        _rootOffset = rootHpa - _baseHpa;
         _levels = levels;
         _width = (uint)(levels - 2) <= 3 ? PageSizes.WidthOfLevels(levels) : 0;
         _present = config.PresentMask;

@@ -39,9 +39,18 @@ internal static unsafe partial class PageWalker
     private static bool WriteOnly<TRules>(ulong entry) where TRules : struct, IFormatRules =>
         TRules.RejectWriteOnly && (entry & (EptEntry.ReadBit | EptEntry.WriteBit)) == EptEntry.WriteBit;
 
-    [SkipLocalsInit]
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static WalkResult WalkFast<TRules>(HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ulong address, Access access)
+        where TRules : struct, IFormatRules =>
+        WalkLine<TRules>(memory, memory.RegionPointer, memory.BaseHpa, memory.Limit, acrossOnOutside: false, config, rootHpa, levels, address, access);
+
+    // The straight line over one region (base pointer, first HPA, bytes). A pointer outside it goes
+    // to OutsideRegion, or — when this line already runs over the root's embedder region — to the
+    // walk across regions. The flag is a constant at each call, so the JIT keeps one branch.
+    [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static WalkResult WalkLine<TRules>(HostMemory memory, byte* region, ulong baseHpa, ulong limit, bool acrossOnOutside,
+        in WalkerConfig config, ulong rootHpa, int levels, ulong address, Access access)
         where TRules : struct, IFormatRules
     {
         if ((uint)(levels - 2) > 3)
@@ -52,9 +61,6 @@ internal static unsafe partial class PageWalker
         if (!config.ExecuteEnforced && (required & EptEntry.ExecuteBit) != 0)
             required = (required & ~EptEntry.ExecuteBit) | EptEntry.ReadBit;
 
-        byte* region = memory.RegionPointer;
-        ulong baseHpa = memory.BaseHpa;
-        ulong limit = memory.Limit;
         ulong present = config.PresentMask;
         ulong permissions = config.PermissionMask;
         // Only the root can be misaligned: every later pointer is masked to bits 51:12.
@@ -118,20 +124,26 @@ internal static unsafe partial class PageWalker
         }
 
     Outside:
-        return OutsideRegion<TRules>(memory, config, rootHpa, levels, address, required, level);
+        return acrossOnOutside
+            ? WalkAcrossRegions<TRules>(memory, config, rootHpa, levels, address, required)
+            : OutsideRegion<TRules>(memory, region, config, rootHpa, levels, address, access, required, level);
     Unusual:
         return Unusual<TRules>(config, level, e, permissions, required, address);
     }
 
     // Out of line: a table pointer left Engine's region. With embedder RAM registered the tables may
-    // live there: walk again from the root, resolving each table through every region. Without it,
-    // this is the fault.
+    // live there: the straight line again over the root's region (the usual case: a guest's tables
+    // all sit in its RAM), else level by level across regions. Without it, this is the fault.
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static WalkResult OutsideRegion<TRules>(HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ulong address, ulong required, int level)
-        where TRules : struct, IFormatRules =>
-        memory.HasEmbedderRegions
-            ? WalkAcrossRegions<TRules>(memory, config, rootHpa, levels, address, required)
-            : WalkResult.Faulted(WalkFault.TablePointerOutsideMemory, level);
+    private static WalkResult OutsideRegion<TRules>(HostMemory memory, byte* region, in WalkerConfig config, ulong rootHpa, int levels, ulong address, Access access, ulong required, int level)
+        where TRules : struct, IFormatRules
+    {
+        if (!memory.HasEmbedderRegions)
+            return WalkResult.Faulted(WalkFault.TablePointerOutsideMemory, level);
+        if (memory.TryFindRegion(rootHpa, out ulong rootRegionHpa, out ulong rootRegionSize, out byte* rootRegion) && rootRegion != region)
+            return WalkLine<TRules>(memory, rootRegion, rootRegionHpa, rootRegionSize, acrossOnOutside: true, config, rootHpa, levels, address, access);
+        return WalkAcrossRegions<TRules>(memory, config, rootHpa, levels, address, required);
+    }
 
     // The straight line's checks, level by level, for tables anywhere in host memory. The region of
     // the last table is kept, so tables that share a region (the usual case: a guest's tables all
