@@ -55,7 +55,6 @@ internal static unsafe class Errors
             {
                 EngineException ee => Fail((int)ee.Errno, $"{function}: {ee.Reason}"),
                 ObjectDisposedException => Fail(Ebadf, $"{function}: the object was destroyed ({e.Message})"),
-                Memory.HostMemoryExhaustedException => Fail(Enomem, $"{function}: {e.Message}"),
                 OutOfMemoryException => Fail(Enomem, $"{function}: out of memory."),
                 // Without .NET's " (Parameter 'x')" suffix: a C caller never passed an argument by that name.
                 ArgumentException a => Fail(Einval, $"{function}: {(a.ParamName is { } name ? a.Message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal) : a.Message)}"),

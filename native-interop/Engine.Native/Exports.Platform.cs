@@ -120,8 +120,8 @@ internal static unsafe partial class Exports
     }
 
     /// <summary>
-    /// engine_platform_add_ram: bring-your-own RAM. Validated in full; registering is not possible
-    /// yet, because Engine's HostMemory has one region that it allocates itself (see the header).
+    /// engine_platform_add_ram: bring-your-own RAM. The embedder's memory becomes host memory at
+    /// [hpa, hpa + size) in place (Platform.AddRam); it must stay mapped until the platform is destroyed.
     /// </summary>
     [UnmanagedCallersOnly(EntryPoint = "engine_platform_add_ram")]
     public static int PlatformAddRam(nint p, ulong hpa, void* host, ulong size)
@@ -134,28 +134,8 @@ internal static unsafe partial class Exports
                 return Errors.BadHandle(Fn, "p", p);
             if (host == null)
                 return Errors.Null(Fn, "host");
-            const ulong Page = HostMemory.FrameSize - 1;
-            if (size == 0)
-                return Errors.Fail(Errors.Einval, $"{Fn}: size is 0.");
-            if (((hpa | size) & Page) != 0 || ((ulong)host & Page) != 0)
-                return Errors.Fail(Errors.Einval, $"{Fn}: hpa 0x{hpa:x}, host {(nint)host:x} and size 0x{size:x} must all be 4 KiB aligned.");
-            HostMemory memory = platform.Platform.Memory;
-            if (hpa + size < hpa)
-                return Errors.Fail(Errors.Einval, $"{Fn}: [0x{hpa:x}, +0x{size:x}) wraps around the address space.");
-            if ((hpa + size - 1) >> memory.HostAddressWidth != 0)
-                return Errors.Fail(Errors.Einval, $"{Fn}: [0x{hpa:x}, +0x{size:x}) goes beyond the {memory.HostAddressWidth}-bit host address width.");
-            if (hpa < memory.EndHpa && memory.BaseHpa < hpa + size)
-                return Errors.Fail(Errors.Eexist, $"{Fn}: [0x{hpa:x}, +0x{size:x}) overlaps Engine's own host memory [0x{memory.BaseHpa:x}, 0x{memory.EndHpa:x}).");
-            lock (platform.Lock)
-            {
-                foreach (var (start, bytes) in platform.AddedRam)
-                {
-                    if (hpa < start + bytes && start < hpa + size)
-                        return Errors.Fail(Errors.Eexist, $"{Fn}: [0x{hpa:x}, +0x{size:x}) overlaps the region [0x{start:x}, +0x{bytes:x}) added before.");
-                }
-            }
-            return Errors.Fail(Errors.Eopnotsupp,
-                $"{Fn}: not implemented yet: the arguments are valid, but Engine's host memory is one region it allocates itself and cannot take embedder RAM yet (issue 10, section 2); use engine_platform_alloc_ram for tables and buffers meanwhile.");
+            platform.Platform.AddRam(hpa, (nint)host, size);
+            return 0;
         }
         catch (Exception e)
         {

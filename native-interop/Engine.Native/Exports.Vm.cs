@@ -151,9 +151,8 @@ internal static unsafe partial class Exports
     public static int VmWrite(nint vm, ulong gpa, byte* buffer, ulong length) => GuestCopy("engine_vm_write", vm, gpa, buffer, length, write: true);
 
     /// <summary>
-    /// Copies between the caller and guest memory by GPA, as the host (QEMU) sees it: through the
-    /// EPT, crossing pages, EPT permissions not checked; the walk and the copy of each page inside the
-    /// host memory's epochs, so KVM cannot reuse a frame under the copy.
+    /// Copies between the caller and guest memory by GPA, as the VMM sees it: through the memslots,
+    /// as Vm.ReadGuest / Vm.WriteGuest do (a zapped page keeps its contents and reads as written).
     /// </summary>
     private static int GuestCopy(string fn, nint vm, ulong gpa, byte* buffer, ulong length, bool write)
     {
@@ -168,36 +167,21 @@ internal static unsafe partial class Exports
                 return Errors.Null(fn, "buf");
             if (length - 1 > ulong.MaxValue - gpa)
                 return Errors.Fail(Errors.Einval, $"{fn}: [0x{gpa:x}, +0x{length:x}) wraps around the address space.");
-            HostMemory memory = v.Vm.Memory;
-            ulong done = 0;
-            using (memory.Epochs.Enter())
+            // In pieces a span can hold; each piece is all-or-nothing, as the managed calls are.
+            const ulong Piece = 1UL << 30;
+            for (ulong done = 0; done < length; done += Piece)
             {
-                while (done < length)
-                {
-                    ulong address = gpa + done;
-                    WalkResult w = v.Vm.Translate(address, Access.None);
-                    if (!w.IsSuccess)
-                        return Errors.Fail(Errors.Efault, $"{fn}: GPA 0x{address:x} is not mapped in the VM's EPT ({w.Fault} at level {w.Level}); 0x{done:x} bytes were copied.");
-                    ulong pageBytes = w.PageSize.Bytes();
-                    int chunk = (int)Math.Min(length - done, pageBytes - (address & (pageBytes - 1)));
-                    Span<byte> host;
-                    try
-                    {
-                        host = memory.GetSpan(w.Hpa, chunk);
-                    }
-                    catch (InvalidHostAddressException e)
-                    {
-                        return Errors.Fail(Errors.Efault, $"{fn}: GPA 0x{address:x} maps to HPA 0x{w.Hpa:x}, which is not guest RAM ({e.Message}).");
-                    }
-                    var caller = new Span<byte>(buffer + done, chunk);
-                    if (write)
-                        caller.CopyTo(host);
-                    else
-                        host.CopyTo(caller);
-                    done += (ulong)chunk;
-                }
+                var caller = new Span<byte>(buffer + done, (int)Math.Min(Piece, length - done));
+                if (write)
+                    v.Vm.WriteGuest(gpa + done, caller);
+                else
+                    v.Vm.ReadGuest(gpa + done, caller);
             }
             return 0;
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            return Errors.Fail(Errors.Einval, $"{fn}: {e.Message.Replace($" (Parameter '{e.ParamName}')", "", StringComparison.Ordinal)}");
         }
         catch (Exception e)
         {

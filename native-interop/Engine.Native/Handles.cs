@@ -17,9 +17,6 @@ internal sealed class PlatformHandle(Platform platform) : HandleObject(HandleKin
     /// <summary>Serializes this platform's handle bookkeeping (children, device lookup, VM exports).</summary>
     public Lock Lock { get; } = new();
 
-    /// <summary>Regions registered by engine_platform_add_ram (none yet: the engine cannot take them; see that export).</summary>
-    public List<(ulong Hpa, ulong Size)> AddedRam { get; } = [];
-
     public bool Destroyed { get; private set; }
 
     /// <summary>Registers <paramref name="child"/> as this platform's, unless the platform is being destroyed.</summary>

@@ -8,10 +8,10 @@
  * page faults; the driver reads the fault back from FSTS and the FRCD registers, as Linux's
  * dmar_fault() does, after the fault-event interrupt reached the simulator's callback.
  *
- * Memory: the tables live in RAM that the example gets from engine_platform_alloc_ram (Engine's own
- * host memory, written directly through the pointer it returns: zero-copy).  A simulator will hand
- * Engine its own guest RAM with engine_platform_add_ram once that exists (it answers -EOPNOTSUPP
- * today; see engine.h); nothing else in this program changes then but where `ram` comes from.
+ * Memory: the guest's RAM is the simulator's own: an aligned_alloc'd buffer registered with
+ * engine_platform_add_ram at a host-physical address the simulator chooses (zero-copy: Engine
+ * walks the tables and lands the DMA in this very buffer).  The simulator frees it after
+ * engine_platform_destroy, never before.
  *
  * Build and run: cmake --build native-interop/build && native-interop/build/guest_driver
  */
@@ -132,10 +132,11 @@ int main(void)
     EXPECT(cap_sagaw(cap) & (1u << 2));   /* 48-bit, 4-level tables */
 
     /* ---- 1. the tables, written by hand into RAM ---- */
-    uint64_t ram_hpa;
-    void *host;
-    TRY(engine_platform_alloc_ram(p, PG_COUNT * 4096, 0, &ram_hpa, &host));
-    uint8_t *ram = host;
+    const uint64_t ram_hpa = 0x100000000000ull;               /* 16 TiB: above Engine's own region */
+    uint8_t *ram = aligned_alloc(4096, PG_COUNT * 4096);
+    EXPECT(ram != NULL);
+    memset(ram, 0, PG_COUNT * 4096);
+    TRY(engine_platform_add_ram(p, ram_hpa, ram, PG_COUNT * 4096));
 #define PAGE_HPA(n) (ram_hpa + (uint64_t)(n) * 4096)
 #define ENTRY(n, i) (((volatile uint64_t *)(ram + (size_t)(n) * 4096))[i])
     uint8_t bus = SOURCE_ID >> 8, devfn = SOURCE_ID & 0xFF;
@@ -223,6 +224,7 @@ int main(void)
     printf("write to the read-only page: fault reason 0x05; %d fault interrupts in all\n", fault_interrupts);
 
     TRY(engine_platform_destroy(p));
+    free(ram);                                              /* only now: Engine no longer reads it */
     printf("guest driver example: ok\n");
     return 0;
 }

@@ -144,16 +144,17 @@ int engine_platform_create_ex(const engine_platform_options *options, engine_pla
    epoch-protected region that destruction would wait for). */
 int engine_platform_destroy(engine_platform *p);
 
-/* Bring your own RAM: register [host, host + size) of the embedder's memory at host-physical address
-   hpa, zero-copy (Engine would never free or move it).
-   *** PENDING: not implemented yet. ***  Engine's host memory is still one region that it allocates
-   itself (issue 10 §2), so valid input answers -EOPNOTSUPP with a last_error saying "not implemented
-   yet", and nothing is registered.  The arguments are validated in full already, with the codes the
-   implementation will keep:
-     -EBADF p;  -EINVAL host NULL, size 0, hpa/host/size not 4 KiB aligned, [hpa, +size) wrapping or
-     beyond the 46-bit host address width;  -EEXIST overlap with Engine's own region
-     (engine_platform_memory_range) or with a region added before.
-   Until then, use engine_platform_alloc_ram for memory the unit must reach. */
+/* Bring your own RAM: registers [host, host + size) of the embedder's memory as host memory at
+   host-physical address hpa, zero-copy.  Tables (root, context, PASID, second-level), invalidation
+   and page-request queues and DMA buffers placed there are read and written in place, and walked
+   without any callback; Engine never allocates from it, frees it or moves it.  Keep it mapped until
+   engine_platform_destroy has returned.  Up to 64 regions; an HPA outside Engine's region and every
+   registered one is the spec's fault (0x8 for the root table, 0x7 for a paging-entry
+   pointer in legacy mode, the 0x7x family in scalable mode), never a crash.
+   Errors: -EBADF p;  -EINVAL host NULL, size 0, hpa/host/size not 4 KiB aligned, [hpa, +size)
+   wrapping or beyond the 46-bit host address width;  -EEXIST overlap, by HPA or by host address,
+   with Engine's own region (engine_platform_memory_range) or a region added before;  -ENOSPC when
+   64 regions are registered. */
 int engine_platform_add_ram(engine_platform *p, uint64_t hpa, void *host, uint64_t size);
 
 /* (addition) Allocates size bytes (a non-zero multiple of 4 KiB) of contiguous, zeroed host memory
@@ -293,12 +294,15 @@ int engine_vm_zap(engine_vm *vm, uint64_t gpa, uint64_t size);
    Errors: as engine_vm_zap. */
 int engine_vm_write_protect(engine_vm *vm, uint64_t gpa, uint64_t size);
 
-/* Copies len bytes of guest memory at gpa into buf, as the host sees it: through the EPT, crossing
-   pages, EPT permissions not checked.  Errors: -EBADF, -EINVAL (NULL buf with len > 0, the range
-   wraps), -EFAULT (a page of the range is not mapped; buf then holds an unspecified prefix). */
+/* Copies len bytes of guest memory at gpa into buf, as the VMM sees it: through the memslots (what
+   KVM maps or has zapped does not matter; a page never touched reads as zeros), crossing pages and
+   memslots, as Vm.ReadGuest does in .NET.  Errors: -EBADF, -EINVAL (NULL buf with len > 0, the
+   range wraps or goes beyond the guest-physical width), -EFAULT (part of the range is in no memslot;
+   nothing is copied then). */
 int engine_vm_read(engine_vm *vm, uint64_t gpa, void *buf, uint64_t len);
 
-/* (addition) Copies len bytes from buf into guest memory at gpa, as engine_vm_read reads. */
+/* (addition) Copies len bytes from buf into guest memory at gpa, through the memslots (backing is
+   allocated on first touch; -ENOMEM when host memory runs out), as Vm.WriteGuest does. */
 int engine_vm_write(engine_vm *vm, uint64_t gpa, const void *buf, uint64_t len);
 
 /* Destroys the VM: its EPT and guest RAM are freed.  Errors: -EBADF, -EBUSY while a KVM domain made

@@ -1,4 +1,4 @@
-/* Platforms, Engine-allocated RAM, and the (pending) bring-your-own-RAM validation. */
+/* Platforms, Engine-allocated RAM, and bring-your-own RAM. */
 #include <stdlib.h>
 
 #include "test.h"
@@ -46,16 +46,17 @@ TEST(alloc_ram_gives_zeroed_writable_aligned_memory)
     CHECK_OK(engine_platform_destroy(p));
 }
 
-TEST(add_ram_validates_then_reports_not_implemented)
+TEST(add_ram_refuses_bad_regions_with_the_documented_codes)
 {
     engine_platform *p;
     CHECK_OK(engine_platform_create(&p));
     uint64_t base, size;
     CHECK_OK(engine_platform_memory_range(p, &base, &size));
-    void *ram = aligned_alloc(4096, 1 << 20);
+    uint8_t *ram = aligned_alloc(4096, 1 << 20);
     CHECK(ram != NULL);
     const uint64_t hpa = 1ull << 40;   /* above Engine's region, within 46 bits */
 
+    CHECK_RC(-EBADF, engine_platform_add_ram(NULL, hpa, ram, 1 << 20));
     /* NULL host, size 0 */
     CHECK_RC(-EINVAL, engine_platform_add_ram(p, hpa, NULL, 1 << 20));
     CHECK_RC(-EINVAL, engine_platform_add_ram(p, hpa, ram, 0));
@@ -63,7 +64,7 @@ TEST(add_ram_validates_then_reports_not_implemented)
     /* 4 KiB alignment of hpa, host and size */
     CHECK_RC(-EINVAL, engine_platform_add_ram(p, hpa + 8, ram, 1 << 20));
     CHECK_ERROR_MENTIONS("4 KiB aligned");
-    CHECK_RC(-EINVAL, engine_platform_add_ram(p, hpa, (uint8_t *)ram + 64, 4096));
+    CHECK_RC(-EINVAL, engine_platform_add_ram(p, hpa, ram + 64, 4096));
     CHECK_RC(-EINVAL, engine_platform_add_ram(p, hpa, ram, 4096 + 512));
     /* wrapping, and beyond the 46-bit host address width */
     CHECK_RC(-EINVAL, engine_platform_add_ram(p, 0xFFFFFFFFFFFFF000ull, ram, 1 << 20));
@@ -75,15 +76,58 @@ TEST(add_ram_validates_then_reports_not_implemented)
     CHECK_ERROR_MENTIONS("overlaps Engine's own host memory");
     CHECK_RC(-EEXIST, engine_platform_add_ram(p, base - 4096, ram, 8192));
     CHECK_RC(-EEXIST, engine_platform_add_ram(p, base + size - 4096, ram, 8192));
-    /* adjacent to it is not an overlap: valid input, which is pending */
-    CHECK_RC(-EOPNOTSUPP, engine_platform_add_ram(p, base - (1 << 20), ram, 1 << 20));
-    CHECK_RC(-EOPNOTSUPP, engine_platform_add_ram(p, hpa, ram, 1 << 20));
-    CHECK_ERROR_MENTIONS("not implemented yet");
-    /* nothing was registered: the same region again is still "not implemented", not "overlaps" */
-    CHECK_RC(-EOPNOTSUPP, engine_platform_add_ram(p, hpa, ram, 1 << 20));
+    /* adjacent to it is fine; then overlaps with that region, by HPA and by host address */
+    CHECK_OK(engine_platform_add_ram(p, base - (512 << 10), ram, 512 << 10));
+    CHECK_OK(engine_platform_add_ram(p, hpa, ram + (512 << 10), 512 << 10));
+    CHECK_RC(-EEXIST, engine_platform_add_ram(p, hpa, ram + (512 << 10), 512 << 10));
+    CHECK_ERROR_MENTIONS("registered before");
+    CHECK_RC(-EEXIST, engine_platform_add_ram(p, hpa + (1ull << 30), ram, 4096));
+    CHECK_ERROR_MENTIONS("host memory");
 
-    free(ram);
     CHECK_OK(engine_platform_destroy(p));
+    CHECK_RC(-EBADF, engine_platform_add_ram(p, hpa, ram, 4096));
+    free(ram);   /* only after destroy */
+}
+
+TEST(add_ram_tables_and_dma_in_embedder_memory)
+{
+    enum { SID = 0x0300 };  /* bus 3, device 0, function 0 */
+    engine_platform *p;
+    engine_iommu *u;
+    engine_device *dev;
+    engine_domain *dom;
+    CHECK_OK(engine_platform_create(&p));
+    CHECK_OK(engine_iommu_create_preset(p, "dmar0", "server", &u));
+    CHECK_OK(engine_device_create(p, u, "nic", SID, 0, &dev));
+    uint8_t *ram = aligned_alloc(4096, 16 * 4096);
+    CHECK(ram != NULL);
+    memset(ram, 0, 16 * 4096);
+    const uint64_t hpa = 0x100000000000ull;
+    CHECK_OK(engine_platform_add_ram(p, hpa, ram, 16 * 4096));
+
+    /* A paging domain (tables in Engine's memory) whose pages are the embedder's RAM. */
+    CHECK_OK(engine_domain_alloc_paging(dev, &dom));
+    CHECK_OK(engine_domain_map(dom, 0x100000, hpa, 16 * 4096, ENGINE_ACCESS_READ | ENGINE_ACCESS_WRITE));
+    CHECK_OK(engine_domain_attach(dom, dev));
+    engine_request r = { .iova = 0x103123, .pasid = ENGINE_NO_PASID, .source_id = SID, .access = ENGINE_ACCESS_WRITE };
+    engine_translation t;
+    CHECK_OK(engine_translate(u, &r, &t));
+    CHECK(t.status == ENGINE_TRANSLATED);
+    CHECK_EQ_U64(hpa + 0x3123, t.hpa);
+    const char msg[] = "bytes into the embedder's own buffer";
+    uint64_t done = 0;
+    CHECK_OK(engine_dma_write(u, SID, ENGINE_NO_PASID, 0x100FF0, msg, sizeof msg, &done));
+    CHECK_EQ_U64(sizeof msg, done);
+    CHECK(memcmp(ram + 0xFF0, msg, sizeof msg) == 0);
+
+    /* A page mapped to an HPA outside every region: the translation succeeds (leaves are not
+       read), the DMA stops there with -EFAULT and moves nothing; no access violation. */
+    CHECK_OK(engine_domain_map(dom, 0x200000, 0x200000000000ull, 4096, ENGINE_ACCESS_READ | ENGINE_ACCESS_WRITE));
+    CHECK_RC(-EFAULT, engine_dma_write(u, SID, ENGINE_NO_PASID, 0x200000, msg, sizeof msg, &done));
+    CHECK_EQ_U64(0, done);
+
+    CHECK_OK(engine_platform_destroy(p));
+    free(ram);
 }
 
 TEST(platform_create_ex_options)

@@ -48,7 +48,7 @@ public sealed class MappedGuest : IDisposable
 
     public int Levels { get; }
 
-    public WalkerConfig Config { get; }
+    internal WalkerConfig Config { get; }
 
     /// <summary>
     /// Walks every IOVA once and checks it against the memslot's backing: a 4 KiB leaf at the

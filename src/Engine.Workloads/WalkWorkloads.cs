@@ -73,7 +73,7 @@ public static class WorkloadCatalog
     /// <summary>Every workload name, in report order.</summary>
     public static IReadOnlyList<string> Names { get; } =
     [
-        "iotlb-hit", "iotlb-hit-batch", "iotlb-lookup", "iotlb-hit-2m", "iotlb-hit-1g", "iotlb-thrash", "walk-hot", "walk-hot-batch",
+        "iotlb-hit", "iotlb-hit-batch", "iotlb-lookup", "iotlb-hit-2m", "iotlb-hit-1g", "iotlb-thrash", "walk-hot", "walk-hot-embedder", "walk-hot-batch",
         "walk-cold", "walk-cold-batch", "translate-miss", "translate-miss-batch", "dma-strict", "dma-lazy", "iotlb-hit-mt", "inval-page", "inval-domain",
     ];
 
@@ -88,6 +88,7 @@ public static class WorkloadCatalog
         "iotlb-hit-1g" => new IotlbHitWorkload(PageSize.Size1G, name),
         "iotlb-thrash" => new IotlbThrashWorkload(),
         "walk-hot" => new WalkWorkload(cold: false, batch: false),
+        "walk-hot-embedder" => new EmbedderWalkWorkload(),
         "walk-hot-batch" => new WalkWorkload(cold: false, batch: true),
         "walk-cold" => new WalkWorkload(cold: true, batch: false),
         "walk-cold-batch" => new WalkWorkload(cold: true, batch: true),

@@ -11,14 +11,15 @@ internal static class CapsCommand
 {
     public static Command Create(TextWriter output)
     {
-        var cap = HexOption.Create("--cap", "CAP_REG value (hex).");
-        var ecap = HexOption.Create("--ecap", "ECAP_REG value (hex).");
+        var registers = new RegisterOptions();
         var json = new Option<bool>("--json") { Description = "Print one JSON object." };
         var legacy = new Option<bool>("--sm-off") { Description = "Decode as the driver would with scalable mode switched off (intel_iommu=sm_off)." };
-        var decode = new Command("decode", "Decode capability registers as the Linux Intel IOMMU driver does.") { cap, ecap, json, legacy };
+        var decode = new Command("decode", "Decode capability registers as the Linux Intel IOMMU driver does.") { json, legacy };
+        registers.AddTo(decode);
         decode.SetAction(parse =>
         {
-            var view = new DriverView(new CapabilityRegister(parse.GetValue(cap)), new ExtendedCapabilityRegister(parse.GetValue(ecap)), !parse.GetValue(legacy));
+            (CapabilityRegister cap, ExtendedCapabilityRegister ecap) = registers.Resolve(parse);
+            var view = new DriverView(cap, ecap, !parse.GetValue(legacy));
             if (parse.GetValue(json))
                 output.WriteLine(JsonSerializer.Serialize(CapsReport.From(view), ReportJson.Default.CapsReport));
             else

@@ -7,10 +7,10 @@ namespace Engine.Cli.Commands;
 /// <summary>Options that take a 64-bit register value in hex ("0x1f", "1F").</summary>
 internal static class HexOption
 {
-    public static Option<ulong> Create(string name, string description) => new(name)
+    public static Option<ulong> Create(string name, string description, bool required = true) => new(name)
     {
         Description = description,
-        Required = true,
+        Required = required,
         CustomParser = Parse(name),
     };
 

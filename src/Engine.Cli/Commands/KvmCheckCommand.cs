@@ -19,19 +19,19 @@ internal static partial class KvmCheckCommand
 
     public static Command Create(TextWriter output)
     {
-        var cap = HexOption.Create("--cap", "CAP_REG value (hex).");
-        var ecap = HexOption.Create("--ecap", "ECAP_REG value (hex).");
+        var registers = new RegisterOptions();
         var level = NumberOption.Int("--level", "TDP levels: 4 or 5.", 4, 5, range: "4 or 5");
         var huge = NumberOption.Int("--max-huge-page-level", "KVM's largest page: 1 (4K), 2 (2M) or 3 (1G).", 1, 3, range: "1, 2 or 3");
         var json = new Option<bool>("--json") { Description = "Print one JSON object." };
         var command = new Command("kvm-check", "Check whether an IOMMU with these registers can carry a KVM domain (the seed's compatibility rules).")
         {
-            cap, ecap, level, huge, json,
+            level, huge, json,
         };
+        registers.AddTo(command);
         command.SetAction(parse =>
         {
-            CheckResult result = Check(new CapabilityRegister(parse.GetValue(cap)), new ExtendedCapabilityRegister(parse.GetValue(ecap)),
-                parse.GetValue(level), parse.GetValue(huge));
+            (CapabilityRegister cap, ExtendedCapabilityRegister ecap) = registers.Resolve(parse);
+            CheckResult result = Check(cap, ecap, parse.GetValue(level), parse.GetValue(huge));
             if (parse.GetValue(json))
             {
                 output.WriteLine(result.Compatible

@@ -12,7 +12,14 @@ public sealed class Device
         Iommu = iommu;
         Abilities = abilities;
         Name = name;
+        Port = new DevicePort(this, iommu?.Unit, platform.Memory);
     }
+
+    /// <summary>
+    /// The device's immutable port: what translation and DMA use on the hot path (unit, source id,
+    /// abilities), without going through this control object.
+    /// </summary>
+    public DevicePort Port { get; }
 
     /// <summary>The platform it belongs to.</summary>
     public Platform Platform { get; }
@@ -115,7 +122,7 @@ public sealed class Device
 
     /// <summary>
     /// DMA: reads guest (or, without an IOMMU, host) memory at <paramref name="iova"/> into
-    /// <paramref name="buffer"/> through this device's translation, as <see cref="Dma.DmaTransfer.Read"/> does.
+    /// <paramref name="buffer"/> through this device's translation, as <see cref="Dma.DmaTransfer.Read(DevicePort, ulong, Span{byte}, uint, bool)"/> does.
     /// </summary>
     /// <remarks>
     /// IO page faults are recovered from exactly when <see cref="PageRequestsEnabled"/> is true (the
@@ -127,29 +134,23 @@ public sealed class Device
     /// <param name="buffer">Where the bytes go.</param>
     /// <param name="pasid">PASID, or <see cref="TranslationRequest.NoPasid"/>.</param>
     public Dma.DmaResult DmaRead(ulong iova, Span<byte> buffer, uint pasid = TranslationRequest.NoPasid) =>
-        Dma.DmaTransfer.Read(this, iova, buffer, pasid, pageFaults: true);
+        Dma.DmaTransfer.Read(Port, iova, buffer, pasid, pageFaults: true);
 
     /// <summary>
     /// DMA: writes <paramref name="buffer"/> at <paramref name="iova"/> through this device's
-    /// translation, as <see cref="Dma.DmaTransfer.Write"/> does; page faults as <see cref="DmaRead"/>.
+    /// translation, as <see cref="Dma.DmaTransfer.Write(DevicePort, ulong, ReadOnlySpan{byte}, uint, bool)"/> does; page faults as <see cref="DmaRead"/>.
     /// </summary>
     /// <param name="iova">Input address of the first byte.</param>
     /// <param name="buffer">The bytes.</param>
     /// <param name="pasid">PASID, or <see cref="TranslationRequest.NoPasid"/>.</param>
     public Dma.DmaResult DmaWrite(ulong iova, ReadOnlySpan<byte> buffer, uint pasid = TranslationRequest.NoPasid) =>
-        Dma.DmaTransfer.Write(this, iova, buffer, pasid, pageFaults: true);
+        Dma.DmaTransfer.Write(Port, iova, buffer, pasid, pageFaults: true);
 
-    /// <summary>Translates one DMA of this device (no page-request handling).</summary>
+    /// <summary>Translates one DMA of this device (no page-request handling), as <see cref="DevicePort.Translate"/> does.</summary>
     /// <remarks>
     /// Without an IOMMU the DMA passes through (output = input). Once the platform (or the device's
     /// IOMMU) is disposed, every translation answers <see cref="TranslationStatus.Disposed"/>.
     /// </remarks>
-    public TranslationResult Translate(ulong iova, Paging.Access access, uint pasid = TranslationRequest.NoPasid)
-    {
-        if (Iommu is null)
-            return Platform.IsDisposed
-                ? TranslationResult.Disposed
-                : new TranslationResult(TranslationStatus.PassThrough, iova, Paging.PageSize.Size4K, Paging.Access.All, false, FaultReason.None, 0, false);
-        return Iommu.Unit.Translate(new TranslationRequest(SourceId, iova, access, pasid));
-    }
+    public TranslationResult Translate(ulong iova, Paging.Access access, uint pasid = TranslationRequest.NoPasid) =>
+        Port.Translate(iova, access, pasid);
 }

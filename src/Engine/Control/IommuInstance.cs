@@ -99,7 +99,7 @@ public sealed class IommuInstance : IDisposable
     public bool ScalableMode { get; }
 
     /// <summary>The unit's translation structures.</summary>
-    public TranslationTables Tables { get; }
+    internal TranslationTables Tables { get; }
 
     /// <summary>Address width the driver can give a domain here: min(agaw width, MGAW).</summary>
     public int Width => Math.Min(AgawMath.AgawToWidth(Driver.Agaw), Unit.Cap.Mgaw);

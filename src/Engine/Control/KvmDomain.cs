@@ -65,7 +65,7 @@ public sealed class KvmDomain : Domain, ITdpImporter
     public override bool FaultCapable => true;
 
     /// <summary>The metadata the domain was built from.</summary>
-    public ExportedTdp Metadata => _meta;
+    internal ExportedTdp Metadata => _meta;
 
     /// <summary>The exported TDP.</summary>
     public KvmTdpFd Tdp => _tdp;
@@ -141,7 +141,7 @@ public sealed class KvmDomain : Domain, ITdpImporter
     /// order, stopping at the first failure (errors are sticky); one response for the group:
     /// SUCCESS, FAILURE when KVM failed, INVALID when the request makes no sense.
     /// </summary>
-    public PageResponseCode ServePageGroup(IReadOnlyList<PageRequest> group)
+    internal PageResponseCode ServePageGroup(IReadOnlyList<PageRequest> group)
     {
         ArgumentNullException.ThrowIfNull(group);
         PageResponseCode code = PageResponseCode.Success;

@@ -7,7 +7,7 @@ namespace Engine.Control;
 /// Whether an IOMMU can walk KVM's exported EPT as a KVM domain's second stage (the seed's
 /// <c>is_iommu_cap_compatible_to_kvm_domain</c>, SPEC.md §1.6), with every failing condition named.
 /// </summary>
-public static class KvmDomainCompatibility
+internal static class KvmDomainCompatibility
 {
     /// <summary>Width in bits of a TDP of <paramref name="level"/> levels (48 or 57).</summary>
     public static int WidthOfLevel(int level) => level == 5 ? 57 : 48;

@@ -52,6 +52,30 @@ public sealed class Platform : IDisposable
 
     internal Lock ControlLock { get; } = new();
 
+    /// <summary>
+    /// Brings your own RAM: registers memory this process owns as host memory at
+    /// [<paramref name="hpa"/>, <paramref name="hpa"/> + <paramref name="size"/>), with no copy. Root,
+    /// context and second-level tables, invalidation and page-request queues, and DMA buffers placed
+    /// there (by the embedder or its simulated guest) are read and written in place; translations
+    /// whose tables live there are walked without any callback. Engine never allocates from it, frees
+    /// it or moves it: keep it mapped until this platform is disposed. An HPA outside every region is
+    /// the spec's fault, never an access violation.
+    /// </summary>
+    /// <param name="hpa">Host-physical address of the first byte; 4 KiB aligned.</param>
+    /// <param name="host">The memory in this process; 4 KiB aligned.</param>
+    /// <param name="size">Bytes; a non-zero multiple of 4 KiB.</param>
+    /// <exception cref="ArgumentException">Null, unaligned, empty, wrapping or wider than the host address width.</exception>
+    /// <exception cref="EngineException"><see cref="Errno.EEXIST"/> when the range (by HPA or by host address) overlaps Engine's region or a region added before.</exception>
+    /// <exception cref="ObjectDisposedException">The platform is disposed.</exception>
+    public void AddRam(ulong hpa, nint host, ulong size)
+    {
+        lock (ControlLock)
+        {
+            ThrowIfDisposed();
+            Memory.AddEmbedderRegion(hpa, host, size);
+        }
+    }
+
     /// <summary>Adds an IOMMU with these registers (the driver takes it over: tables, QI, page requests, TE).</summary>
     /// <exception cref="EngineException">ENODEV when the unit offers no usable address width; EEXIST for a duplicate name.</exception>
     public IommuInstance AddIommu(string name, CapabilityRegister cap, ExtendedCapabilityRegister ecap) =>
@@ -91,7 +115,13 @@ public sealed class Platform : IDisposable
         return AddIommu(name, preset.Cap, preset.Ecap);
     }
 
-    /// <summary>Adds a device at <paramref name="sourceId"/> behind <paramref name="iommu"/> (null: no IOMMU).</summary>
+    /// <summary>Adds a device at PCI <paramref name="bus"/>:<paramref name="device"/>.<paramref name="function"/> behind <paramref name="iommu"/> (null: no IOMMU).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">bus is not 0..255, device 0..31, or function 0..7.</exception>
+    /// <exception cref="EngineException">EEXIST when that IOMMU already has a device at that id; EINVAL for an IOMMU of another platform.</exception>
+    public Device AddDevice(string name, int bus, int device, int function, IommuInstance? iommu, DeviceAbilities abilities = DeviceAbilities.None) =>
+        AddDevice(name, TranslationRequest.Bdf(bus, device, function), iommu, abilities);
+
+    /// <summary>Adds a device at <paramref name="sourceId"/> (see <see cref="TranslationRequest.Bdf"/>) behind <paramref name="iommu"/> (null: no IOMMU).</summary>
     /// <exception cref="EngineException">EEXIST when that IOMMU already has a device at that id; EINVAL for an IOMMU of another platform.</exception>
     public Device AddDevice(string name, ushort sourceId, IommuInstance? iommu, DeviceAbilities abilities = DeviceAbilities.None)
     {
@@ -163,8 +193,21 @@ public sealed class Platform : IDisposable
     /// <param name="device">The device whose IOMMU the domain is checked against.</param>
     /// <param name="tdp">The exported TDP (KVM's TDP FD).</param>
     /// <param name="flags">Allocation flags.</param>
+    public KvmDomain AllocateKvmDomain(Device device, KvmTdpFd? tdp, DomainAllocFlags flags = DomainAllocFlags.None) =>
+        AllocateKvmDomain(device, tdp, flags, metadata: null);
+
+    /// <summary>
+    /// Allocates a KVM domain for <paramref name="device"/> from KVM's exported TDP, checking in the
+    /// seed's order: no IOMMU → ENODEV; the feature off → EOPNOTSUPP; nest parent → EOPNOTSUPP;
+    /// dirty tracking asked for → EOPNOTSUPP (the RFC silently ignores that flag);
+    /// metadata missing or not EPT → EINVAL; level not 4 or 5 → EOPNOTSUPP; KVM's must-be-zero masks
+    /// without bit 11 → EOPNOTSUPP; an incompatible IOMMU → EOPNOTSUPP (every failing condition named).
+    /// </summary>
+    /// <param name="device">The device whose IOMMU the domain is checked against.</param>
+    /// <param name="tdp">The exported TDP (KVM's TDP FD).</param>
+    /// <param name="flags">Allocation flags.</param>
     /// <param name="metadata">The metadata to use instead of <c>tdp.Metadata</c> (what <c>get_metadata</c> returned); null uses the TDP's.</param>
-    public KvmDomain AllocateKvmDomain(Device device, KvmTdpFd? tdp, DomainAllocFlags flags = DomainAllocFlags.None, ExportedTdp? metadata = null)
+    internal KvmDomain AllocateKvmDomain(Device device, KvmTdpFd? tdp, DomainAllocFlags flags, ExportedTdp? metadata)
     {
         ArgumentNullException.ThrowIfNull(device);
         lock (ControlLock)
@@ -196,14 +239,14 @@ public sealed class Platform : IDisposable
 
     /// <summary>
     /// Allocates a KVM domain for <paramref name="device"/> from <paramref name="tdp"/> and attaches
-    /// <paramref name="device"/> to it: <see cref="AllocateKvmDomain"/> then <see cref="Domain.Attach"/>,
+    /// <paramref name="device"/> to it: <see cref="AllocateKvmDomain(Device, KvmTdpFd?, DomainAllocFlags)"/> then <see cref="Domain.Attach"/>,
     /// without naming the device twice. Attach more devices with <see cref="Domain.Attach"/>.
     /// </summary>
     /// <remarks>All or nothing: when the attach is refused, the domain is freed before the exception leaves.</remarks>
     /// <param name="device">The device whose IOMMU the domain is checked against, and which is attached.</param>
     /// <param name="tdp">The exported TDP (KVM's TDP FD).</param>
     /// <param name="attachFlags">Options of the attach; see <see cref="AttachFlags"/>.</param>
-    /// <exception cref="EngineException">Every refusal of <see cref="AllocateKvmDomain"/> and of <see cref="Domain.Attach"/>.</exception>
+    /// <exception cref="EngineException">Every refusal of <see cref="AllocateKvmDomain(Device, KvmTdpFd?, DomainAllocFlags)"/> and of <see cref="Domain.Attach"/>.</exception>
     public KvmDomain AttachKvmDomain(Device device, KvmTdpFd tdp, AttachFlags attachFlags = AttachFlags.None)
     {
         KvmDomain domain = AllocateKvmDomain(device, tdp);

@@ -46,32 +46,57 @@ public readonly record struct DmaResult(DmaStatus Status, int Transferred, ulong
 /// </summary>
 public static unsafe class DmaTransfer
 {
-    /// <summary>Reads <paramref name="buffer"/>.Length bytes at <paramref name="iova"/> of <paramref name="device"/> into <paramref name="buffer"/>.</summary>
+    /// <summary>Reads <paramref name="buffer"/>.Length bytes at <paramref name="iova"/> through <paramref name="port"/> into <paramref name="buffer"/>.</summary>
+    /// <param name="port">The port of the device doing the DMA (<see cref="Device.Port"/>).</param>
+    /// <param name="iova">Input address of the first byte.</param>
+    /// <param name="buffer">Where the bytes go.</param>
+    /// <param name="pasid">PASID, or none.</param>
+    /// <param name="pageFaults">Recover from IO page faults as a PRI device does (page request, wait, retry once); only a device whose page requests are enabled sends one.</param>
+    public static DmaResult Read(DevicePort port, ulong iova, Span<byte> buffer, uint pasid = TranslationRequest.NoPasid, bool pageFaults = false) =>
+        Move(port, iova, buffer, pasid, write: false, pageFaults);
+
+    /// <summary>Writes <paramref name="buffer"/> at <paramref name="iova"/> through <paramref name="port"/>.</summary>
+    /// <param name="port">The port of the device doing the DMA (<see cref="Device.Port"/>).</param>
+    /// <param name="iova">Input address of the first byte.</param>
+    /// <param name="buffer">The bytes.</param>
+    /// <param name="pasid">PASID, or none.</param>
+    /// <param name="pageFaults">Recover from IO page faults as a PRI device does (page request, wait, retry once); only a device whose page requests are enabled sends one.</param>
+    public static DmaResult Write(DevicePort port, ulong iova, ReadOnlySpan<byte> buffer, uint pasid = TranslationRequest.NoPasid, bool pageFaults = false) =>
+        Move(port, iova, MemoryMarshalHelpers.AsWritable(buffer), pasid, write: true, pageFaults);
+
+    /// <summary>As <see cref="Read(DevicePort, ulong, Span{byte}, uint, bool)"/> through <paramref name="device"/>'s port.</summary>
     /// <param name="device">The device doing the DMA.</param>
     /// <param name="iova">Input address of the first byte.</param>
     /// <param name="buffer">Where the bytes go.</param>
     /// <param name="pasid">PASID, or none.</param>
-    /// <param name="pageFaults">Recover from IO page faults as a PRI device does (page request, wait, retry once).</param>
-    public static DmaResult Read(Device device, ulong iova, Span<byte> buffer, uint pasid = TranslationRequest.NoPasid, bool pageFaults = false) =>
-        Move(device, iova, buffer, pasid, write: false, pageFaults);
+    /// <param name="pageFaults">Recover from IO page faults as a PRI device does.</param>
+    public static DmaResult Read(Device device, ulong iova, Span<byte> buffer, uint pasid = TranslationRequest.NoPasid, bool pageFaults = false)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        return Move(device.Port, iova, buffer, pasid, write: false, pageFaults);
+    }
 
-    /// <summary>Writes <paramref name="buffer"/> at <paramref name="iova"/> of <paramref name="device"/>.</summary>
+    /// <summary>As <see cref="Write(DevicePort, ulong, ReadOnlySpan{byte}, uint, bool)"/> through <paramref name="device"/>'s port.</summary>
     /// <param name="device">The device doing the DMA.</param>
     /// <param name="iova">Input address of the first byte.</param>
     /// <param name="buffer">The bytes.</param>
     /// <param name="pasid">PASID, or none.</param>
-    /// <param name="pageFaults">Recover from IO page faults as a PRI device does (page request, wait, retry once).</param>
-    public static DmaResult Write(Device device, ulong iova, ReadOnlySpan<byte> buffer, uint pasid = TranslationRequest.NoPasid, bool pageFaults = false) =>
-        Move(device, iova, MemoryMarshalHelpers.AsWritable(buffer), pasid, write: true, pageFaults);
-
-    [SkipLocalsInit]
-    private static DmaResult Move(Device device, ulong iova, Span<byte> buffer, uint pasid, bool write, bool pageFaults)
+    /// <param name="pageFaults">Recover from IO page faults as a PRI device does.</param>
+    public static DmaResult Write(Device device, ulong iova, ReadOnlySpan<byte> buffer, uint pasid = TranslationRequest.NoPasid, bool pageFaults = false)
     {
         ArgumentNullException.ThrowIfNull(device);
-        HostMemory memory = device.Platform.Memory;
+        return Move(device.Port, iova, MemoryMarshalHelpers.AsWritable(buffer), pasid, write: true, pageFaults);
+    }
+
+    [SkipLocalsInit]
+    private static DmaResult Move(DevicePort port, ulong iova, Span<byte> buffer, uint pasid, bool write, bool pageFaults)
+    {
+        if (!port.IsValid)
+            throw new ArgumentException("The port is default(DevicePort); take one from Device.Port.", nameof(port));
+        HostMemory memory = port.Memory;
         Access access = write ? Access.Write : Access.Read;
         int done = 0, translations = 0, pageRequests = 0;
-        if (device.Platform.IsDisposed || memory.IsDisposed)
+        if (memory.IsDisposed)
             return new DmaResult(DmaStatus.Disposed, 0, iova, FaultReason.None);
         // Never throws, even if the platform is being disposed right now: host memory is then empty
         // (its limit drops to 0 before it waits for this region to end), so no copy finds a target.
@@ -81,14 +106,12 @@ public static unsafe class DmaTransfer
             while (done < buffer.Length)
             {
                 ulong address = iova + (ulong)done;
-                TranslationResult t = device.Iommu is null
-                    ? device.Translate(address, access, pasid)
-                    : device.Iommu.Unit.Translate(new TranslationRequest(device.SourceId, address, access, pasid));
+                TranslationResult t = port.Translate(address, access, pasid);
                 if (t.Status == TranslationStatus.Disposed)
                     return new DmaResult(DmaStatus.Disposed, done, address, FaultReason.None, translations, pageRequests);
                 translations++;
-                if (!t.IsSuccess && pageFaults && pasid == TranslationRequest.NoPasid && MayRequestPage(device, t.Fault))
-                    t = RecoverWithPageRequest(device, t, address, access, ref translations, ref pageRequests);
+                if (!t.IsSuccess && pageFaults && pasid == TranslationRequest.NoPasid && MayRequestPage(port.Device, t.Fault))
+                    t = RecoverWithPageRequest(port.Device, t, address, access, ref translations, ref pageRequests);
                 if (t.Status == TranslationStatus.Disposed)
                     return new DmaResult(DmaStatus.Disposed, done, address, FaultReason.None, translations, pageRequests);
                 if (!t.IsSuccess)

@@ -6,7 +6,7 @@ namespace Engine.Iommu;
 
 /// <summary>Attributes of a resolved context (and, in scalable mode, PASID entry).</summary>
 [Flags]
-public enum ContextFlags : byte
+internal enum ContextFlags : byte
 {
     /// <summary>None.</summary>
     None = 0,
@@ -35,7 +35,7 @@ public enum ContextFlags : byte
 /// <param name="Levels">Levels of the table (agaw + 2).</param>
 /// <param name="Width">Input-address width: min(AW width, MGAW).</param>
 /// <param name="Flags">Attributes.</param>
-public readonly record struct ResolvedContext(ulong Root, ushort Did, byte Levels, byte Width, ContextFlags Flags);
+internal readonly record struct ResolvedContext(ulong Root, ushort Did, byte Levels, byte Width, ContextFlags Flags);
 
 /// <summary>
 /// The context cache and PASID cache in one: resolved contexts keyed by (source id, PASID),
@@ -67,9 +67,6 @@ internal sealed unsafe class ContextCache : IDisposable
     private readonly Lock _invalidationLock = new();
     /// <summary>Source ids (and the index of the stamp in <see cref="FastWords"/>).</summary>
     public const int SourceIds = 65536;
-    private const int FastStampShift = 41;
-    private const uint FastGenerationMask = (1u << 22) - 1;
-    private const ulong FastStampValid = 1UL << 22;
 
     public ContextCache(int slots = 1024)
     {
@@ -79,7 +76,7 @@ internal sealed unsafe class ContextCache : IDisposable
         _slots = _slotBlock.Pointer;
         _sourceBlock = new PinnedWords(SourceIds + 1);
         _bySource = _sourceBlock.Pointer;
-        _bySource[SourceIds] = FastStampValid;
+        _bySource[SourceIds] = FastContextWord.StampOf(0);
     }
 
     public int Slots { get; }
@@ -92,7 +89,7 @@ internal sealed unsafe class ContextCache : IDisposable
         lock (_invalidationLock)
         {
             uint g = Interlocked.Increment(ref _generation);
-            Volatile.Write(ref _bySource[SourceIds], FastStampValid | (g & FastGenerationMask));
+            Volatile.Write(ref _bySource[SourceIds], FastContextWord.StampOf(g));
             if ((g & ((1u << 21) - 1)) == 0)
                 _sourceBlock.Clear(0, SourceIds);   // not the stamp
         }
@@ -123,10 +120,10 @@ internal sealed unsafe class ContextCache : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryGetFast(ushort sourceId, out ResolvedContext context)
     {
-        ulong w = FastWord(sourceId);
-        if ((w >> FastStampShift) == FastStamp)
+        var w = new FastContextWord(FastWord(sourceId));
+        if (w.Stamp == FastStamp)
         {
-            context = new ResolvedContext(0, (ushort)w, (byte)(w >> 23 & 7), (byte)(w >> 16 & 0x7F), (ContextFlags)(byte)(w >> 26) | ContextFlags.RootUnknown);
+            context = new ResolvedContext(0, w.Did, (byte)w.Levels, (byte)w.Width, w.Flags | ContextFlags.RootUnknown);
             return true;
         }
         context = default;
@@ -180,8 +177,7 @@ internal sealed unsafe class ContextCache : IDisposable
             {
                 // Written under the slot lock after the generation check; a racing invalidation
                 // makes the word stale at once, as it does the slot.
-                Volatile.Write(ref _bySource[sourceId], (FastStampValid | (generation & FastGenerationMask)) << FastStampShift
-                    | (ulong)(byte)context.Flags << 26 | (ulong)(context.Levels & 7) << 23 | (ulong)(context.Width & 0x7F) << 16 | context.Did);
+                Volatile.Write(ref _bySource[sourceId], FastContextWord.Create(generation, context).Value);
             }
         }
         Volatile.Write(ref slot[0], version + 2);

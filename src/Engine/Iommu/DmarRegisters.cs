@@ -1,7 +1,7 @@
 namespace Engine.Iommu;
 
 /// <summary>The register page of one DMA-remapping unit, declared from its CAP and ECAP (SPEC.md §2.6–2.8).</summary>
-public static class DmarRegisters
+internal static class DmarRegisters
 {
     /// <summary>VER_REG value: architecture version 1.0.</summary>
     public const ulong Version = 0x10;

@@ -65,8 +65,8 @@ public sealed unsafe partial class DmarUnit
             Vector512<ulong> word = Vector512.Create(
                 Avx2.GatherVector256(fastWords, source.GetLower().AsInt64(), sizeof(ulong)),
                 Avx2.GatherVector256(fastWords, source.GetUpper().AsInt64(), sizeof(ulong)));
-            Vector512<ulong> straight = Vector512.Equals(info & plainMask, plain) & Vector512.Equals(word >> 41, stamp)
-                & Vector512.Equals(Avx512F.ShiftRightLogicalVariable(iova, (word >> 16) & Vector512.Create(0x7FUL)), Vector512<ulong>.Zero);
+            Vector512<ulong> straight = Vector512.Equals(info & plainMask, plain) & Vector512.Equals(word >> FastContextWord.StampShift, stamp)
+                & Vector512.Equals(Avx512F.ShiftRightLogicalVariable(iova, (word >> FastContextWord.WidthShift) & Vector512.Create(FastContextWord.WidthMask)), Vector512<ulong>.Zero);
             Vector512<ulong> d = iotlb.LookupDataSmallest(word & Vector512.Create(0xFFFFUL), iova, straight, scratch);
             Vector512<ulong> access = (info >> 48) & Vector512.Create(7UL);
             Vector512<ulong> need = Avx512F.ShiftRightLogicalVariable(requiredByAccess, access << 2) & Vector512.Create(0xFUL);
@@ -74,13 +74,13 @@ public sealed unsafe partial class DmarUnit
             ulong hits = Vector512.Equals(Vector512.AndNot(need, d), Vector512<ulong>.Zero).ExtractMostSignificantBits();
             if (hits == 0)
                 continue;
-            Vector512<ulong> shift = (d >> Iotlb.PageShiftShift) & byteMask;
+            Vector512<ulong> shift = (d >> IotlbData.PageShiftShift) & byteMask;
             Vector512<ulong> offsetMask = Avx512F.ShiftLeftLogicalVariable(one, shift) - one;
             Vector512<ulong> hpa = (d & addressMask) | (iova & offsetMask);
             Vector512<ulong> level = Avx512DQ.MultiplyLow(shift, Vector512.Create(7UL)) >> 6;
             // Bytes 8..15 of a result: DID, status 0, size, permissions, snoop, fault 0, IOTLB hit.
             Vector512<ulong> meta = (word & Vector512.Create(0xFFFFUL)) | (level << 24)
-                | ((d & Vector512.Create(7UL)) << 32) | (((d >> 52) & one) << 40) | hitFlag;
+                | ((d & Vector512.Create(7UL)) << 32) | (((d >> IotlbData.SnoopShift) & one) << 40) | hitFlag;
             ref TranslationResult lane = ref Unsafe.Add(ref output, i8);
             Avx512F.PermuteVar8x64x2(hpa, lowFirst, meta).StoreUnsafe(ref Unsafe.As<TranslationResult, ulong>(ref lane));
             Avx512F.PermuteVar8x64x2(hpa, highFirst, meta).StoreUnsafe(ref Unsafe.As<TranslationResult, ulong>(ref Unsafe.Add(ref lane, 4)));

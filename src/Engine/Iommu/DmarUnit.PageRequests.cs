@@ -13,10 +13,10 @@ public sealed unsafe partial class DmarUnit
     /// Raised after a page request is queued, unless PECTL.IM masks the event: then PECTL.IP holds it until
     /// software clears IM (the event is raised then) or clears PRS.PPR (it is dropped).
     /// </summary>
-    public event Action? PageRequestEvent;
+    internal event Action? PageRequestEvent;
 
     /// <summary>Raised for each page-group response software submits (descriptor type 9): the device's answer.</summary>
-    public event Action<PageGroupResponse>? PageResponse;
+    internal event Action<PageGroupResponse>? PageResponse;
 
     /// <summary>Page requests queued so far.</summary>
     public long PageRequests => Interlocked.Read(ref _pageRequests);
@@ -48,7 +48,7 @@ public sealed unsafe partial class DmarUnit
     /// context (scalable mode with PRE), then written at PQT. Faults on the way are reported as
     /// translation faults are.
     /// </summary>
-    public PageRequestStatus SubmitPageRequest(in PageRequest request)
+    internal PageRequestStatus SubmitPageRequest(in PageRequest request)
     {
         ThrowIfDisposed();
         if (!Ecap.Prs)
@@ -100,9 +100,9 @@ public sealed unsafe partial class DmarUnit
         try
         {
             byte* slot = _memory.TryGetPointer(slotHpa, PageRequest.Size);
-            // As for a wait descriptor's status write: a queue that PQA places in a free or foreign
-            // frame is never written; the request is dropped as if the queue were full.
-            if (slot == null || _memory.GetFrameState(slotHpa) != Engine.Memory.FrameState.Allocated)
+            // As for a wait descriptor's status write: a queue that PQA places in a free frame, or
+            // outside all memory, is never written; the request is dropped as if the queue were full.
+            if (slot == null || !_memory.IsWritable(slotHpa, PageRequest.Size))
                 return false;
             Volatile.Write(ref *(ulong*)(slot + 8), request.Qw1);
             Volatile.Write(ref *(ulong*)(slot + 16), 0UL);
@@ -121,7 +121,7 @@ public sealed unsafe partial class DmarUnit
     /// (clearing PRS.PPR once the queue is empty).
     /// </summary>
     /// <exception cref="InvalidOperationException">Requests are pending in a queue that PQA_REG places outside allocated host memory (a guest moved PQA or PQH under the queue).</exception>
-    public IReadOnlyList<PageRequest> DrainPageRequests()
+    internal IReadOnlyList<PageRequest> DrainPageRequests()
     {
         ThrowIfDisposed();
         var drained = new List<PageRequest>();

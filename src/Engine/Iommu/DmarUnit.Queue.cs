@@ -3,7 +3,7 @@ using Engine.Memory;
 namespace Engine.Iommu;
 
 /// <summary>Why queued invalidation stopped (IQERCD_REG.IQEI, bits 3:0). The codes are the model's; SPEC.md does not settle them.</summary>
-public enum InvalidationQueueError : byte
+internal enum InvalidationQueueError : byte
 {
     /// <summary>No error.</summary>
     None = 0,
@@ -26,7 +26,7 @@ public enum InvalidationQueueError : byte
 /// <param name="Address">Address (with the size encoded in the low bits when <paramref name="SizeBit"/> is set).</param>
 /// <param name="SizeBit">The S bit.</param>
 /// <param name="Pasid">PASID for PASID-based device-TLB invalidation, or <see cref="TranslationRequest.NoPasid"/>.</param>
-public readonly record struct DeviceTlbInvalidation(ushort SourceId, ulong Address, bool SizeBit, uint Pasid);
+internal readonly record struct DeviceTlbInvalidation(ushort SourceId, ulong Address, bool SizeBit, uint Pasid);
 
 // Queued invalidation: a ring of descriptors in host memory between IQH (hardware) and IQT
 // (software). Processing is synchronous with the IQT write; a bad descriptor stops the queue with
@@ -45,20 +45,20 @@ public sealed unsafe partial class DmarUnit
     /// register lock held; a handler may call <see cref="Submit"/> (its descriptors run after those
     /// already queued) but must not wait for another thread that writes this unit's registers.
     /// </remarks>
-    public event Action<DeviceTlbInvalidation>? DeviceTlbInvalidated;
+    internal event Action<DeviceTlbInvalidation>? DeviceTlbInvalidated;
 
     /// <summary>
     /// The invalidation-completion interrupt: a wait descriptor with IF completes while ICS.IWC is clear (a new
     /// condition) and IECTL.IM is clear; with IM set IECTL.IP holds it until software clears IM (the event is
     /// raised then) or services it by clearing IWC (it is dropped).
     /// </summary>
-    public event Action? InvalidationEvent;
+    internal event Action? InvalidationEvent;
 
     /// <summary>Descriptors processed so far.</summary>
     public long DescriptorsProcessed => Interlocked.Read(ref _descriptorsProcessed);
 
     /// <summary>The error that stopped the queue, or <see cref="InvalidationQueueError.None"/>.</summary>
-    public InvalidationQueueError QueueError =>
+    internal InvalidationQueueError QueueError =>
         (Registers.Get(RegisterOffsets.FaultStatus) & FaultStatusIqe) != 0
             ? (InvalidationQueueError)(Registers.Get(RegisterOffsets.InvalidationQueueErrorRecord) & 0xF)
             : InvalidationQueueError.None;
@@ -180,9 +180,9 @@ public sealed unsafe partial class DmarUnit
             return InvalidationQueueError.InvalidDescriptor;
         if (d.Type == InvalidationDescriptorType.Wait && (d.Qw0 & WaitSw) != 0)
         {
-            // Only into allocated frames: the status write must never land in a free or foreign page.
+            // Only into allocated frames or embedder RAM: the status write must never land in a free page.
             ulong address = d.Qw1 & ~3UL;
-            if (!_memory.Contains(address, 4) || _memory.GetFrameState(address) != FrameState.Allocated)
+            if (!_memory.IsWritable(address, 4))
                 return InvalidationQueueError.StatusWriteFailed;
         }
         return InvalidationQueueError.None;
@@ -288,7 +288,7 @@ public sealed unsafe partial class DmarUnit
     /// </remarks>
     /// <returns>The queue error, or <see cref="InvalidationQueueError.None"/> when every descriptor ran.</returns>
     /// <exception cref="InvalidOperationException">IQA_REG is not programmed or lies outside allocated host memory, or GSTS.QIES is clear.</exception>
-    public InvalidationQueueError Submit(params ReadOnlySpan<InvalidationDescriptor> descriptors)
+    internal InvalidationQueueError Submit(params ReadOnlySpan<InvalidationDescriptor> descriptors)
     {
         ThrowIfDisposed();
         lock (_registerLock)

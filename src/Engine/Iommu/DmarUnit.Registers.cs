@@ -49,7 +49,7 @@ public sealed partial class DmarUnit
     }
 
     /// <summary>Writes GCMD with the current persistent bits plus <paramref name="command"/> (how Linux issues one-shot commands).</summary>
-    public void IssueGlobalCommand(GlobalCommand command)
+    internal void IssueGlobalCommand(GlobalCommand command)
     {
         ThrowIfDisposed();
         GlobalCommand status = (GlobalCommand)Registers.Get(RegisterOffsets.GlobalStatus);

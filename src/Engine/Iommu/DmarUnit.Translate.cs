@@ -65,11 +65,13 @@ public sealed unsafe partial class DmarUnit
     {
         if (Volatile.Read(ref _translationEnabled) && request.Pasid == TranslationRequest.NoPasid && !request.IsTranslationRequest)
         {
+            // Raw words with the layouts' static readers: wrapped in struct locals, the loop's words
+            // spilled to the stack and iotlb-hit slowed (measured), so the hot path keeps ulongs.
             ulong word = Volatile.Read(ref _fastWords[request.SourceId]);
             ulong iova = request.Iova;
-            if ((iova >> (int)(word >> 16)) == 0)
+            if (FastContextWord.Covers(word, iova))
             {
-                ulong data = Iotlb.LookupData((ushort)word, iova);
+                ulong data = Iotlb.LookupData(FastContextWord.DidOf(word), iova);
                 // The bits a hit needs, by access (a nibble each): execute needs read (no ERS/SSEE; X
                 // itself is not checked), and bit 3, set in every entry, makes a miss (0) fail too.
                 uint required = RequiredBitsByAccess >> ((int)request.Access << 2);
@@ -80,13 +82,10 @@ public sealed unsafe partial class DmarUnit
                 // filled after the context invalidation that freed the DID, so a probe that saw it
                 // sees the stamp move too (loads are ordered, and this one is volatile). A stale word
                 // probes for nothing worse than a miss: every DID has its state and sets.
-                if ((required & ~(uint)data & 0xF) == 0 && (word >> 41) == Volatile.Read(ref _fastWords[ContextCache.SourceIds]))
+                if (IotlbData.Grants(data, required) && FastContextWord.StampOf(word) == Volatile.Read(ref _fastWords[ContextCache.SourceIds]))
                 {
-                    ulong offset = Bmi2.X64.IsSupported
-                        ? Bmi2.X64.ZeroHighBits(iova, (ulong)(data >> Iotlb.PageShiftShift))
-                        : iova & ((1UL << (int)(data >> Iotlb.PageShiftShift)) - 1);
-                    result = new TranslationResult(TranslationStatus.Translated, (data & EptEntry.AddressMask) | offset,
-                        (PageSize)Iotlb.LevelOf(data), (Access)(data & 7), (data & Iotlb.SnoopBit) != 0, FaultReason.None, (ushort)word, true);
+                    result = new TranslationResult(TranslationStatus.Translated, IotlbData.PageHpaOf(data) | IotlbData.OffsetOf(data, iova),
+                        (PageSize)IotlbData.LevelOf(data), IotlbData.PermissionsOf(data), IotlbData.SnoopOf(data), FaultReason.None, FastContextWord.DidOf(word), true);
                     return true;
                 }
             }

@@ -83,19 +83,19 @@ public sealed unsafe partial class DmarUnit : IDisposable
     public DriverView Driver { get; }
 
     /// <summary>The register page.</summary>
-    public RegisterFile Registers { get; }
+    internal RegisterFile Registers { get; }
 
     /// <summary>The IOTLB.</summary>
-    public Iotlb Iotlb { get; }
+    internal Iotlb Iotlb { get; }
 
     /// <summary>Primary fault logging into the fault-recording registers, with counters and a callback for embedders.</summary>
-    public FaultRecorder FaultRecorder { get; }
+    internal FaultRecorder FaultRecorder { get; }
 
     /// <summary>Host memory the unit's structures live in.</summary>
     public HostMemory Memory => _memory;
 
     /// <summary>The second-stage walker configuration of this unit (HAW, superpages, SC, DT).</summary>
-    public WalkerConfig WalkerConfig => _walker;
+    internal WalkerConfig WalkerConfig => _walker;
 
     /// <summary>Whether GCMD.TE is set (GSTS.TES).</summary>
     public bool TranslationEnabled => Volatile.Read(ref _translationEnabled);

@@ -93,7 +93,7 @@ public sealed record DriverView(CapabilityRegister Cap, ExtendedCapabilityRegist
 }
 
 /// <summary>The driver's agaw / width / level conversions (SPEC.md §2.3).</summary>
-public static class AgawMath
+internal static class AgawMath
 {
     /// <summary><c>agaw_to_level</c>: agaw + 2.</summary>
     public static int AgawToLevel(int agaw) => agaw + 2;

@@ -15,7 +15,7 @@ namespace Engine.Iommu;
 /// structures below them, is qualified. Unlike QEMU's table, 0xB (reserved bit in a present context entry)
 /// is qualified: that entry was read, and QEMU's table simply leaves 0xB out (so false).
 /// </remarks>
-public static class FaultQualification
+internal static class FaultQualification
 {
     /// <summary>Every DMA-remapping fault reason and whether it is qualified; the one place this is decided.</summary>
     public static FrozenDictionary<FaultReason, bool> Table { get; } = new Dictionary<FaultReason, bool>

@@ -36,7 +36,7 @@ namespace Engine.Iommu;
 /// may write registers themselves.
 /// </para>
 /// </remarks>
-public sealed class FaultRecorder : IDisposable
+internal sealed class FaultRecorder : IDisposable
 {
     /// <summary>FSTS.PFO (bit 0): primary fault overflow; write 1 to clear.</summary>
     public const ulong FaultStatusPfo = 1UL << 0;

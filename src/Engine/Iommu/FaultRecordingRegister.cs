@@ -14,7 +14,7 @@ namespace Engine.Iommu;
 /// T is 1 for a read request and 0 for a write, as Linux prints it. F is write-1-to-clear by software.
 /// </remarks>
 [StructLayout(LayoutKind.Explicit, Size = Size)]
-public readonly record struct FaultRecordingRegister
+internal readonly record struct FaultRecordingRegister
 {
     /// <summary>Size of one register in bytes.</summary>
     public const int Size = 16;

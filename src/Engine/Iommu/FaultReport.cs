@@ -1,7 +1,7 @@
 namespace Engine.Iommu;
 
 /// <summary>What the fault logic did with one fault.</summary>
-public enum FaultOutcome : byte
+internal enum FaultOutcome : byte
 {
     /// <summary>Written to a fault-recording register (F set).</summary>
     Recorded = 0,
@@ -20,4 +20,4 @@ public enum FaultOutcome : byte
 /// <param name="Fault">The fault.</param>
 /// <param name="Outcome">Recorded, collapsed, overflowed or suppressed.</param>
 /// <param name="RecordIndex">The fault-recording register written (<see cref="FaultOutcome.Recorded"/>) or collapsed into (<see cref="FaultOutcome.Collapsed"/>); −1 otherwise.</param>
-public readonly record struct FaultReport(FaultRecord Fault, FaultOutcome Outcome, int RecordIndex);
+internal readonly record struct FaultReport(FaultRecord Fault, FaultOutcome Outcome, int RecordIndex);

@@ -2,7 +2,7 @@ namespace Engine.Iommu;
 
 /// <summary>GCMD_REG / GSTS_REG bits (SPEC.md §2.8): a command in GCMD and its status at the same position in GSTS.</summary>
 [Flags]
-public enum GlobalCommand : uint
+internal enum GlobalCommand : uint
 {
     /// <summary>No command.</summary>
     None = 0,

@@ -1,7 +1,7 @@
 namespace Engine.Iommu;
 
 /// <summary>Queued-invalidation descriptor types (qw0 bits 3:0; SPEC.md §2.8).</summary>
-public enum InvalidationDescriptorType : byte
+internal enum InvalidationDescriptorType : byte
 {
     /// <summary>Context-cache invalidation.</summary>
     ContextCache = 1,
@@ -28,7 +28,7 @@ public enum InvalidationDescriptorType : byte
 /// reserved). Builders for the descriptors the Linux driver submits, and the reserved-bit masks the
 /// unit checks (QEMU's <c>VTD_INV_DESC_*_RSVD</c> masks).
 /// </summary>
-public readonly record struct InvalidationDescriptor(ulong Qw0, ulong Qw1, ulong Qw2 = 0, ulong Qw3 = 0)
+internal readonly record struct InvalidationDescriptor(ulong Qw0, ulong Qw1, ulong Qw2 = 0, ulong Qw3 = 0)
 {
     /// <summary>The type field (bits 3:0; the extended type bits 11:9 must be zero).</summary>
     public InvalidationDescriptorType Type => (InvalidationDescriptorType)(Qw0 & 0xF);

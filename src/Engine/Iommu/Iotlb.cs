@@ -36,7 +36,7 @@ namespace Engine.Iommu;
 /// their walk and re-check both under the set lock, so a walk that raced an invalidation never
 /// plants the stale translation afterwards.</para>
 /// </remarks>
-public sealed unsafe class Iotlb : IDisposable
+internal sealed unsafe class Iotlb : IDisposable
 {
     /// <summary>Entries per set (one cache line).</summary>
     public const int Ways = 3;
@@ -46,16 +46,10 @@ public sealed unsafe class Iotlb : IDisposable
     private const int SizeShift = 61;
     private const int DidShift = 45;
     private const ulong PageNumberMask = (1UL << 45) - 1;
-    private const int StampShift = 53;
+    private const int StampShift = IotlbData.StampShift;
     private const uint GenerationMask = 0x3FF;
     private const uint StampPresent = 0x400;
     private const uint SweepInterval = 256;
-    /// <summary>Data word: the translation snoops.</summary>
-    internal const ulong SnoopBit = 1UL << 52;
-    /// <summary>Data word: always set in an entry, so a miss (0) fails any test that requires it.</summary>
-    internal const ulong EntryBit = 1UL << 3;
-    /// <summary>Data word: where the page shift (12, 21, 30) sits, bits 11:4.</summary>
-    internal const int PageShiftShift = 4;
     private const int SizeHintShift = 32;
     private const int Domains = 65536;
 
@@ -114,14 +108,14 @@ public sealed unsafe class Iotlb : IDisposable
     public bool TryLookup(ushort did, ulong iova, int superpageLevel, out IotlbEntry entry)
     {
         ulong data = (iova >> 57) == 0 ? LookupData(did, iova, (2u << superpageLevel) - 1) : 0;
-        entry = data == 0 ? default
-            : new IotlbEntry(data & EptEntry.AddressMask, (PageSize)LevelOf(data), (Access)(data & 7), (data & SnoopBit) != 0);
+        var d = new IotlbData(data);
+        entry = d.IsHit ? new IotlbEntry(d.PageHpa, (PageSize)d.Level, d.Permissions, d.Snoop) : default;
         return data != 0;
     }
 
     /// <summary>
     /// The hot path's lookup: the data word of the entry for <paramref name="iova"/> (see the layout;
-    /// <see cref="LevelOf"/> gives its page size), or 0 on a miss. Probes only the sizes in
+    /// <see cref="IotlbData"/> reads it), or 0 on a miss. Probes only the sizes in
     /// <paramref name="sizes"/> (bit 0 = 4K, 1 = 2M, 2 = 1G) that the domain has cached.
     /// <paramref name="iova"/> must be below 2^57 (the widest input address); callers check the width first.
     /// </summary>
@@ -139,10 +133,6 @@ public sealed unsafe class Iotlb : IDisposable
         }
         return (sizes & 6) != 0 ? LookupLarge(did, iova, sizes, stamp) : 0;
     }
-
-    /// <summary>The level (1 = 4K, 2 = 2M, 3 = 1G) of a data word that <see cref="LookupData"/> returned.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int LevelOf(ulong data) => ((int)(data >> PageShiftShift) & 0xFF) * 7 >> 6;   // 12, 21, 30 → 1, 2, 3
 
     // 2M and 1G probes, out of line so the 4K path stays short.
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -184,8 +174,7 @@ public sealed unsafe class Iotlb : IDisposable
             if ((Volatile.Read(ref _domainStates[did]) & hint) == 0)
                 Interlocked.Or(ref _domainStates[did], hint);   // before the entry can be seen
             int way = ChooseWay(set, tag, ticket.Generation);
-            ulong data = ((ulong)ticket.Generation << StampShift) | (entry.PageHpa & EptEntry.AddressMask)
-                | ((ulong)PageSizes.ShiftOfLevel(level) << PageShiftShift) | EntryBit | (entry.Snoop ? SnoopBit : 0) | ((ulong)entry.Permissions & 7);
+            ulong data = IotlbData.Create(ticket.Generation, entry.PageHpa, level, entry.Snoop, entry.Permissions).Value;
             Volatile.Write(ref set[1 + 2 * way], tag);
             Volatile.Write(ref set[2 + 2 * way], data);
             filled = true;

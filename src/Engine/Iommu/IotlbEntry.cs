@@ -7,4 +7,4 @@ namespace Engine.Iommu;
 /// <param name="Size">Page size.</param>
 /// <param name="Permissions">Effective R/W (and X where honoured).</param>
 /// <param name="Snoop">Whether accesses through it snoop (PGSNP, or the leaf's SNP).</param>
-public readonly record struct IotlbEntry(ulong PageHpa, PageSize Size, Access Permissions, bool Snoop);
+internal readonly record struct IotlbEntry(ulong PageHpa, PageSize Size, Access Permissions, bool Snoop);

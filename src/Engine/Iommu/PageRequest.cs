@@ -5,7 +5,7 @@ namespace Engine.Iommu;
 /// <c>struct page_req_dsc</c> — qw0: type 7:0 (1), PASID present 8, RID 31:16, PASID 51:32,
 /// execute 52, privileged 53; qw1: read 0, write 1, last-in-group 2, PRG index 11:3, address 63:12.
 /// </summary>
-public readonly record struct PageRequest(ushort SourceId, ulong Address, bool Read, bool Write, bool Execute, bool LastInGroup, ushort GroupIndex, uint Pasid = TranslationRequest.NoPasid)
+internal readonly record struct PageRequest(ushort SourceId, ulong Address, bool Read, bool Write, bool Execute, bool LastInGroup, ushort GroupIndex, uint Pasid = TranslationRequest.NoPasid)
 {
     /// <summary>Bytes per page-request descriptor.</summary>
     public const int Size = 32;
@@ -26,7 +26,7 @@ public readonly record struct PageRequest(ushort SourceId, ulong Address, bool R
 }
 
 /// <summary>Page-group response codes (Linux <c>QI_RESP_*</c>).</summary>
-public enum PageResponseCode : byte
+internal enum PageResponseCode : byte
 {
     /// <summary>The pages are there: retry.</summary>
     Success = 0x0,
@@ -42,7 +42,7 @@ public enum PageResponseCode : byte
 /// A page-group response (queued-invalidation descriptor type 9, Linux <c>QI_PGRP_*</c>): qw0 type 9,
 /// PASID present 4, PDP 5, response code 15:12, RID 31:16, PASID 51:32; qw1 last-in-group 2, PRG index 11:3.
 /// </summary>
-public readonly record struct PageGroupResponse(ushort SourceId, ushort GroupIndex, PageResponseCode Code, bool LastInGroup = true, uint Pasid = TranslationRequest.NoPasid)
+internal readonly record struct PageGroupResponse(ushort SourceId, ushort GroupIndex, PageResponseCode Code, bool LastInGroup = true, uint Pasid = TranslationRequest.NoPasid)
 {
     /// <summary>The descriptor to submit.</summary>
     public InvalidationDescriptor ToDescriptor() => new(
@@ -57,7 +57,7 @@ public readonly record struct PageGroupResponse(ushort SourceId, ushort GroupInd
 }
 
 /// <summary>What became of a page request offered to a unit.</summary>
-public enum PageRequestStatus
+internal enum PageRequestStatus
 {
     /// <summary>Queued in the page-request queue.</summary>
     Queued = 0,

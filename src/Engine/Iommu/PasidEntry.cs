@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace Engine.Iommu;
 
 /// <summary>PASID-granular translation type (PGTT, PASID-entry bits 8:6).</summary>
-public enum Pgtt : byte
+internal enum Pgtt : byte
 {
     /// <summary>First-level only (not modelled: such an entry faults as invalid).</summary>
     FirstLevel = 1,
@@ -24,7 +24,7 @@ public enum Pgtt : byte
 /// DID 79:64, PWSNP 87, PGSNP 88, SRE 128.
 /// </summary>
 [StructLayout(LayoutKind.Explicit, Size = 64)]
-public readonly record struct PasidEntry
+internal readonly record struct PasidEntry
 {
     /// <summary>Bytes per entry.</summary>
     public const int Size = 64;

@@ -2,7 +2,7 @@ namespace Engine.Iommu;
 
 // The hardware's read-modify-write of a register, for status words that software and hardware
 // both change (FSTS: hardware sets PPF/PFO/IQE while software writes 1 to clear PFO/IQE).
-public sealed partial class RegisterFile
+internal sealed partial class RegisterFile
 {
     /// <summary>
     /// The hardware's atomic update of the register at <paramref name="offset"/>: clears the bits in

@@ -9,7 +9,7 @@ namespace Engine.Iommu;
 /// <param name="Reset">Value after reset.</param>
 /// <param name="WritableMask">Bits a write replaces.</param>
 /// <param name="WriteOneToClearMask">Bits a write of 1 clears (RW1C).</param>
-public sealed record RegisterDeclaration(string Name, int Offset, int Width, ulong Reset, ulong WritableMask, ulong WriteOneToClearMask);
+internal sealed record RegisterDeclaration(string Name, int Offset, int Width, ulong Reset, ulong WritableMask, ulong WriteOneToClearMask);
 
 /// <summary>How a register access ended.</summary>
 public enum RegisterAccessStatus
@@ -33,7 +33,7 @@ public enum RegisterAccessStatus
 /// 32-bit accesses to either half of a 64-bit register are allowed, as on hardware.
 /// </summary>
 /// <remarks>Side effects (GCMD commands, invalidations) belong to the owner, which is told of every applied write.</remarks>
-public sealed partial class RegisterFile
+internal sealed partial class RegisterFile
 {
     private readonly FrozenDictionary<int, RegisterDeclaration> _declarations;
     private readonly Dictionary<int, ulong> _values = [];

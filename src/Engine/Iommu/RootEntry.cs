@@ -8,7 +8,7 @@ namespace Engine.Iommu;
 /// its own P bit 0 and pointer 63:12 (SPEC.md §2.6).
 /// </summary>
 [StructLayout(LayoutKind.Explicit, Size = 16)]
-public readonly record struct RootEntry
+internal readonly record struct RootEntry
 {
     /// <summary>Bytes per entry.</summary>
     public const int Size = 16;
@@ -49,7 +49,7 @@ public readonly record struct RootEntry
 /// hi AW 2:0, AVL 6:3, DID 23:8 (SPEC.md §2.6).
 /// </summary>
 [StructLayout(LayoutKind.Explicit, Size = 16)]
-public readonly record struct ContextEntry
+internal readonly record struct ContextEntry
 {
     /// <summary>Bytes per entry.</summary>
     public const int Size = 16;
@@ -110,7 +110,7 @@ public readonly record struct ContextEntry
 /// DTE 2, PASIDE 3, PRE 4, PDTS 11:9, PASID-directory pointer 63:12; qw1 RID_PASID 19:0 (SPEC.md §2.6).
 /// </summary>
 [StructLayout(LayoutKind.Explicit, Size = 32)]
-public readonly record struct ScalableContextEntry
+internal readonly record struct ScalableContextEntry
 {
     /// <summary>Bytes per entry.</summary>
     public const int Size = 32;
@@ -174,7 +174,7 @@ public readonly record struct ScalableContextEntry
 
 /// <summary>A PASID-directory entry (64 bits, indexed by PASID &gt;&gt; 6): P 0, FPD 1, PASID-table pointer 63:12.</summary>
 [StructLayout(LayoutKind.Explicit, Size = 8)]
-public readonly record struct PasidDirectoryEntry
+internal readonly record struct PasidDirectoryEntry
 {
     /// <summary>The raw value.</summary>
     [FieldOffset(0)] public readonly ulong Value;

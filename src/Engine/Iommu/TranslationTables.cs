@@ -9,7 +9,7 @@ namespace Engine.Iommu;
 /// never sees a present entry with half-written fields.
 /// </summary>
 /// <remarks>After changing a present entry the caller must invalidate the unit's caches (context cache, PASID cache, IOTLB) as the spec's order requires.</remarks>
-public sealed class TranslationTables
+internal sealed class TranslationTables
 {
     private readonly HostMemory _memory;
     private readonly Dictionary<(int Bus, bool Upper), ulong> _contextTables = [];

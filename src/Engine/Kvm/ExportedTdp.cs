@@ -3,7 +3,7 @@ using Engine.Paging;
 namespace Engine.Kvm;
 
 /// <summary>Platform type of exported TDP metadata (<c>enum kvm_exported_tdp_type</c>).</summary>
-public enum TdpType
+internal enum TdpType
 {
     /// <summary>Not set: importers must refuse it.</summary>
     None = 0,
@@ -21,7 +21,7 @@ public enum TdpType
 /// <param name="RootHpa">HPA of the root table; constant for the export's lifetime.</param>
 /// <param name="MaxHugePageLevel">Largest leaf KVM may create: 1 = 4K, 2 = 2M, 3 = 1G.</param>
 /// <param name="RsvdBitsMask">KVM's must-be-zero bits, [PS][level − 1]; KVM never sets them, not even for software use.</param>
-public sealed record ExportedTdp(TdpType Type, int Level, ulong RootHpa, int MaxHugePageLevel, ReservedBitMasks RsvdBitsMask)
+internal sealed record ExportedTdp(TdpType Type, int Level, ulong RootHpa, int MaxHugePageLevel, ReservedBitMasks RsvdBitsMask)
 {
     /// <summary>The size argument of <see cref="ITdpImporter.Invalidate"/> that means "everything" (C's −1).</summary>
     public const ulong InvalidateAll = ulong.MaxValue;
@@ -33,7 +33,7 @@ public sealed record ExportedTdp(TdpType Type, int Level, ulong RootHpa, int Max
 /// freed by that change can be reused; and told when the export ends, before the tables are freed.
 /// </summary>
 /// <remarks>Called with KVM's MMU lock held: the callbacks must not call back into the VM.</remarks>
-public interface ITdpImporter
+internal interface ITdpImporter
 {
     /// <summary>Invalidate [<paramref name="gpa"/>, <paramref name="gpa"/> + <paramref name="size"/>); (0, <see cref="ExportedTdp.InvalidateAll"/>) means everything.</summary>
     void Invalidate(ulong gpa, ulong size);

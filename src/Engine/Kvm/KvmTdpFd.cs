@@ -23,7 +23,7 @@ public sealed class KvmTdpFd : IDisposable
     public int AddressSpaceId { get; }
 
     /// <summary>The vendor metadata (<c>get_metadata</c>).</summary>
-    public ExportedTdp Metadata { get; }
+    internal ExportedTdp Metadata { get; }
 
     /// <summary>The VM whose TDP this is.</summary>
     public Vm Vm => _vm;
@@ -40,7 +40,7 @@ public sealed class KvmTdpFd : IDisposable
 
     /// <summary>Registers an importer for invalidation callbacks (<c>register_importer</c>).</summary>
     /// <exception cref="EngineException">EBUSY when the same importer is already registered; ENODEV after the export ended.</exception>
-    public void RegisterImporter(ITdpImporter importer)
+    internal void RegisterImporter(ITdpImporter importer)
     {
         ArgumentNullException.ThrowIfNull(importer);
         lock (_importers)
@@ -55,7 +55,7 @@ public sealed class KvmTdpFd : IDisposable
 
     /// <summary>Removes an importer (<c>unregister_importer</c>).</summary>
     /// <returns>False when it was not registered.</returns>
-    public bool UnregisterImporter(ITdpImporter importer)
+    internal bool UnregisterImporter(ITdpImporter importer)
     {
         ArgumentNullException.ThrowIfNull(importer);
         lock (_importers)
@@ -67,7 +67,7 @@ public sealed class KvmTdpFd : IDisposable
 
     /// <summary>KVM's fault op: makes <paramref name="gfn"/> accessible for <paramref name="access"/> (read/write/exec).</summary>
     /// <exception cref="ObjectDisposedException">The export has ended (or its VM was disposed).</exception>
-    public TdpFaultResult Fault(ulong gfn, Access access)
+    internal TdpFaultResult Fault(ulong gfn, Access access)
     {
         ObjectDisposedException.ThrowIf(IsClosed, this);
         return _vm.FaultIn(gfn, access);

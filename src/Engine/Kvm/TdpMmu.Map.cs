@@ -5,7 +5,7 @@ namespace Engine.Kvm;
 
 // Mapping: choose the largest leaf that alignment, the memslot's backing, the VM's max huge-page
 // level, dirty logging and write tracking allow, then install it with one store.
-public sealed partial class TdpMmu
+internal sealed partial class TdpMmu
 {
     /// <summary>
     /// Maps [<paramref name="gfn"/>, +<paramref name="pages"/>) with <paramref name="permissions"/>,

@@ -4,7 +4,7 @@ namespace Engine.Kvm;
 
 // Zap and write-protect: one recursive descent over [start, end), splitting the large leaves the
 // range only partly covers so that exactly the requested pages change.
-public sealed partial class TdpMmu
+internal sealed partial class TdpMmu
 {
     private enum RangeAction
     {

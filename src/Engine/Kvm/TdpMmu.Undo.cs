@@ -12,7 +12,7 @@ namespace Engine.Kvm;
 // Stores into tables the operation allocated are not logged: restoring the entry that linked such
 // a table unlinks all of it at once. So mapping fresh ranges logs next to nothing; a remap of
 // existing leaves logs one entry per leaf, freed when the operation ends.
-public sealed partial class TdpMmu
+internal sealed partial class TdpMmu
 {
     private const int RetainedUndoCapacity = 4096;
 

@@ -22,7 +22,7 @@ namespace Engine.Kvm;
 /// write-protect, <c>TdpMmu.Map.cs</c> mapping and the fault op.
 /// </para>
 /// </remarks>
-public sealed partial class TdpMmu
+internal sealed partial class TdpMmu
 {
     private readonly HostMemory _memory;
     private readonly Vm _vm;

@@ -7,7 +7,7 @@ namespace Engine.Kvm;
 /// <param name="HugePageSplits">Large leaves split into a table of smaller leaves.</param>
 /// <param name="FaultsFixed">Fault-op calls that mapped something.</param>
 /// <param name="FaultsFailed">Fault-op calls that failed.</param>
-public readonly record struct TdpMmuStatistics(
+internal readonly record struct TdpMmuStatistics(
     long TablePages,
     long Flushes,
     long InvalidatedRanges,

@@ -49,7 +49,7 @@ public sealed partial class Vm : IDisposable
     public HostMemory Memory { get; }
 
     /// <summary>The TDP MMU (KVM's EPT).</summary>
-    public TdpMmu Tdp { get; }
+    internal TdpMmu Tdp { get; }
 
     /// <summary>Guest frame numbers the EPT can translate: 2^(width − 12).</summary>
     public ulong MaxGfn => 1UL << (Tdp.AddressWidth - HostMemory.FrameShift);

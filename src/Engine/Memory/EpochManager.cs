@@ -45,7 +45,7 @@ namespace Engine.Memory;
 /// is idle: a thread that stops translating has left its region, so nothing waits on it, and a
 /// thread cannot exit inside a region (each region is a <c>try</c>/<c>finally</c> or a <c>using</c>).</para>
 /// </remarks>
-public sealed unsafe class EpochManager : IDisposable
+internal sealed unsafe class EpochManager : IDisposable
 {
     private const int SlotBytes = 64;
 
@@ -208,7 +208,7 @@ public sealed unsafe class EpochManager : IDisposable
 }
 
 /// <summary>A protected region of an <see cref="EpochManager"/>; leaving is <see cref="Dispose"/>.</summary>
-public readonly ref struct EpochGuard
+internal readonly ref struct EpochGuard
 {
     private readonly EpochManager _manager;
 

@@ -14,4 +14,7 @@ public enum FrameState : byte
 
     /// <summary>In the free pool, ready to be handed out again (zeroed on the way out).</summary>
     Free = 3,
+
+    /// <summary>Inside a region the embedder registered: always usable, never allocated or freed by Engine.</summary>
+    Embedder = 4,
 }

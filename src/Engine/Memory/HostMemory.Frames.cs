@@ -128,7 +128,11 @@ public sealed unsafe partial class HostMemory
     {
         ThrowIfDisposed();
         if (!Contains(hpa))
-            throw new InvalidHostAddressException(hpa, $"outside host memory [0x{BaseHpa:x}, 0x{EndHpa:x}).", nameof(hpa));
+        {
+            if (IsEmbedderMemory(hpa))
+                return FrameState.Embedder;
+            throw new InvalidHostAddressException(hpa, $"outside host memory [0x{BaseHpa:x}, 0x{EndHpa:x}) and every embedder region.", nameof(hpa));
+        }
         return (FrameState)Volatile.Read(ref _state[(hpa - BaseHpa) >> FrameShift]);
     }
 
@@ -156,7 +160,11 @@ public sealed unsafe partial class HostMemory
         if ((hpa & (FrameSize - 1)) != 0)
             throw new InvalidHostAddressException(hpa, "not 4 KiB aligned.", paramName);
         if (!Contains(hpa))
-            throw new InvalidHostAddressException(hpa, $"outside host memory [0x{BaseHpa:x}, 0x{EndHpa:x}).", paramName);
+        {
+            throw new InvalidHostAddressException(hpa, IsEmbedderMemory(hpa)
+                ? "the frame belongs to an embedder region; Engine never allocates or frees those."
+                : $"outside host memory [0x{BaseHpa:x}, 0x{EndHpa:x}).", paramName);
+        }
         return (uint)((hpa - BaseHpa) >> FrameShift);
     }
 

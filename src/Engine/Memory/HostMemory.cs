@@ -4,14 +4,15 @@ using System.Runtime.InteropServices;
 namespace Engine.Memory;
 
 /// <summary>
-/// Host memory: one lazily committed native region of 4 KiB frames. A host-physical address (HPA)
-/// is <see cref="BaseHpa"/> plus an offset into the region. Page-table frames of KVM and of the
-/// IOMMU driver, and the frames that back guest RAM, all come from here.
+/// Host memory: one lazily committed native region of 4 KiB frames, plus any RAM the embedder
+/// registers (<see cref="AddEmbedderRegion"/>). An HPA in Engine's region is <see cref="BaseHpa"/>
+/// plus an offset into it. Page-table frames of KVM and of the IOMMU driver, and the frames that back
+/// guest RAM, all come from Engine's region; embedder regions are read and written, never allocated.
 /// </summary>
 /// <remarks>
 /// The class is split by concern: this file holds the region and bounds-checked access,
 /// <c>HostMemory.Frames.cs</c> the lock-free allocator, <c>HostMemory.Reclaim.cs</c> retirement
-/// through <see cref="Epochs"/>.
+/// through <see cref="Epochs"/>, <c>HostMemory.Embedder.cs</c> the embedder's regions.
 /// </remarks>
 public sealed unsafe partial class HostMemory : IDisposable
 {
@@ -73,7 +74,7 @@ public sealed unsafe partial class HostMemory : IDisposable
     public int HostAddressWidth { get; }
 
     /// <summary>The epochs that protect walkers from frame reuse.</summary>
-    public EpochManager Epochs { get; }
+    internal EpochManager Epochs { get; }
 
     /// <summary>Whether <see cref="Dispose"/> has been called.</summary>
     public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
@@ -88,7 +89,9 @@ public sealed unsafe partial class HostMemory : IDisposable
         ulong offset = hpa - BaseHpa;
         ulong limit = Volatile.Read(ref _limit);
         // One unsigned compare covers hpa below the base (the subtraction wraps) and past the end.
-        return offset < limit && length <= limit - offset ? _pointer + offset : null;
+        if (offset < limit && length <= limit - offset)
+            return _pointer + offset;
+        return TryGetEmbedderPointer(hpa, length);
     }
 
     /// <summary>
@@ -124,6 +127,8 @@ public sealed unsafe partial class HostMemory : IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         ThrowIfDisposed();
+        if (!Contains(hpa, (ulong)Math.Max(length, 1)) && TryGetEmbedderPointer(hpa, (ulong)Math.Max(length, 1)) is var embedder && embedder != null)
+            return new Span<byte>(embedder, length);
         if (!Contains(hpa, (ulong)Math.Max(length, 1)))
             throw new InvalidHostAddressException(hpa, $"the range of {length} bytes is outside host memory [0x{BaseHpa:x}, 0x{EndHpa:x}).", nameof(hpa));
         if (length > 0)
@@ -138,9 +143,11 @@ public sealed unsafe partial class HostMemory : IDisposable
         return new Span<byte>(_pointer + (hpa - BaseHpa), length);
     }
 
-    /// <summary>The 4 KiB of an allocated frame.</summary>
+    /// <summary>The 4 KiB of an allocated frame (or of a frame in an embedder region).</summary>
     public Span<byte> GetFrame(ulong hpa)
     {
+        if ((hpa & (FrameSize - 1)) == 0 && !Contains(hpa) && IsEmbedderMemory(hpa, FrameSize))
+            return GetSpan(hpa, FrameSize);
         _ = FrameIndexOf(hpa, nameof(hpa));
         return GetSpan(hpa, FrameSize);
     }
@@ -173,6 +180,8 @@ public sealed unsafe partial class HostMemory : IDisposable
         ThrowIfDisposed();
         if ((hpa & 7) != 0)
             throw new InvalidHostAddressException(hpa, "an entry address must be 8-byte aligned.", nameof(hpa));
+        if (!Contains(hpa, 8) && TryGetEmbedderPointer(hpa, 8) is var embedder && embedder != null)
+            return (ulong*)embedder;
         if (!Contains(hpa, 8))
             throw new InvalidHostAddressException(hpa, $"outside host memory [0x{BaseHpa:x}, 0x{EndHpa:x}).", nameof(hpa));
         ulong frame = (hpa - BaseHpa) >> FrameShift;
@@ -195,6 +204,7 @@ public sealed unsafe partial class HostMemory : IDisposable
         // Walkers read the limit inside their protected region: once it is 0 and every walker that
         // entered before has left, nobody can hold a pointer into the region.
         Volatile.Write(ref _limit, 0);
+        ForgetEmbedderRegions();
         ulong tag = Epochs.Bump();
         if (!Epochs.WaitUntilSafe(tag, _options.DisposeTimeout))
             throw new InvalidOperationException($"HostMemory.Dispose: a thread stayed inside an epoch-protected region for more than {_options.DisposeTimeout}; the region is left mapped so that thread cannot fault.");

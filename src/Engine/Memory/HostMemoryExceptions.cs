@@ -1,10 +1,14 @@
 namespace Engine.Memory;
 
-/// <summary>Thrown when host memory has no free frame (or no free run of the size asked for) left.</summary>
-public sealed class HostMemoryExhaustedException : Exception
+/// <summary>
+/// Thrown when host memory has no free frame (or no free run of the size asked for) left. It is an
+/// <see cref="EngineException"/> with <see cref="Errno.ENOMEM"/>, so every control call that runs out of
+/// memory (a VM's map as much as an attach) can be caught the same way.
+/// </summary>
+public sealed class HostMemoryExhaustedException : EngineException
 {
     /// <summary>Creates the exception with a message that says what was asked for.</summary>
-    public HostMemoryExhaustedException(string message) : base(message) { }
+    public HostMemoryExhaustedException(string message) : base(Errno.ENOMEM, message) { }
 }
 
 /// <summary>

@@ -4,7 +4,7 @@ namespace Engine.Memory;
 /// Counts the native bytes the engine currently holds (reserved address space and side tables),
 /// so tests and embedders can check that disposing everything returns the count to zero.
 /// </summary>
-public static class NativeMemoryTracker
+internal static class NativeMemoryTracker
 {
     private static long _reservedBytes;
     private static long _liveAllocations;

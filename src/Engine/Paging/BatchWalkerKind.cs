@@ -15,20 +15,20 @@ public enum BatchWalkerKind
     Interleaved = 0,
 
     /// <summary>
-    /// AVX2 gathers (<see cref="PageWalker.Avx2GatherBatch"/>): the entries of 4 lanes per
+    /// AVX2 gathers (<see cref="PageWalker.Gather4Batch"/>): the entries of 4 lanes per
     /// <c>vpgatherqq</c>, checks with 256-bit compares. Needs AVX2.
     /// </summary>
     Avx2Gather = 1,
 
     /// <summary>
-    /// 8-lane walker (<see cref="PageWalker.Avx512GatherBatch"/>): checks with 512-bit compares and
+    /// 8-lane walker (<see cref="PageWalker.Gather8Batch"/>): checks with 512-bit compares and
     /// masks; each 8-lane load is two 4-lane AVX2 gathers, since .NET 10 exposes no 512-bit gather.
     /// Needs AVX-512F and AVX2.
     /// </summary>
     Avx512Gather = 2,
 
     /// <summary>
-    /// 8-lane walker with scalar loads (<see cref="PageWalker.Avx512LoadsBatch"/>): the 8-lane
+    /// 8-lane walker with scalar loads (<see cref="PageWalker.Loads8Batch"/>): the 8-lane
     /// walker's 512-bit checks, each lane's entry read by a plain load instead of a gather, so the
     /// 16 loads of a level issue as fast as the load ports take them. Needs AVX-512F.
     /// </summary>
@@ -36,7 +36,7 @@ public enum BatchWalkerKind
 }
 
 /// <summary>Names of <see cref="BatchWalkerKind"/> as the CLI and <see cref="PageWalker.BatchWalkerVariable"/> spell them.</summary>
-public static class BatchWalkerKinds
+internal static class BatchWalkerKinds
 {
     /// <summary>Every kind, in the order candidates are listed and measured.</summary>
     public static IReadOnlyList<BatchWalkerKind> All { get; } = [BatchWalkerKind.Interleaved, BatchWalkerKind.Avx2Gather, BatchWalkerKind.Avx512Gather, BatchWalkerKind.Avx512Loads];

@@ -3,7 +3,7 @@ using System.Globalization;
 namespace Engine.Paging;
 
 /// <summary>How the batch walker in use was chosen.</summary>
-public enum BatchWalkerSelectionReason
+internal enum BatchWalkerSelectionReason
 {
     /// <summary>Every supported candidate was timed on a synthetic table and the fastest won.</summary>
     Measured = 0,
@@ -22,7 +22,7 @@ public enum BatchWalkerSelectionReason
 }
 
 /// <summary>One candidate's time in the start-up measurement: nanoseconds per walk, the best of its rounds.</summary>
-public readonly record struct BatchWalkerTiming(BatchWalkerKind Kind, double NsPerWalk);
+internal readonly record struct BatchWalkerTiming(BatchWalkerKind Kind, double NsPerWalk);
 
 /// <summary>
 /// The batch walker <see cref="PageWalker.WalkBatch"/> dispatches to, why, and the measured time of
@@ -31,7 +31,7 @@ public readonly record struct BatchWalkerTiming(BatchWalkerKind Kind, double NsP
 /// <param name="Kind">The walker in use.</param>
 /// <param name="Reason">How it was chosen.</param>
 /// <param name="Timings">The candidates' times when <paramref name="Reason"/> is <see cref="BatchWalkerSelectionReason.Measured"/>; otherwise empty.</param>
-public sealed record BatchWalkerSelection(BatchWalkerKind Kind, BatchWalkerSelectionReason Reason, IReadOnlyList<BatchWalkerTiming> Timings)
+internal sealed record BatchWalkerSelection(BatchWalkerKind Kind, BatchWalkerSelectionReason Reason, IReadOnlyList<BatchWalkerTiming> Timings)
 {
     /// <summary>Why the measurement failed, when <see cref="Reason"/> is <see cref="BatchWalkerSelectionReason.MeasurementFailed"/>.</summary>
     public string? Detail { get; init; }

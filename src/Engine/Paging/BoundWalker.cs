@@ -15,7 +15,7 @@ namespace Engine.Paging;
 /// region like every walk. Frames allocated after binding are still reached: a pointer beyond the
 /// bound snapshot of the allocator's high-water mark takes the unbound walk, which reads the live one.
 /// </remarks>
-public readonly unsafe struct BoundWalker
+internal readonly unsafe struct BoundWalker
 {
     private readonly HostMemory? _memory;
     private readonly byte* _region;
@@ -27,7 +27,7 @@ public readonly unsafe struct BoundWalker
     private readonly int _width;
     private readonly ulong _present;
     private readonly ulong _permissions;
-    private readonly ulong _hot5, _hot4, _hot3, _hot2, _hot1;
+    private readonly ulong _divert5, _divert4, _divert3, _divert2, _divert1;
     private readonly WalkerConfig _config;
     private readonly bool _simple;   // second-stage rules, 4 or 5 levels, root inside memory: the straight line applies
 
@@ -38,20 +38,25 @@ public readonly unsafe struct BoundWalker
         ArgumentNullException.ThrowIfNull(memory);
         _memory = memory;
         _config = config;
-        _region = memory.RegionPointer;
-        _baseHpa = memory.BaseHpa;
-        _limit = memory.Limit;
+        // Bound to the region that holds the root: Engine's own, or the embedder RAM a guest's tables
+        // live in. Tables elsewhere take the unbound walk.
+        if (!memory.TryFindRegion(rootHpa, out _baseHpa, out _limit, out _region))
+        {
+            _region = memory.RegionPointer;
+            _baseHpa = memory.BaseHpa;
+            _limit = memory.Limit;
+        }
         _rootHpa = rootHpa;
-        _rootOffset = rootHpa - memory.BaseHpa;
+        _rootOffset = rootHpa - _baseHpa;
         _levels = levels;
         _width = (uint)(levels - 2) <= 3 ? PageSizes.WidthOfLevels(levels) : 0;
         _present = config.PresentMask;
         _permissions = config.PermissionMask;
-        _hot5 = config.Hot(5);
-        _hot4 = config.Hot(4);
-        _hot3 = config.Hot(3);
-        _hot2 = config.Hot(2);
-        _hot1 = config.Hot(1);
+        _divert5 = config.DivertMask(5);
+        _divert4 = config.DivertMask(4);
+        _divert3 = config.DivertMask(3);
+        _divert2 = config.DivertMask(2);
+        _divert1 = config.DivertMask(1);
         // Anything else (EPT's write-only rule, 2 or 3 levels, a bad root) goes to the unbound walk, which judges it.
         _simple = !config.RejectWriteOnly && levels is 4 or 5 && (rootHpa & (HostMemory.FrameSize - 1)) == 0 && _rootOffset < _limit;
     }
@@ -73,7 +78,7 @@ public readonly unsafe struct BoundWalker
         if (_levels == 5)
         {
             e = *(ulong*)(region + offset + (((address >> 48) & PageSizes.LevelMask) << 3));
-            if ((e & _present) == 0 || (e & _hot5) != 0)
+            if ((e & _present) == 0 || (e & _divert5) != 0)
                 return Unbound(address, access);
             permissions &= e;
             offset = (e & EptEntry.AddressMask) - _baseHpa;
@@ -81,28 +86,28 @@ public readonly unsafe struct BoundWalker
                 return Unbound(address, access);
         }
         e = *(ulong*)(region + offset + (((address >> 39) & PageSizes.LevelMask) << 3));
-        if ((e & _present) == 0 || (e & _hot4) != 0)
+        if ((e & _present) == 0 || (e & _divert4) != 0)
             return Unbound(address, access);
         permissions &= e;
         offset = (e & EptEntry.AddressMask) - _baseHpa;
         if (offset >= _limit)
             return Unbound(address, access);
         e = *(ulong*)(region + offset + (((address >> 30) & PageSizes.LevelMask) << 3));
-        if ((e & _present) == 0 || (e & _hot3) != 0)
+        if ((e & _present) == 0 || (e & _divert3) != 0)
             return Unbound(address, access);
         permissions &= e;
         offset = (e & EptEntry.AddressMask) - _baseHpa;
         if (offset >= _limit)
             return Unbound(address, access);
         e = *(ulong*)(region + offset + (((address >> 21) & PageSizes.LevelMask) << 3));
-        if ((e & _present) == 0 || (e & _hot2) != 0)
+        if ((e & _present) == 0 || (e & _divert2) != 0)
             return Unbound(address, access);
         permissions &= e;
         offset = (e & EptEntry.AddressMask) - _baseHpa;
         if (offset >= _limit)
             return Unbound(address, access);
         e = *(ulong*)(region + offset + (((address >> 12) & PageSizes.LevelMask) << 3));
-        if ((e & _present) == 0 || (e & _hot1) != 0)
+        if ((e & _present) == 0 || (e & _divert1) != 0)
             return Unbound(address, access);
         permissions &= e;
         if ((required & ~permissions) != 0)

@@ -1,7 +1,7 @@
 namespace Engine.Paging;
 
 /// <summary>Which architecture's rules a walker applies to the same 64-bit entries.</summary>
-public enum EntryFormat : byte
+internal enum EntryFormat : byte
 {
     /// <summary>The CPU's EPT view: present = R|W|X, X enforced, W without R is a misconfiguration.</summary>
     Ept = 0,

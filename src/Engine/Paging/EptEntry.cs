@@ -14,7 +14,7 @@ namespace Engine.Paging;
 /// "MMU present" marker moves from bit 11 to bit 59 so bit 11 stays 0 for VT-d (patch 24).
 /// </remarks>
 [StructLayout(LayoutKind.Explicit, Size = 8)]
-public readonly record struct EptEntry
+internal readonly record struct EptEntry
 {
     /// <summary>Read (bit 0).</summary>
     public const ulong ReadBit = 1UL << 0;

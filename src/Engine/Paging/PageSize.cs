@@ -14,7 +14,7 @@ public enum PageSize : byte
 }
 
 /// <summary>Arithmetic on <see cref="PageSize"/> and page-table levels.</summary>
-public static class PageSizes
+internal static class PageSizes
 {
     /// <summary>Index bits per table level (512 entries).</summary>
     public const int LevelStride = 9;

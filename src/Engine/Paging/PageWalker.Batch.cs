@@ -6,25 +6,26 @@ namespace Engine.Paging;
 
 // The batch walkers: many addresses of one table walked level by level, so the loads of one level
 // are independent and in flight together — memory-level parallelism, the C anchors' "batched 16"
-// row. A lane that meets anything unusual (a fault, a large leaf, a pointer outside memory) is
-// finished by the scalar walk, so results are exactly Walk's. Three candidates: the interleaved
-// scalar walker below, AVX2 gathers (PageWalker.Gather256.cs) and 8-lane AVX-512 checks
-// (PageWalker.Gather512.cs); WalkBatch dispatches to the one chosen in PageWalker.BatchSelection.cs.
-public static unsafe partial class PageWalker
+// row. A lane that meets anything unusual (a fault, a large leaf, a pointer outside Engine's region)
+// is finished by the scalar walk, so results are exactly Walk's. Four walkers: the interleaved
+// scalar one below, and three vector ones over one driver (PageWalker.VectorBatch.cs, the walkers in
+// PageWalker.VectorWalkers.cs): 4-lane AVX2 gathers, 8-lane checks over AVX2 gathers, 8-lane checks
+// over plain loads. WalkBatch dispatches to the one chosen in PageWalker.BatchSelection.cs.
+internal static unsafe partial class PageWalker
 {
     /// <summary>Addresses walked together per group (every batch walker).</summary>
     /// <remarks>
     /// 32, not the C anchors' 16: the C walk is leaner, so 16 of its walks fill the core's window;
-    /// ours need twice as many in flight. Measured with the AVX2 walker on the anchors' sets: 16 → 32
-    /// took walk-cold-batch from 22.0 to 15.7 ns and walk-hot-batch from 6.8 to 6.0 ns. Masks are 32-bit: 32 is the most.
+    /// ours need twice as many in flight (the measurements are in bench/Engine.Benchmarks/RESULTS.md,
+    /// "Figures behind constants"). Lane masks are 32-bit: 32 is the most.
     /// </remarks>
     public const int BatchGroup = 32;
 
     /// <summary>The shortest batch <see cref="WalkBatch"/> gives to a selected gather walker; shorter ones go to the interleaved walker.</summary>
     /// <remarks>
-    /// Measured on the development machine (AMD EPYC, Zen 4), ns per walk for batches of 1 / 4 / 7 / 8 / 16
-    /// addresses, interleaved vs AVX2 gathers: 1 GiB of 4K leaves (L3) 28 / 17 / 14.7 / 14.3 / 14.0 vs
-    /// 93 / 24 / 15.7 / 13.8 / 8.4; 32 GiB (DRAM) 115 / 52 / 38 / 36 / 29 vs 175 / 60 / 38 / 35 / 21.
+    /// A lone gather's latency is not hidden by others: below about 8 lanes the interleaved walker's
+    /// plain loads win, on cache-resident and DRAM-bound tables alike (figures in RESULTS.md,
+    /// "Figures behind constants").
     /// </remarks>
     public const int GatherMinimumBatch = 8;
 
@@ -68,13 +69,13 @@ public static unsafe partial class PageWalker
                 InterleavedBatch.WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
                 return;
             case BatchWalkerKind.Avx2Gather:
-                Avx2GatherBatch.WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
+                Gather4Batch.WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
                 return;
             case BatchWalkerKind.Avx512Gather:
-                Avx512GatherBatch.WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
+                Gather8Batch.WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
                 return;
             case BatchWalkerKind.Avx512Loads:
-                Avx512LoadsBatch.WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
+                Loads8Batch.WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
                 return;
             default:
                 throw new ArgumentOutOfRangeException(nameof(kind), kind, $"Not a batch walker; known: {BatchWalkerKinds.Names}.");
@@ -140,7 +141,7 @@ public static unsafe partial class PageWalker
     /// <remarks>
     /// AggressiveInlining: the JIT does not inline a method with a loop on its own, and out of line
     /// this runs as tier-0 code for the first ~100 ms of a process — long enough to halve the gather
-    /// walkers' speed in the start-up measurement (seen: 14.8 instead of 7.3 ns per walk).
+    /// walkers' speed in the start-up measurement.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void WriteLeaves(Span<WalkResult> results, int first, uint leaves, uint permissionFaults, ulong* hpas, ulong* entries, ulong* permissions)
@@ -211,7 +212,7 @@ public static unsafe partial class PageWalker
                 for (int level = levels; level >= 1 && active > 0; level--)
                 {
                     int shift = PageSizes.ShiftOfLevel(level);
-                    ulong hot = config.Hot(level);
+                    ulong divert = config.DivertMask(level);
                     // All loads of this level first: independent, so they overlap.
                     for (int k = 0; k < active; k++)
                     {
@@ -223,7 +224,7 @@ public static unsafe partial class PageWalker
                     {
                         ulong e = entries[k];
                         int lane = lanes[k];
-                        if (offsets[k] >= limit || (e & present) == 0 || (e & hot) != 0)
+                        if (offsets[k] >= limit || (e & present) == 0 || (e & divert) != 0)
                         {
                             results[start + lane] = Walk(memory, config, rootHpa, levels, addresses[start + lane], access);
                             continue;

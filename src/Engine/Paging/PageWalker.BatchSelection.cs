@@ -7,7 +7,7 @@ namespace Engine.Paging;
 // Which batch walker WalkBatch dispatches to: chosen once per process, on first use, by the
 // ENGINE_BATCH_WALKER variable or else by timing every supported candidate on a small synthetic
 // table; SelectBatchWalker forces one. Control path: a lock, allocation and exceptions are fine here.
-public static partial class PageWalker
+internal static partial class PageWalker
 {
     /// <summary>
     /// The environment variable that forces the batch walker at first use: <c>interleaved</c>,
@@ -18,8 +18,8 @@ public static partial class PageWalker
     // The measurement's working set: 64 walks per leaf table, one per cache line, so 65,536 walks
     // touch 4 MiB of leaf entries — more than the 1–2 MiB L2 of current x86 cores, so the time
     // reflects how well a walker overlaps its misses — in 1,024 leaf tables (4 MiB of frames, built
-    // in about a millisecond). On the development machine (Zen 4) it ranks the candidates as 1 to
-    // 32 GiB of real 4K-leaf tables do (L3-resident and DRAM-bound alike).
+    // in about a millisecond). Sized so that it ranks the candidates as 1 to 32 GiB of real 4K-leaf
+    // tables do, L3-resident and DRAM-bound alike (RESULTS.md, "Figures behind constants").
     private const int MeasuredWalks = 1 << 16;
     private const int WalksPerLeafTable = 64;
     private const int MeasuredRounds = 3;
@@ -49,9 +49,9 @@ public static partial class PageWalker
     public static bool IsBatchWalkerSupported(BatchWalkerKind kind) => kind switch
     {
         BatchWalkerKind.Interleaved => InterleavedBatch.IsSupported,
-        BatchWalkerKind.Avx2Gather => Avx2GatherBatch.IsSupported,
-        BatchWalkerKind.Avx512Gather => Avx512GatherBatch.IsSupported,
-        BatchWalkerKind.Avx512Loads => Avx512LoadsBatch.IsSupported,
+        BatchWalkerKind.Avx2Gather => Gather4Batch.IsSupported,
+        BatchWalkerKind.Avx512Gather => Gather8Batch.IsSupported,
+        BatchWalkerKind.Avx512Loads => Loads8Batch.IsSupported,
         _ => false,
     };
 

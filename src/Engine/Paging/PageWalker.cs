@@ -12,7 +12,7 @@ namespace Engine.Paging;
 /// it reaches is reused under it. Each entry is read exactly once with a volatile 64-bit load.
 /// Nothing is ever dereferenced outside host memory: such a pointer is a fault.
 /// </remarks>
-public static unsafe partial class PageWalker
+internal static unsafe partial class PageWalker
 {
     /// <summary>
     /// The reference walk: the numbered steps below, one level per loop iteration. Every faster path
@@ -34,10 +34,6 @@ public static unsafe partial class PageWalker
         if (!config.ExecuteEnforced && (required & EptEntry.ExecuteBit) != 0)
             required = (required & ~EptEntry.ExecuteBit) | EptEntry.ReadBit;
 
-        // The region is read once, inside the caller's protected region: a disposed region has limit 0.
-        byte* region = memory.RegionPointer;
-        ulong baseHpa = memory.BaseHpa;
-        ulong limit = memory.Limit;
         ulong table = rootHpa;
         ulong permissions = config.PermissionMask;
 
@@ -45,14 +41,15 @@ public static unsafe partial class PageWalker
         {
             int shift = PageSizes.ShiftOfLevel(level);
 
-            // Step 4: locate the entry; the table must lie inside host memory. The subtraction
-            // wraps for a pointer below the base, so one compare catches both sides.
-            ulong offset = table - baseHpa + (((address >> shift) & PageSizes.LevelMask) << 3);
-            if ((table & (HostMemory.FrameSize - 1)) != 0 || table - baseHpa >= limit)
+            // Step 4: locate the table; its whole frame must lie inside host memory (Engine's region
+            // or one the embedder registered). Inside the caller's protected region, so a disposed
+            // memory answers null here.
+            byte* frame = (table & (HostMemory.FrameSize - 1)) == 0 ? memory.TryGetPointer(table, HostMemory.FrameSize) : null;
+            if (frame == null)
                 return WalkResult.Faulted(WalkFault.TablePointerOutsideMemory, level);
 
             // Step 5: one volatile 64-bit load of the entry.
-            ulong entry = Volatile.Read(ref *(ulong*)(region + offset));
+            ulong entry = Volatile.Read(ref *(ulong*)(frame + (((address >> shift) & PageSizes.LevelMask) << 3)));
 
             // Step 6: present?
             if ((entry & config.PresentMask) == 0)

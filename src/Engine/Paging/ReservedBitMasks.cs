@@ -11,7 +11,7 @@ namespace Engine.Paging;
 /// is expressed by putting bit 7 in the [1][level − 1] mask, so one AND per entry checks everything.
 /// </remarks>
 [InlineArray(Count)]
-public struct ReservedBitMasks
+internal struct ReservedBitMasks
 {
     /// <summary>2 PS values × 5 levels.</summary>
     public const int Count = 10;

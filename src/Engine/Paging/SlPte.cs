@@ -15,7 +15,7 @@ namespace Engine.Paging;
 /// without ECAP.SC; TM is leaf-only and reserved without ECAP.DT; PS is reserved in PML4E/PML5E.
 /// </remarks>
 [StructLayout(LayoutKind.Explicit, Size = 8)]
-public readonly record struct SlPte
+internal readonly record struct SlPte
 {
     /// <summary>Read (bit 0).</summary>
     public const ulong ReadBit = 1UL << 0;

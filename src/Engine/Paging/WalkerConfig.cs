@@ -4,20 +4,20 @@ namespace Engine.Paging;
 /// Everything a walker needs to judge entries, validated once on the control path and handed to
 /// the hot path as immutable, blittable data.
 /// </summary>
-public readonly struct WalkerConfig
+internal readonly struct WalkerConfig
 {
     private readonly ReservedBitMasks _masks;
 
-    private readonly HotMasks _hot;
+    private readonly DivertMasks _divert;
 
     private WalkerConfig(EntryFormat format, in ReservedBitMasks masks, ulong presentMask, ulong permissionMask, bool executeEnforced, bool rejectWriteOnly)
     {
         Format = format;
         _masks = masks;
-        // The fast path's one test per level: the PS = 0 must-be-zero bits plus PS itself (levels 2+),
-        // so a reserved bit and a large leaf both leave the straight line for the careful path.
+        // The fast paths' one test per level: the PS = 0 must-be-zero bits plus PS itself (levels 2+),
+        // so a reserved bit and a large leaf both divert the walk from the straight line to the careful path.
         for (int level = 1; level <= ReservedBitMasks.MaxLevels; level++)
-            _hot[level - 1] = masks[level - 1] | (level > 1 ? EptEntry.PageSizeBit : 0);
+            _divert[level - 1] = masks[level - 1] | (level > 1 ? EptEntry.PageSizeBit : 0);
         PresentMask = presentMask;
         PermissionMask = permissionMask;
         ExecuteEnforced = executeEnforced;
@@ -44,10 +44,15 @@ public readonly struct WalkerConfig
 
     internal ulong Mask(int index) => _masks[index];
 
-    internal ulong Hot(int level) => _hot[level - 1];
+    /// <summary>
+    /// The bits that divert an entry at <paramref name="level"/> (1..5) off a fast path: its PS = 0
+    /// must-be-zero bits, and PS above level 1. An entry with none of them set (and present) is a plain
+    /// table pointer or 4 KiB leaf.
+    /// </summary>
+    internal ulong DivertMask(int level) => _divert[level - 1];
 
     [System.Runtime.CompilerServices.InlineArray(ReservedBitMasks.MaxLevels)]
-    private struct HotMasks
+    private struct DivertMasks
     {
         private ulong _element0;
     }

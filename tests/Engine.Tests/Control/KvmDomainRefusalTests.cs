@@ -52,7 +52,7 @@ public class KvmDomainRefusalTests
     {
         using var f = new ControlFixture();
         Assert.Equal(Errno.EINVAL, Assert.Throws<EngineException>(() => f.Platform.AllocateKvmDomain(f.Nic, null)).Errno);
-        var e = Assert.Throws<EngineException>(() => f.Platform.AllocateKvmDomain(f.Nic, f.Tdp, metadata: f.Tdp.Metadata with { Type = TdpType.None }));
+        var e = Assert.Throws<EngineException>(() => f.Platform.AllocateKvmDomain(f.Nic, f.Tdp, DomainAllocFlags.None, metadata: f.Tdp.Metadata with { Type = TdpType.None }));
         Assert.Equal(Errno.EINVAL, e.Errno);
         Assert.Contains("not EPT", e.Message);
     }
@@ -63,7 +63,7 @@ public class KvmDomainRefusalTests
     public void ALevelOtherThanFourOrFiveIsNotSupported(int level)
     {
         using var f = new ControlFixture();
-        var e = Assert.Throws<EngineException>(() => f.Platform.AllocateKvmDomain(f.Nic, f.Tdp, metadata: f.Tdp.Metadata with { Level = level }));
+        var e = Assert.Throws<EngineException>(() => f.Platform.AllocateKvmDomain(f.Nic, f.Tdp, DomainAllocFlags.None, metadata: f.Tdp.Metadata with { Level = level }));
         Assert.Equal(Errno.EOPNOTSUPP, e.Errno);
         Assert.Contains($"{level} levels", e.Message);
     }
@@ -73,7 +73,7 @@ public class KvmDomainRefusalTests
     {
         using var f = new ControlFixture();
         var masks = ReservedBitMasks.ForEpt(46, 3, bit11Reserved: false);
-        var e = Assert.Throws<EngineException>(() => f.Platform.AllocateKvmDomain(f.Nic, f.Tdp, metadata: f.Tdp.Metadata with { RsvdBitsMask = masks }));
+        var e = Assert.Throws<EngineException>(() => f.Platform.AllocateKvmDomain(f.Nic, f.Tdp, DomainAllocFlags.None, metadata: f.Tdp.Metadata with { RsvdBitsMask = masks }));
         Assert.Equal(Errno.EOPNOTSUPP, e.Errno);
         Assert.Contains("bit 11", e.Message);
     }

@@ -32,5 +32,15 @@ public class PackageMetadataTests
         XDocument project = XDocument.Load(RepositoryFiles.PathOf("src/Engine.Cli/Engine.Cli.csproj"));
         Assert.Equal("true", Property(project, "PackAsTool"));
         Assert.Equal("engine", Property(project, "ToolCommandName"));
+        Assert.StartsWith("VtdEngine", Property(project, "PackageId"));
+        Assert.NotEqual("", Property(project, "Authors"));
+        Assert.Equal("MIT", Property(project, "PackageLicenseExpression"));
+    }
+
+    [Fact]
+    public void TheRepositoryCarriesTheLicenceThePackagesName()
+    {
+        string licence = File.ReadAllText(RepositoryFiles.PathOf("LICENSE"));
+        Assert.StartsWith("MIT License", licence);
     }
 }

@@ -251,9 +251,9 @@ public class BatchWalkerCandidateTests
     public void UnsupportedCandidatesSaySoAndCannotBeForced()
     {
         Assert.True(PageWalker.InterleavedBatch.IsSupported);
-        Assert.Equal(Avx2.IsSupported, PageWalker.Avx2GatherBatch.IsSupported);
-        Assert.Equal(Avx512F.IsSupported && Avx2.IsSupported, PageWalker.Avx512GatherBatch.IsSupported);
-        Assert.Equal(Avx512F.IsSupported, PageWalker.Avx512LoadsBatch.IsSupported);
+        Assert.Equal(Avx2.IsSupported, PageWalker.Gather4Batch.IsSupported);
+        Assert.Equal(Avx512F.IsSupported && Avx2.IsSupported, PageWalker.Gather8Batch.IsSupported);
+        Assert.Equal(Avx512F.IsSupported, PageWalker.Loads8Batch.IsSupported);
         // In an ISA leg of .ci/run, the knob decides which candidates exist.
         string? isa = Environment.GetEnvironmentVariable("ENGINE_EXPECTED_ISA");
         if (!string.IsNullOrEmpty(isa))
