@@ -130,6 +130,59 @@ public sealed class ReplayRig : IDisposable
         tally.Add(r.Address, t);
     }
 
+    /// <summary>Translates one translate record's fields.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Translate(int device, ulong iova, Access access, uint pasid, ref ReplayTally tally)
+    {
+        DmarUnit? unit = _units[device];
+        TranslationResult t = unit is null
+            ? _devices[device].Translate(iova, access, pasid)
+            : unit.Translate(new TranslationRequest(_sids[device], iova, access, pasid));
+        tally.Add(iova, t);
+    }
+
+    /// <summary>The sink replay hands <see cref="TraceReader.ReadTranslates"/>: translates and counts.</summary>
+    /// <remarks>It holds the rig's per-device arrays itself, so the reader's loop reaches a unit in two loads.</remarks>
+    public struct TranslateSink(ReplayRig rig) : ITranslateSink
+    {
+        private readonly DmarUnit?[] _units = rig._units;
+        private readonly ushort[] _sids = rig._sids;
+        private readonly ReplayRig _rig = rig;
+
+        /// <summary>What the translations came to.</summary>
+        public ReplayTally Tally;
+
+        /// <inheritdoc/>
+        public void Translate(ReadOnlySpan<byte> records)
+        {
+            ref byte run = ref TranslateRecords.Start(records);
+            DmarUnit?[] units = _units;
+            ushort[] sids = _sids;
+            // Accumulators in registers rather than the tally's fields in memory: half the cost of a hit.
+            long hits = 0, faults = 0;
+            ulong hpaSum = 0, checksum = 0;
+            for (int at = 0; at < records.Length; at += TranslateRecords.Size)
+            {
+                (int device, ulong iova, Access access, uint pasid) = TranslateRecords.At(ref run, at);
+                DmarUnit? unit = units[device];
+                TranslationResult t = unit is null
+                    ? _rig._devices[device].Translate(iova, access, pasid)
+                    : unit.Translate(TranslationRequest.FromChecked(sids[device], iova, access, pasid));
+                hits += t.IotlbHit ? 1 : 0;
+                if (t.IsSuccess)
+                    hpaSum += t.Hpa;
+                else
+                    faults++;
+                checksum += ReplayTally.Hash(iova, t);
+            }
+            Tally.Translations += records.Length / TranslateRecords.Size;
+            Tally.IotlbHits += hits;
+            Tally.Faults += faults;
+            Tally.HpaSum += hpaSum;
+            Tally.Checksum += checksum;
+        }
+    }
+
     /// <summary>Applies any record; counts translation results in <paramref name="tally"/>.</summary>
     /// <exception cref="EngineException">The platform refused a control record (the caller names the offset).</exception>
     public DmaOutcome Apply(in TraceRecord r, ref ReplayTally tally)
