@@ -39,24 +39,32 @@ internal static class RunCommand
         };
         command.Validators.Add(r =>
         {
-            bool walk = r.GetValue(scenario) == "walk";
-            if (IsGiven(r, guest) && !walk)
-                r.AddError("--guest-gib applies only to --scenario walk (the DMA scenario's guest is fixed: two 512 MiB memslots).");
-            if (r.GetValue(soak) && walk)
-                r.AddError("--soak runs the DMA scenario's platform; it cannot be combined with --scenario walk.");
-            if (IsGiven(r, soakInterval) && !r.GetValue(soak))
-                r.AddError("--soak-interval applies only with --soak.");
-            if (r.GetValue(record) is { } file)
+            try
             {
-                if (walk || r.GetValue(soak))
-                    r.AddError("--record records the DMA scenario; it cannot be combined with --scenario walk or --soak.");
-                if (IsGiven(r, threads) && r.GetValue(threads) != 1)
+                bool walk = r.GetValue(scenario) == "walk";
+                if (IsGiven(r, guest) && !walk)
+                    r.AddError("--guest-gib applies only to --scenario walk (the DMA scenario's guest is fixed: two 512 MiB memslots).");
+                if (r.GetValue(soak) && walk)
+                    r.AddError("--soak runs the DMA scenario's platform; it cannot be combined with --scenario walk.");
+                if (IsGiven(r, soakInterval) && !r.GetValue(soak))
+                    r.AddError("--soak-interval applies only with --soak.");
+                if (r.GetValue(record) is { } file)
                 {
-                    r.AddError("--record needs --threads 1: with more threads the order of DMA and KVM operations is up to the scheduler, "
-                        + "so no single trace reproduces the run (record with one thread; replay can use several).");
+                    if (walk || r.GetValue(soak))
+                        r.AddError("--record records the DMA scenario; it cannot be combined with --scenario walk or --soak.");
+                    if (IsGiven(r, threads) && r.GetValue(threads) != 1)
+                    {
+                        r.AddError("--record needs --threads 1: with more threads the order of DMA and KVM operations is up to the scheduler, "
+                            + "so no single trace reproduces the run (record with one thread; replay can use several).");
+                    }
+                    if (string.IsNullOrWhiteSpace(file))
+                        r.AddError("--record expects a file name.");
                 }
-                if (string.IsNullOrWhiteSpace(file))
-                    r.AddError("--record expects a file name.");
+            }
+            catch (InvalidOperationException)
+            {
+                // An option whose own value did not parse ("--scenario" with nothing after it) already
+                // carries that error, which the user is shown; reading its value here throws instead.
             }
         });
         command.SetAction(parse =>
