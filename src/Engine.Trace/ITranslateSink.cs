@@ -15,6 +15,13 @@ public interface ITranslateSink
     void Translate(ReadOnlySpan<byte> records);
 }
 
+/// <summary>A sink that counts what its translations came to.</summary>
+public interface ITallySink
+{
+    /// <summary>The results so far.</summary>
+    ReplayTally Result { get; }
+}
+
 /// <summary>Reads the fields of translate records in a run <see cref="ITranslateSink.Translate"/> was handed.</summary>
 public static class TranslateRecords
 {

@@ -119,6 +119,12 @@ public sealed class ReplayRig : IDisposable
         }
     }
 
+    /// <summary>The unit in front of device <paramref name="device"/>, or null.</summary>
+    public DmarUnit? UnitOf(int device) => _units[device];
+
+    /// <summary>The source id of device <paramref name="device"/>.</summary>
+    public ushort SourceIdOf(int device) => _sids[device];
+
     /// <summary>Translates one translate record (the hot path of a replay).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Translate(in TraceRecord r, ref ReplayTally tally)
@@ -143,7 +149,7 @@ public sealed class ReplayRig : IDisposable
 
     /// <summary>The sink replay hands <see cref="TraceReader.ReadTranslates"/>: translates and counts.</summary>
     /// <remarks>It holds the rig's per-device arrays itself, so the reader's loop reaches a unit in two loads.</remarks>
-    public struct TranslateSink(ReplayRig rig) : ITranslateSink
+    public struct TranslateSink(ReplayRig rig) : ITranslateSink, ITallySink
     {
         private readonly DmarUnit?[] _units = rig._units;
         private readonly ushort[] _sids = rig._sids;
@@ -151,6 +157,9 @@ public sealed class ReplayRig : IDisposable
 
         /// <summary>What the translations came to.</summary>
         public ReplayTally Tally;
+
+        /// <inheritdoc/>
+        public readonly ReplayTally Result => Tally;
 
         /// <inheritdoc/>
         public void Translate(ReadOnlySpan<byte> records)

@@ -7,7 +7,8 @@ namespace Engine.Trace;
 /// <summary>How to replay.</summary>
 /// <param name="Threads">Translating threads (1: exactly the recorded order).</param>
 /// <param name="IotlbSets">Overrides every IOMMU's IOTLB sets (null: the header's).</param>
-public sealed record ReplayOptions(int Threads = 1, int? IotlbSets = null);
+/// <param name="Batched">Translate runs of translate records with <c>DmarUnit.TranslateBatch</c> (the batch walker walks the misses; see <see cref="BatchTranslator"/>).</param>
+public sealed record ReplayOptions(int Threads = 1, int? IotlbSets = null, bool Batched = false);
 
 /// <summary>What a replay came to.</summary>
 public sealed record ReplayReport(
@@ -31,7 +32,9 @@ public sealed record ReplayReport(
     double IotlbHitRate,
     ulong? QemuHits,
     ulong? QemuUpdates,
-    double? QemuHitRate);
+    double? QemuHitRate,
+    bool Batched = false,
+    string? BatchWalker = null);
 
 /// <summary>
 /// Replays a trace: builds the header's platform, then applies every record in order. With one
@@ -62,10 +65,12 @@ public static class TraceReplayer
         var counts = new Counts();
         long length = stream.CanSeek ? stream.Length : 0;
         var clock = Stopwatch.StartNew();
-        if (options.Threads == 1)
-            ReplayOne(reader, rig, ref counts, length, progress);
+        if (options.Threads == 1 && options.Batched)
+            ReplayOne(reader, rig, new BatchTranslator.Sink(new BatchTranslator(rig)), ref counts, length, progress);
+        else if (options.Threads == 1)
+            ReplayOne(reader, rig, new ReplayRig.TranslateSink(rig), ref counts, length, progress);
         else
-            ReplayMany(reader, rig, options.Threads, ref counts, length, progress);
+            ReplayMany(reader, rig, options.Threads, options.Batched, ref counts, length, progress);
         double seconds = clock.Elapsed.TotalSeconds;
         long walks = rig.Iommus.Sum(i => i.Unit.IotlbMisses) - walksBefore;
         ReplayTally t = counts.Tally;
@@ -78,7 +83,8 @@ public static class TraceReplayer
             seconds > 0 ? reader.RecordsRead / seconds : 0, seconds > 0 ? t.Translations / seconds : 0,
             t.Translations == 0 ? 0 : (double)t.IotlbHits / t.Translations,
             imported ? p.QemuHits : null, imported ? p.QemuUpdates : null,
-            imported ? (double)p.QemuHits / (p.QemuHits + p.QemuUpdates) : null);
+            imported ? (double)p.QemuHits / (p.QemuHits + p.QemuUpdates) : null,
+            options.Batched, options.Batched ? Engine.Paging.BatchWalkerKinds.Name(Engine.Paging.PageWalker.SelectedBatchWalker) : null);
     }
 
     private struct Counts
@@ -87,10 +93,10 @@ public static class TraceReplayer
         public long DmaOperations, DmaFaults, ControlOperations;
     }
 
-    private static void ReplayOne(TraceReader reader, ReplayRig rig, ref Counts counts, long length, Action<double>? progress)
+    private static void ReplayOne<TSink>(TraceReader reader, ReplayRig rig, TSink sink, ref Counts counts, long length, Action<double>? progress)
+        where TSink : struct, ITranslateSink, ITallySink
     {
         long nextProgress = 1 << 20;
-        var sink = new ReplayRig.TranslateSink(rig);
         try
         {
             while (true)
@@ -99,7 +105,7 @@ public static class TraceReplayer
                 if (!reader.TryRead(out TraceRecord r))
                     break;
                 if (r.Kind == TraceRecordKind.Translate)
-                    rig.Translate(r, ref sink.Tally);
+                    rig.Translate(r, ref counts.Tally);
                 else
                     ApplyOther(reader, rig, r, ref counts);
                 if (progress is not null && length > 0 && reader.RecordsRead >= nextProgress)
@@ -111,7 +117,7 @@ public static class TraceReplayer
         }
         finally
         {
-            counts.Tally.Add(sink.Tally);
+            counts.Tally.Add(sink.Result);
         }
     }
 
@@ -128,7 +134,7 @@ public static class TraceReplayer
         ArgumentNullException.ThrowIfNull(rig);
         var counts = new Counts { Tally = tally };
         long before = reader.RecordsRead;
-        ReplayOne(reader, rig, ref counts, 0, null);
+        ReplayOne(reader, rig, new ReplayRig.TranslateSink(rig), ref counts, 0, null);
         tally = counts.Tally;
         return reader.RecordsRead - before;
     }
@@ -155,7 +161,7 @@ public static class TraceReplayer
         }
     }
 
-    private static void ReplayMany(TraceReader reader, ReplayRig rig, int threads, ref Counts counts, long length, Action<double>? progress)
+    private static void ReplayMany(TraceReader reader, ReplayRig rig, int threads, bool batched, ref Counts counts, long length, Action<double>? progress)
     {
         var batch = new TraceRecord[BatchRecords];
         var shares = new Counts[threads];
@@ -170,7 +176,7 @@ public static class TraceReplayer
             {
                 if (n > 0)
                 {
-                    RunBatch(rig, batch, n, shares);
+                    RunBatch(rig, batch, n, shares, batched);
                     n = 0;
                     if (progress is not null && length > 0)
                         progress((double)reader.BytesRead / length);
@@ -191,28 +197,34 @@ public static class TraceReplayer
 
     // A batch holds translate and DMA records only, which the reader has checked already: the
     // platform cannot refuse them, so no error needs an offset here.
-    private static void RunBatch(ReplayRig rig, TraceRecord[] batch, int n, Counts[] shares)
+    private static void RunBatch(ReplayRig rig, TraceRecord[] batch, int n, Counts[] shares, bool batched)
     {
         int threads = shares.Length;
         int each = (n + threads - 1) / threads;
         Parallel.For(0, Math.Min(threads, (n + each - 1) / each), new ParallelOptions { MaxDegreeOfParallelism = threads }, w =>
         {
             var local = new Counts();
+            BatchTranslator? translator = batched ? new BatchTranslator(rig) : null;
             int end = Math.Min(n, (w + 1) * each);
             for (int i = w * each; i < end; i++)
             {
                 ref readonly TraceRecord r = ref batch[i];
                 if (r.Kind == TraceRecordKind.Translate)
                 {
-                    rig.Translate(r, ref local.Tally);
+                    if (translator is null)
+                        rig.Translate(r, ref local.Tally);
+                    else
+                        translator.Add(r.Target, r.Address, (Engine.Paging.Access)r.Code, r.Pasid, ref local.Tally);
                 }
                 else
                 {
+                    translator?.Flush(ref local.Tally);
                     local.DmaOperations++;
                     if (rig.Apply(r, ref local.Tally).Faulted)
                         local.DmaFaults++;
                 }
             }
+            translator?.Flush(ref local.Tally);
             shares[w].Tally.Add(local.Tally);
             shares[w].DmaOperations += local.DmaOperations;
             shares[w].DmaFaults += local.DmaFaults;

@@ -75,3 +75,22 @@ public class RecordReplayTests
         Assert.False(File.Exists("unused.trace"));
     }
 }
+
+public class BatchedReplayTests
+{
+    // TranslateBatch gives the answers of one translation after the other: the sums stay, on one
+    // thread and on several; only hits may differ where a page repeats inside a batch.
+    [Fact]
+    public void BatchedReplayGivesTheSameAnswersOnOneThreadAndOnSeveral()
+    {
+        byte[] trace = TraceSamples.Mixed(5_000);
+        ReplayReport one = TraceSamples.Replay(trace);
+        foreach (int threads in new[] { 1, 3 })
+        {
+            ReplayReport batched = TraceReplayer.Replay(new MemoryStream(trace), new ReplayOptions(threads, Batched: true));
+            Assert.True(batched.Batched);
+            Assert.NotNull(batched.BatchWalker);
+            Assert.Equal((one.Translations, one.Faults, one.HpaSum, one.Checksum), (batched.Translations, batched.Faults, batched.HpaSum, batched.Checksum));
+        }
+    }
+}

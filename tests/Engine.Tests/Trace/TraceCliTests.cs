@@ -66,6 +66,24 @@ public sealed class TraceCliTests : IDisposable
         Assert.Matches(@"offset \d+: .*truncated", error);
     }
 
+    [Fact]
+    public void ReplayWithABatchWalkerPrintsTheSameSums()
+    {
+        File.WriteAllBytes(PathOf("b.trace"), TraceSamples.Mixed(2000));
+        var (code, output, error) = Run("replay", PathOf("b.trace"), "--json");
+        Assert.True(code == 0, error);
+        JsonElement plain = JsonDocument.Parse(output).RootElement;
+        (code, output, error) = Run("replay", PathOf("b.trace"), "--json", "--batch-walker", "interleaved");
+        Assert.True(code == 0, error);
+        JsonElement batched = JsonDocument.Parse(output).RootElement;
+        Assert.Equal("interleaved", batched.GetProperty("batchWalker").GetString());
+        foreach (string key in new[] { "translations", "faults", "hpaSum", "checksum" })
+            Assert.Equal(plain.GetProperty(key).GetRawText(), batched.GetProperty(key).GetRawText());
+        (code, _, error) = Run("replay", PathOf("b.trace"), "--batch-walker", "fastest-please");
+        Assert.Equal(Program.ExitBadArguments, code);
+        Assert.Contains("is not a batch walker", error);
+    }
+
     [Theory]
     [InlineData("--iotlb-ways", "4", "3 is the only")]
     [InlineData("--iotlb-sets", "3", "power of two")]
