@@ -119,6 +119,11 @@ public sealed class ReplayRig : IDisposable
         }
     }
 
+    // A device without an IOMMU passes through: rare, and kept out of the hot loop so the JIT
+    // inlines the unit's translation there instead.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private TranslationResult TranslateWithoutIommu(int device, ulong iova, Access access, uint pasid) => _devices[device].Translate(iova, access, pasid);
+
     /// <summary>The unit in front of device <paramref name="device"/>, or null.</summary>
     public DmarUnit? UnitOf(int device) => _units[device];
 
@@ -175,7 +180,7 @@ public sealed class ReplayRig : IDisposable
                 (int device, ulong iova, Access access, uint pasid) = TranslateRecords.At(ref run, at);
                 DmarUnit? unit = units[device];
                 TranslationResult t = unit is null
-                    ? _rig._devices[device].Translate(iova, access, pasid)
+                    ? _rig.TranslateWithoutIommu(device, iova, access, pasid)
                     : unit.Translate(TranslationRequest.FromChecked(sids[device], iova, access, pasid));
                 hits += t.IotlbHit ? 1 : 0;
                 if (t.IsSuccess)
