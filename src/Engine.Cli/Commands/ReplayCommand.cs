@@ -110,5 +110,10 @@ internal static class ReplayCommand
         table.AddRow("HPA sum", $"0x{r.HpaSum:x16}");
         table.AddRow("checksum", $"0x{r.Checksum:x16}");
         console.Write(table);
+        if (r.Threads > 1 && r.DmaOperations > 0)
+        {
+            output.WriteLine($"note: {r.Threads} threads replayed DMA records side by side: where one thread's page request maps a page another thread "
+                + "faulted on, the answers depend on the interleaving, so the checksum can differ from one thread's (docs/trace-format.md).");
+        }
     }
 }
