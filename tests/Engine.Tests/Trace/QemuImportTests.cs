@@ -136,6 +136,24 @@ public partial class QemuImportTests
         Assert.Contains(problem, malformed[0].Problem);
     }
 
+    // An excerpt of a real log: QEMU 7.2 (Debian 12) booting Debian's 6.1 kernel with intel_iommu=on
+    // and iommu.strict=1 on an emulated NVMe disk (q35, intel-iommu intremap=on aw-bits=48, TCG,
+    // -msg timestamp=on -trace 'vtd_*'): the first 500 IOTLB hit/update/invalidation lines, and every
+    // 40th other vtd_* line.
+    [Fact]
+    public void ARealQemuLogImportsWithoutMalformedLinesAndReplaysWithoutFaultsToItsHpaSum()
+    {
+        string log = File.ReadAllText(Engine.Tests.Embedding.RepositoryFiles.PathOf("tests/Engine.Tests/Trace/qemu-7.2-nvme-boot.log"));
+        var (report, trace, malformed) = Import(log);
+        Assert.Empty(malformed);
+        Assert.Equal((358L, 80L), (report.QemuHits, report.QemuUpdates));
+        Assert.True(report.Invalidations.Page > 0 && report.Invalidations.Global > 0, $"{report.Invalidations}");
+        Assert.True(report.OtherVtdLines > 0);
+        ReplayReport replay = TraceSamples.Replay(trace);
+        Assert.Equal((438L, 0L), (replay.Translations, replay.Faults));
+        Assert.Equal(HpaSumFromLog(log), replay.HpaSum);
+    }
+
     // Translations only: the answers do not depend on order, so several threads give the same sums.
     [Fact]
     public void AnImportedTraceReplaysOnSeveralThreadsToTheSameSums()
