@@ -154,6 +154,70 @@ public partial class QemuImportTests
         Assert.Equal(HpaSumFromLog(log), replay.HpaSum);
     }
 
+    // Any line — cut, spliced, with random characters — parses to an event, a skip or a malformed
+    // line; it never throws.
+    [Fact]
+    public void MangledLinesNeverThrow()
+    {
+        var rng = new Random(77);
+        const string Alphabet = "0123456789abcdefx@.: _vtdiomuplgsnarkh\t";
+        for (int i = 0; i < 20_000; i++)
+        {
+            char[] line = Events[rng.Next(Events.Length)].ToCharArray();
+            for (int m = rng.Next(1, 4); m > 0; m--)
+                line[rng.Next(line.Length)] = Alphabet[rng.Next(Alphabet.Length)];
+            string text = rng.Next(3) == 0 ? $"{rng.Next()}@{rng.Next()}.{rng.Next(1000000)}:" + new string(line) : new string(line[..rng.Next(line.Length + 1)]);
+            QemuEvent e = QemuLogLine.Parse(text);
+            Assert.True(e.Kind != QemuEventKind.Malformed || !string.IsNullOrEmpty(e.Problem), text);
+        }
+    }
+
+    // Leaves of every size that overlap and change, devices that move between domains: whatever the
+    // log, the importer's leaves make Engine answer what QEMU did (no fault, the log's HPA sum).
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void RandomOverlappingLeavesReplayWithoutFaultsToTheLogsHpaSum(int seed)
+    {
+        var rng = new Random(seed);
+        var lines = new List<string>();
+        for (int i = 0; i < 3000; i++)
+        {
+            int pick = rng.Next(100);
+            if (pick < 5)
+            {
+                lines.Add($"vtd_inv_desc_iotlb_pages iotlb invalidate domain 0x{rng.Next(1, 4):x} addr 0x{(ulong)rng.Next(1 << 20) << 12:x} mask 0x{rng.Next(10):x}");
+                continue;
+            }
+            if (pick < 7)
+            {
+                lines.Add($"vtd_inv_desc_iotlb_domain iotlb invalidate whole domain 0x{rng.Next(1, 4):x}");
+                continue;
+            }
+            // IOVAs in a 4 GiB window so leaves of all sizes collide; leaf addresses aligned to their size.
+            ulong iova = (ulong)rng.NextInt64(0, 4L << 30);
+            int level = rng.Next(10) switch { < 6 => 1, < 9 => 2, _ => 3 };
+            ulong address = level switch
+            {
+                1 => (ulong)rng.Next(1 << 20) << 12,
+                2 => ((ulong)rng.Next(1 << 10) << 21) | (1UL << 21),   // never 1G-aligned: read as 2M
+                _ => (ulong)rng.Next(1, 16) << 30,
+            };
+            ulong slpte = address | (level > 1 ? 0x80UL : 0) | (uint)rng.Next(1, 4);
+            string kind = rng.Next(2) == 0 ? "hit" : "update";
+            lines.Add($"vtd_iotlb_page_{kind} IOTLB page {kind} sid 0x{rng.Next(8, 12):x} iova 0x{iova:x} slpte 0x{slpte:x} domain 0x{rng.Next(1, 4):x}");
+        }
+        string log = string.Join('\n', lines);
+        var (report, trace, malformed) = Import(log);
+        Assert.Empty(malformed);
+        ReplayReport replay = TraceSamples.Replay(trace);
+        Assert.Equal(0, replay.Faults);
+        Assert.Equal(report.Translations, replay.Translations);
+        Assert.Equal(HpaSumFromLog(log), replay.HpaSum);
+        Assert.True(report.Unmaps > 0, "leaves were replaced");
+    }
+
     // Translations only: the answers do not depend on order, so several threads give the same sums.
     [Fact]
     public void AnImportedTraceReplaysOnSeveralThreadsToTheSameSums()
