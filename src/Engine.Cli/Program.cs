@@ -43,6 +43,8 @@ public static partial class Program
             root.Add(CompareCommand.Create(output, error));
             root.Add(PlotCommand.Create(output, error));
             root.Add(MonitorCommand.Create(output, error));
+            root.Add(ReplayCommand.Create(output, error));
+            root.Add(TraceCommand.Create(output, error));
             // No response files: "@name" would read any file named on the command line (even an endless one).
             ParseResult parsed = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
             if (parsed.Errors.Count > 0)

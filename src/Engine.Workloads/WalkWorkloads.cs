@@ -75,6 +75,7 @@ public static class WorkloadCatalog
     [
         "iotlb-hit", "iotlb-hit-batch", "iotlb-lookup", "iotlb-hit-2m", "iotlb-hit-1g", "iotlb-thrash", "walk-hot", "walk-hot-embedder", "walk-hot-batch",
         "walk-cold", "walk-cold-batch", "translate-miss", "translate-miss-batch", "dma-strict", "dma-lazy", "iotlb-hit-mt", "inval-page", "inval-domain",
+        "replay-hit",
     ];
 
     /// <summary>Creates the workload called <paramref name="name"/>.</summary>
@@ -99,6 +100,7 @@ public static class WorkloadCatalog
         "iotlb-hit-mt" => new IotlbHitMultiThreadWorkload(threads),
         "inval-page" => new InvalidationWorkload(pageSelective: true),
         "inval-domain" => new InvalidationWorkload(pageSelective: false),
+        "replay-hit" => new ReplayHitWorkload(),
         _ => throw new ArgumentException($"No workload is called '{name}'; known: {string.Join(", ", Names)}.", nameof(name)),
     };
 }

@@ -12,6 +12,8 @@ namespace Engine.Cli.Commands;
 [JsonSerializable(typeof(KvmCheckCompatible))]
 [JsonSerializable(typeof(KvmCheckRefused))]
 [JsonSerializable(typeof(List<BenchRow>))]
+[JsonSerializable(typeof(Engine.Trace.ReplayReport))]
+[JsonSerializable(typeof(Engine.Trace.QemuImportReport))]
 internal sealed partial class ReportJson : JsonSerializerContext
 {
     /// <summary>The same contracts, with text left readable (no \u0027 for apostrophes in messages).</summary>

@@ -29,32 +29,57 @@ internal static class RunCommand
                 + "exit 1 when they grow.",
         };
         var soakInterval = NumberOption.Double("--soak-interval", "With --soak: seconds between samples.", 0, MaxSeconds, 60.0);
+        var record = new Option<string>("--record")
+        {
+            Description = "Record the DMA scenario to this trace file (needs one thread; --threads defaults to 1 with it); `engine replay FILE` runs it again.",
+        };
         var command = new Command("run", "Run the default scenario: devices DMA through a KVM domain on every core while KVM write-protects, zaps and re-maps; IO page faults served.")
         {
-            seconds, threads, seed, guest, json, scenario, soak, soakInterval,
+            seconds, threads, seed, guest, json, scenario, soak, soakInterval, record,
         };
         command.Validators.Add(r =>
         {
-            bool walk = r.GetValue(scenario) == "walk";
-            if (IsGiven(r, guest) && !walk)
-                r.AddError("--guest-gib applies only to --scenario walk (the DMA scenario's guest is fixed: two 512 MiB memslots).");
-            if (r.GetValue(soak) && walk)
-                r.AddError("--soak runs the DMA scenario's platform; it cannot be combined with --scenario walk.");
-            if (IsGiven(r, soakInterval) && !r.GetValue(soak))
-                r.AddError("--soak-interval applies only with --soak.");
+            try
+            {
+                bool walk = r.GetValue(scenario) == "walk";
+                if (IsGiven(r, guest) && !walk)
+                    r.AddError("--guest-gib applies only to --scenario walk (the DMA scenario's guest is fixed: two 512 MiB memslots).");
+                if (r.GetValue(soak) && walk)
+                    r.AddError("--soak runs the DMA scenario's platform; it cannot be combined with --scenario walk.");
+                if (IsGiven(r, soakInterval) && !r.GetValue(soak))
+                    r.AddError("--soak-interval applies only with --soak.");
+                if (r.GetValue(record) is { } file)
+                {
+                    if (walk || r.GetValue(soak))
+                        r.AddError("--record records the DMA scenario; it cannot be combined with --scenario walk or --soak.");
+                    if (IsGiven(r, threads) && r.GetValue(threads) != 1)
+                    {
+                        r.AddError("--record needs --threads 1: with more threads the order of DMA and KVM operations is up to the scheduler, "
+                            + "so no single trace reproduces the run (record with one thread; replay can use several).");
+                    }
+                    if (string.IsNullOrWhiteSpace(file))
+                        r.AddError("--record expects a file name.");
+                }
+            }
+            catch (InvalidOperationException)
+            {
+                // An option whose own value did not parse ("--scenario" with nothing after it) already
+                // carries that error, which the user is shown; reading its value here throws instead.
+            }
         });
         command.SetAction(parse =>
         {
             // The budget starts now: setup, the run and the joins all spend from it.
             var deadline = RunDeadline.StartingNow(parse.GetValue(seconds));
-            int threadCount = parse.GetValue(threads);
+            string? recordFile = parse.GetValue(record);
+            int threadCount = recordFile is not null && parse.GetResult(threads) is not OptionResult { Implicit: false } ? 1 : parse.GetValue(threads);
             bool asJson = parse.GetValue(json);
             if (DmaScenario.CoreNote(threadCount) is { } note)
                 error.WriteLine($"engine run: note: {note}");
             if (parse.GetValue(soak))
                 return RunSoak(new SoakOptions(parse.GetValue(seconds), threadCount, parse.GetValue(seed), parse.GetValue(soakInterval)), deadline, asJson, output, error);
             if (parse.GetValue(scenario) == "dma")
-                return RunDma(new DmaScenarioOptions(parse.GetValue(seconds), threadCount, parse.GetValue(seed)), deadline, asJson, output, error);
+                return RunDma(new DmaScenarioOptions(parse.GetValue(seconds), threadCount, parse.GetValue(seed), recordFile), deadline, asJson, output, error);
             var options = new WalkScenarioOptions(parse.GetValue(seconds), threadCount, parse.GetValue(seed), parse.GetValue(guest), Addresses: 1 << 20);
             WalkScenarioReport report = asJson || Console.IsOutputRedirected || output != Console.Out
                 ? RunPlain(options, deadline, error, asJson)
@@ -119,6 +144,15 @@ internal static class RunCommand
         summary.AddRow("page requests served / failed", $"{report.PageRequestsServed:N0} / {report.PageRequestsFailed:N0}");
         summary.AddRow("invalidations (KVM flushes)", report.Invalidations.ToString("N0", CultureInfo.InvariantCulture));
         summary.AddRow("KVM operations", report.KvmOperations.ToString("N0", CultureInfo.InvariantCulture));
+        if (report.Trace is { } trace)
+        {
+            summary.AddRow("trace", Markup.Escape(trace.File));
+            summary.AddRow("trace records", trace.Records.ToString("N0", CultureInfo.InvariantCulture));
+            summary.AddRow("traced translations / faults", $"{trace.Translations:N0} / {trace.Faults:N0}");
+            summary.AddRow("traced IOTLB hits / misses", $"{trace.IotlbHits:N0} / {trace.IotlbMisses:N0}");
+            summary.AddRow("HPA sum", $"0x{trace.HpaSum:x16}");
+            summary.AddRow("checksum", $"0x{trace.Checksum:x16}");
+        }
         console.Write(summary);
         var devices = new Table().AddColumn("device").AddColumn("pattern").AddColumn(new TableColumn("DMA ops").RightAligned())
             .AddColumn(new TableColumn("MiB").RightAligned()).AddColumn(new TableColumn("translations").RightAligned())

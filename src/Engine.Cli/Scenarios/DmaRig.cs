@@ -3,6 +3,8 @@ using Engine.Iommu;
 using Engine.Kvm;
 using Engine.Memory;
 using Engine.Paging;
+using Engine.Trace;
+using TraceKvmOperation = Engine.Trace.KvmOperation;
 
 namespace Engine.Cli.Scenarios;
 
@@ -15,6 +17,7 @@ internal sealed class DmaRig : IDisposable
 {
     public const ulong SlotBytes = 512UL << 20;
     public const ulong SlotPages = SlotBytes >> HostMemory.FrameShift;
+    public const ulong MemoryBytes = 4UL << 30;
 
     // Bracket every KVM operation, so a DMA can tell afterwards whether one ran while it was in flight.
     private long _kvmStarted;
@@ -50,6 +53,51 @@ internal sealed class DmaRig : IDisposable
     public KvmTdpFd Tdp { get; }
     public KvmDomain Domain { get; }
 
+    /// <summary>When set (one thread only), every DMA and KVM operation is written to this trace first.</summary>
+    public TraceRecorder? Recorder { get; set; }
+
+    /// <summary>
+    /// The trace header's description of this platform: what <see cref="Create"/> builds, in its
+    /// order (the initial map is the one the constructor makes before exporting the TDP).
+    /// </summary>
+    public static TracePlatform Describe(string source)
+    {
+        IommuPreset preset = IommuPresets.GraniteRapidsServer;
+        var defaults = new DmarUnitOptions { Cap = preset.Cap, Ecap = preset.Ecap };
+        TraceIommu Iommu(string name) => new(name, preset.Cap.Value, preset.Ecap.Value, defaults.IotlbSets, defaults.ContextCacheSlots, defaults.UseSimd,
+            (byte)defaults.FaultCollapsing, (byte)defaults.ScalablePermissionFaults);
+        const DeviceAbilities Pri = DeviceAbilities.Ats | DeviceAbilities.Pri;
+        var options = new PlatformOptions { Memory = new HostMemoryOptions { Size = MemoryBytes } };
+        return new TracePlatform
+        {
+            Source = source,
+            MemoryBytes = options.Memory.Size,
+            MemoryBaseHpa = options.Memory.BaseHpa,
+            HostAddressWidth = options.Memory.HostAddressWidth,
+            ScalableMode = options.ScalableModeEnabled,
+            ServePageRequestsImmediately = options.ServePageRequestsImmediately,
+            PageRequestsPerPage = DmaTraffic.MaxPageRequestsPerPage,
+            Iommus = [Iommu("dmar0"), Iommu("dmar1")],
+            Devices =
+            [
+                new TraceDevice("nic", TranslationRequest.Bdf(0x17, 0, 0), 0, Pri),
+                new TraceDevice("gpu", TranslationRequest.Bdf(0x18, 0, 0), 0, Pri),
+                new TraceDevice("nvme", TranslationRequest.Bdf(0x98, 0, 0), 1, Pri),
+            ],
+            Vms =
+            [
+                new TraceVm("guest", 5, 3, 0,
+                    [new TraceMemslot(0, 0, SlotBytes, PageSize.Size2M), new TraceMemslot(1, SlotBytes, SlotBytes, PageSize.Size4K)],
+                    [new TraceVmMap(0, 2 * SlotPages, Access.All)]),
+            ],
+            Domains = [new TraceDomain(TraceDomainKind.Kvm, 0, 0)],
+            Attachments = [new TraceAttachment(0, 0, AttachFlags.None), new TraceAttachment(0, 1, AttachFlags.None), new TraceAttachment(0, 2, AttachFlags.None)],
+        };
+    }
+
+    /// <summary>The trace's index of <paramref name="device"/> (the order of <see cref="Describe"/>).</summary>
+    public int IndexOf(Device device) => device == Nic ? 0 : device == Gpu ? 1 : device == Nvme ? 2 : throw new ArgumentException($"{device} is not on this rig.", nameof(device));
+
     /// <summary>KVM operations begun so far.</summary>
     public long KvmStarted => Volatile.Read(ref _kvmStarted);
 
@@ -59,7 +107,7 @@ internal sealed class DmaRig : IDisposable
     /// <summary>Builds the platform; nothing is left behind when a step fails.</summary>
     public static DmaRig Create()
     {
-        var platform = new Platform(new PlatformOptions { Memory = new HostMemoryOptions { Size = 4UL << 30 } });
+        var platform = new Platform(new PlatformOptions { Memory = new HostMemoryOptions { Size = MemoryBytes } });
         try
         {
             return new DmaRig(platform);
@@ -77,19 +125,28 @@ internal sealed class DmaRig : IDisposable
         Interlocked.Increment(ref _kvmStarted);
         try
         {
-            switch (rng.Next() % 4)
+            (TraceKvmOperation op, ulong gfn, ulong pages) = (rng.Next() % 4) switch
             {
-                case 0:   // migration: write-protect a 2 MiB range (the next DMA write faults and is logged)
-                    Vm.WriteProtect((rng.Next() % (SlotPages / 512)) * 512, 512);
+                // migration: write-protect a 2 MiB range (the next DMA write faults and is logged)
+                0 => (TraceKvmOperation.WriteProtect, (rng.Next() % (SlotPages / 512)) * 512, 512UL),
+                // balloon: zap 64 pages around the NIC's ring (the next packets fault them back in)
+                1 => (TraceKvmOperation.Zap, SlotPages + rng.Next() % 256, 64UL),
+                // re-map a 2 MiB range of the buffer slot
+                2 => (TraceKvmOperation.Map, (rng.Next() % (SlotPages / 512)) * 512, 512UL),
+                // zap a 2 MiB range of the buffer slot (GPU and NVMe fault it back)
+                _ => (TraceKvmOperation.Zap, (rng.Next() % (SlotPages / 512)) * 512, 512UL),
+            };
+            Recorder?.Write(TraceRecord.Kvm(0, op, gfn, pages, op == TraceKvmOperation.Map ? Access.All : Access.None));
+            switch (op)
+            {
+                case TraceKvmOperation.WriteProtect:
+                    Vm.WriteProtect(gfn, pages);
                     break;
-                case 1:   // balloon: zap 64 pages around the NIC's ring (the next packets fault them back in)
-                    Vm.Zap(SlotPages + rng.Next() % 256, 64);
+                case TraceKvmOperation.Map:
+                    Vm.Map(gfn, pages, Access.All);
                     break;
-                case 2:   // re-map a 2 MiB range of the buffer slot
-                    Vm.Map((rng.Next() % (SlotPages / 512)) * 512, 512, Access.All);
-                    break;
-                default:  // zap a 2 MiB range of the buffer slot (GPU and NVMe fault it back)
-                    Vm.Zap((rng.Next() % (SlotPages / 512)) * 512, 512);
+                default:
+                    Vm.Zap(gfn, pages);
                     break;
             }
         }

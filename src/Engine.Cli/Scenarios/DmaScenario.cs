@@ -3,11 +3,13 @@ using System.Runtime.ExceptionServices;
 using Engine.Diagnostics;
 using Engine.Dma;
 using Engine.Iommu;
+using Engine.Trace;
 
 namespace Engine.Cli.Scenarios;
 
 /// <summary>What the DMA scenario is asked to do.</summary>
-internal sealed record DmaScenarioOptions(double Seconds, int Threads, ulong Seed);
+/// <param name="Record">A trace file to record the run to (one thread only), or null.</param>
+internal sealed record DmaScenarioOptions(double Seconds, int Threads, ulong Seed, string? Record = null);
 
 /// <summary>One device's share of the run.</summary>
 /// <param name="PageRequestsResent">
@@ -41,7 +43,8 @@ internal sealed record DmaScenarioReport(
     long Invalidations,
     long KvmOperations,
     IReadOnlyList<DeviceReport> Devices,
-    IReadOnlyList<string> Notes);
+    IReadOnlyList<string> Notes,
+    TraceSummary? Trace = null);
 
 /// <summary>
 /// The main job: a VM whose EPT is shared with two server IOMMUs through a KVM domain; a NIC
@@ -65,7 +68,12 @@ internal static class DmaScenario
         var notes = new List<string>();
         if (CoreNote(options.Threads) is { } cores)
             notes.Add(cores);
+        if (options.Record is not null && options.Threads != 1)
+            throw new ArgumentException("recording needs one thread: with more, the order of DMA and KVM operations is the scheduler's, and no single stream reproduces it.", nameof(options));
         using DmaRig rig = DmaRig.Create();
+        using TraceRecorder? recorder = options.Record is null ? null
+            : new TraceRecorder(rig, new TraceWriter(File.Create(options.Record), DmaRig.Describe($"engine run --threads 1 --seed {options.Seed} --seconds {options.Seconds}")), options.Record);
+        rig.Recorder = recorder;
         using MetricsRegistration metrics = EngineMetrics.Track(rig.Platform);
         metrics.Track(rig.Domain);
         double setupSeconds = deadline.ElapsedSeconds;
@@ -127,6 +135,7 @@ internal static class DmaScenario
             }
         }
         double seconds = phase.Elapsed.TotalSeconds;
+        TraceSummary? trace = recorder?.Complete();
 
         long translations = shares.Sum(s => s.Nic.Translations + s.Gpu.Translations + s.Nvme.Translations);
         long walks = rig.Dmar0.Unit.IotlbMisses + rig.Dmar1.Unit.IotlbMisses;
@@ -141,7 +150,7 @@ internal static class DmaScenario
             options.Threads, setupSeconds, seconds, shares.Sum(s => s.Rounds), planned, translations, translations / seconds,
             translations == 0 ? 0 : Math.Max(0, 1.0 - (double)walks / translations), walks,
             rig.Dmar0.Unit.Faults + rig.Dmar1.Unit.Faults, rig.Domain.PageRequestsServed, rig.Domain.PageRequestsFailed, rig.Domain.Invalidations,
-            kvmOperations, devices, notes);
+            kvmOperations, devices, notes, trace);
     }
 
     /// <summary>

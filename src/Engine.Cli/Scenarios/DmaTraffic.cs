@@ -87,6 +87,11 @@ internal sealed class DmaTraffic(DmaRig rig, byte[] burst)
     {
         c.Operations++;
         UnitTally tally = TallyOf(device);
+        if (rig.Recorder is { } recorder)
+        {
+            recorder.Dma(device, c, tally, iova, buffer.Length, write);
+            return;
+        }
         int done = 0, requests = 0;
         while (true)
         {

@@ -30,6 +30,20 @@ public readonly record struct TranslationRequest
         IsTranslationRequest = isTranslationRequest;
     }
 
+    // For a caller that has checked access and PASID itself (trace replay's decoder): no checks, so
+    // it inlines into a hot loop where the public constructor, with its throws, does not.
+    private TranslationRequest(ushort sourceId, ulong iova, Access access, uint pasid, bool isTranslationRequest, bool _)
+    {
+        SourceId = sourceId;
+        Iova = iova;
+        Access = access;
+        Pasid = pasid;
+        IsTranslationRequest = isTranslationRequest;
+    }
+
+    /// <summary>A request from values the caller has already checked (access R/W/X bits only, a 20-bit PASID or <see cref="NoPasid"/>).</summary>
+    internal static TranslationRequest FromChecked(ushort sourceId, ulong iova, Access access, uint pasid) => new(sourceId, iova, access, pasid, false, false);
+
     /// <summary>Input address.</summary>
     public ulong Iova { get; }
 
