@@ -94,11 +94,12 @@ public sealed class ReplayRig : IDisposable
     /// every IOMMU's IOTLB sets. Nothing is left behind when a step is refused.
     /// </summary>
     /// <exception cref="TraceFormatException">The platform refused the description (offset: the header's).</exception>
-    public static ReplayRig Build(TracePlatform description, int? iotlbSets = null)
+    public static ReplayRig Build(TracePlatform description, int? iotlbSets = null, Engine.Paging.BatchWalkerKind? batchWalker = null)
     {
         ArgumentNullException.ThrowIfNull(description);
         var platform = new Platform(new PlatformOptions
         {
+            BatchWalker = batchWalker,
             Memory = new HostMemoryOptions { Size = description.MemoryBytes, BaseHpa = description.MemoryBaseHpa, HostAddressWidth = description.HostAddressWidth },
             ScalableModeEnabled = description.ScalableMode,
             ServePageRequestsImmediately = description.ServePageRequestsImmediately,

@@ -8,7 +8,8 @@ namespace Engine.Trace;
 /// <param name="Threads">Translating threads (1: exactly the recorded order).</param>
 /// <param name="IotlbSets">Overrides every IOMMU's IOTLB sets (null: the header's).</param>
 /// <param name="Batched">Translate runs of translate records with <c>DmarUnit.TranslateBatch</c> (the batch walker walks the misses; see <see cref="BatchTranslator"/>).</param>
-public sealed record ReplayOptions(int Threads = 1, int? IotlbSets = null, bool Batched = false);
+/// <param name="BatchWalker">With <paramref name="Batched"/>: the batch walker of the replay's units; null: the process default.</param>
+public sealed record ReplayOptions(int Threads = 1, int? IotlbSets = null, bool Batched = false, Engine.Paging.BatchWalkerKind? BatchWalker = null);
 
 /// <summary>What a replay came to.</summary>
 public sealed record ReplayReport(
@@ -60,7 +61,7 @@ public static class TraceReplayer
         if (options.Threads < 1)
             throw new ArgumentOutOfRangeException(nameof(options), options.Threads, "Threads must be at least 1.");
         using var reader = new TraceReader(stream, leaveOpen: true);
-        using ReplayRig rig = ReplayRig.Build(reader.Platform, options.IotlbSets);
+        using ReplayRig rig = ReplayRig.Build(reader.Platform, options.IotlbSets, options.BatchWalker);
         long walksBefore = rig.Iommus.Sum(i => i.Unit.IotlbMisses);
         var counts = new Counts();
         long length = stream.CanSeek ? stream.Length : 0;
@@ -84,7 +85,7 @@ public static class TraceReplayer
             t.Translations == 0 ? 0 : (double)t.IotlbHits / t.Translations,
             imported ? p.QemuHits : null, imported ? p.QemuUpdates : null,
             imported ? (double)p.QemuHits / (p.QemuHits + p.QemuUpdates) : null,
-            options.Batched, options.Batched ? Engine.Paging.BatchWalkerKinds.Name(Engine.Paging.PageWalker.SelectedBatchWalker) : null);
+            options.Batched, options.Batched && rig.Iommus.Count > 0 ? Engine.Paging.BatchWalkerKinds.Name(rig.Iommus[0].Unit.BatchWalker.Kind) : null);
     }
 
     private struct Counts

@@ -13,12 +13,12 @@ namespace Engine.Workloads;
 /// </summary>
 public sealed class HitSetup : IDisposable
 {
-    public HitSetup(PageSize size, int iotlbSets)
+    public HitSetup(PageSize size, int iotlbSets, BatchWalkerKind? batchWalker = null)
     {
         Size = size;
         // The THP hint, as the walk workloads and the anchors' best rows have it: the misses' table frames (about
         // 6,000 of them) then sit in a few huge pages, and a walk pays no host TLB miss per level.
-        Platform = new Platform(new PlatformOptions { Memory = new HostMemoryOptions { Size = 8UL << 30, TransparentHugePages = true } });
+        Platform = new Platform(new PlatformOptions { Memory = new HostMemoryOptions { Size = 8UL << 30, TransparentHugePages = true }, BatchWalker = batchWalker });
         IommuPreset preset = IommuPresets.GraniteRapidsServer;
         IommuInstance iommu = Platform.AddIommu("dmar0", new DmarUnitOptions { Cap = preset.Cap, Ecap = preset.Ecap, IotlbSets = iotlbSets });
         Unit = iommu.Unit;
@@ -248,11 +248,11 @@ public sealed class TranslateMissBatchWorkload : HitSetupWorkload
 
     public override bool UsesBatchWalker => true;
 
-    public override string? Note => $"batch walker {PageWalker.BatchWalkerSelection}";
+    public override string? Note => Hit is null ? null : $"batch walker {Hit.Unit.BatchWalker}";
 
     public override void Setup()
     {
-        Hit = new HitSetup(PageSize.Size4K, 16384);
+        Hit = new HitSetup(PageSize.Size4K, 16384, BatchWalker);
         _results = new TranslationResult[Hit.Distinct.Length];
         // Every request must walk, and translate: check one pass before any is timed.
         long misses = Hit.Unit.IotlbMisses;

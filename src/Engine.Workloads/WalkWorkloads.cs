@@ -1,4 +1,5 @@
 #pragma warning disable CS1591 // a harness for benchmarks, documented at the type level
+using Engine.Iommu;
 using Engine.Paging;
 
 namespace Engine.Workloads;
@@ -22,7 +23,9 @@ public sealed class WalkWorkload(bool cold, bool batch) : Workload
     public override bool UsesBatchWalker => batch;
 
     /// <summary>For the batch forms: the batch walker that ran and why (e.g. <c>batch walker avx2 (forced)</c>).</summary>
-    public override string? Note => batch ? $"batch walker {PageWalker.BatchWalkerSelection}" : null;
+    public override string? Note => batch ? $"batch walker {_walker}" : null;
+
+    private BatchWalkerSelection? _walker;
 
     public override long OperationsPerPass => _iovas.Length;
 
@@ -32,6 +35,7 @@ public sealed class WalkWorkload(bool cold, bool batch) : Workload
         _guest = new MappedGuest(gib, transparentHugePages: true);
         _iovas = AnchorInputs.Iovas(gib, cold ? AnchorInputs.ColdIovaCount : AnchorInputs.HotIovaCount);
         _results = batch ? new WalkResult[_iovas.Length] : [];
+        _walker = batch ? BatchWalkerDefault.Resolve(BatchWalker) : null;
         _expected = _guest.Verify(_iovas);
     }
 
@@ -44,7 +48,7 @@ public sealed class WalkWorkload(bool cold, bool batch) : Workload
         {
             if (batch)
             {
-                PageWalker.WalkBatch(g.Memory, config, g.RootHpa, g.Levels, _iovas, Access.Read, _results);
+                PageWalker.WalkBatch(_walker!.Kind, g.Memory, config, g.RootHpa, g.Levels, _iovas, Access.Read, _results);
                 foreach (ref readonly WalkResult r in _results.AsSpan())
                     sum += r.Hpa;
             }

@@ -41,6 +41,9 @@ public abstract class Workload : IDisposable
     /// <summary>Whether a pass walks through <c>PageWalker.WalkBatch</c>, so the batch walker in use matters (and the note names it).</summary>
     public virtual bool UsesBatchWalker => false;
 
+    /// <summary>The batch walker to use (set before <see cref="Setup"/>); null: the process default (<c>ENGINE_BATCH_WALKER</c>, else measured once).</summary>
+    public Engine.Paging.BatchWalkerKind? BatchWalker { get; set; }
+
     /// <summary>Releases what <see cref="Setup"/> built.</summary>
     public virtual void Dispose() => GC.SuppressFinalize(this);
 }

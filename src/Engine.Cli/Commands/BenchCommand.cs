@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Engine.Cli.Results;
+using Engine.Iommu;
 using Engine.Paging;
 using Engine.Workloads;
 using Spectre.Console;
@@ -39,8 +40,8 @@ internal static class BenchCommand
         var threads = NumberOption.Int("--threads", "Threads for the multi-threaded workloads (default: every core).", 1, 256, () => Environment.ProcessorCount);
         var batchWalker = new Option<string>("--batch-walker")
         {
-            Description = $"Batch walker for the *-batch walk workloads: {BatchWalkerKinds.Names} (auto: the fastest, measured now; "
-                + $"default: ${PageWalker.BatchWalkerVariable}, else measured at first use).",
+            Description = $"Batch walker for the workloads that walk in batches: {BatchWalkerKinds.Names} "
+                + $"(auto, the default: the process's — ${PageWalker.BatchWalkerVariable}, else the fastest here, measured once).",
         };
         batchWalker.Validators.Add(r =>
         {
@@ -61,7 +62,9 @@ internal static class BenchCommand
             DateTimeOffset started = DateTimeOffset.UtcNow;
             string[] names = parse.GetValue(workloads) is { Length: > 0 } chosen ? chosen : [.. WorkloadCatalog.Names];
             Workload[] chosenWorkloads = [.. names.Select(name => WorkloadCatalog.Create(name, parse.GetValue(threads)))];
-            SelectBatchWalker(parse.GetValue(batchWalker), chosenWorkloads.Any(w => w.UsesBatchWalker));
+            BatchWalkerSelection? walker = SelectBatchWalker(parse.GetValue(batchWalker), chosenWorkloads.Any(w => w.UsesBatchWalker));
+            foreach (Workload w in chosenWorkloads)
+                w.BatchWalker = walker?.Kind;
             foreach (Workload w in chosenWorkloads.Where(w => w.Threads > Environment.ProcessorCount))
             {
                 // Its threads meet at the end of every pass, so each pass waits for the scheduler to
@@ -78,8 +81,7 @@ internal static class BenchCommand
             }
             if (parse.GetValue(json) || parse.GetValue(outFile) is not null)
             {
-                string? walker = chosenWorkloads.Any(w => w.UsesBatchWalker) ? PageWalker.SelectedBatchWalker.Name() : null;
-                BenchDocument document = BenchResultsWriter.Create(rows, started, walker);
+                BenchDocument document = BenchResultsWriter.Create(rows, started, walker?.Kind.Name());
                 if (parse.GetValue(outFile) is string path)
                     BenchResultsWriter.WriteFile(document, path);
                 if (parse.GetValue(json))
@@ -93,18 +95,18 @@ internal static class BenchCommand
     }
 
     /// <summary>
-    /// Forces the walker <paramref name="name"/> asks for (validated by the option), or, with none
-    /// given and a batch workload to run, selects now (environment variable or measurement), so a bad
-    /// <c>ENGINE_BATCH_WALKER</c> is a clear error before anything runs.
+    /// The walker <paramref name="name"/> asks for (validated by the option; <c>auto</c>: the process
+    /// default), resolved now when a batch workload is to run, so a bad <c>ENGINE_BATCH_WALKER</c> is a
+    /// clear error before anything runs; null when no workload walks in batches.
     /// </summary>
-    private static void SelectBatchWalker(string? name, bool needed)
+    private static BatchWalkerSelection? SelectBatchWalker(string? name, bool needed)
     {
         try
         {
-            if (name is not null)
-                PageWalker.SelectBatchWalker(name);
-            else if (needed)
-                _ = PageWalker.BatchWalkerSelection;
+            if (!needed && name is null)
+                return null;
+            BatchWalkerSelection? forced = name is null ? null : PageWalker.ParseBatchWalker(name);
+            return forced ?? BatchWalkerDefault.Selection;
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or NotSupportedException)
         {

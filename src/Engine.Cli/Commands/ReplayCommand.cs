@@ -57,9 +57,8 @@ internal static class ReplayCommand
             string path = parse.GetValue(file)!;
             int iotlbSets = parse.GetValue(sets);
             string? walker = parse.GetValue(batchWalker);
-            if (walker is not null)
-                PageWalker.SelectBatchWalker(walker);
-            var options = new ReplayOptions(parse.GetValue(threads), iotlbSets == 0 ? null : iotlbSets, Batched: walker is not null);
+            var options = new ReplayOptions(parse.GetValue(threads), iotlbSets == 0 ? null : iotlbSets, Batched: walker is not null,
+                BatchWalker: walker is null ? null : PageWalker.ParseBatchWalker(walker)?.Kind);
             ReplayReport report;
             try
             {

@@ -95,7 +95,8 @@ public sealed class Platform : IDisposable
             IommuInstance iommu;
             try
             {
-                iommu = new IommuInstance(this, name, options, Options.ScalableModeEnabled);
+                iommu = new IommuInstance(this, name, options.BatchWalker is null && Options.BatchWalker is not null ? options with { BatchWalker = Options.BatchWalker } : options,
+                    Options.ScalableModeEnabled);
             }
             catch (HostMemoryExhaustedException e)
             {

@@ -16,4 +16,10 @@ public sealed record PlatformOptions
 
     /// <summary>Serve page requests as soon as they arrive (the IOPF workqueue, run synchronously). Default on.</summary>
     public bool ServePageRequestsImmediately { get; init; } = true;
+
+    /// <summary>
+    /// The batch walker of every IOMMU added to this platform whose own options name none
+    /// (<see cref="Iommu.DmarUnitOptions.BatchWalker"/>); null (default): the process default.
+    /// </summary>
+    public Paging.BatchWalkerKind? BatchWalker { get; init; }
 }

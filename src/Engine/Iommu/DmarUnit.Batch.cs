@@ -78,7 +78,7 @@ public sealed unsafe partial class DmarUnit
                 _memory.Epochs.Protect(slot);
                 try
                 {
-                    PageWalker.WalkBatch(_memory, _walker, missContext[m].Root, missContext[m].Levels, addresses[..members], Access.None, walks);
+                    PageWalker.WalkBatch(_batchWalker, _memory, _walker, missContext[m].Root, missContext[m].Levels, addresses[..members], Access.None, walks);
                 }
                 finally
                 {

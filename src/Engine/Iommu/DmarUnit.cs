@@ -19,6 +19,7 @@ public sealed unsafe partial class DmarUnit : IDisposable
     private readonly ContextCache _contextCache;
     private readonly ulong* _fastWords;   // the context cache's fast words, read directly by the hit path
     private readonly bool _useBatchVector;
+    private readonly BatchWalkerKind _batchWalker;
     private readonly int _superpageLevel;
     private readonly int _mgaw;
     private readonly bool _legacyStylePermissions;
@@ -29,12 +30,19 @@ public sealed unsafe partial class DmarUnit : IDisposable
     private bool _disposed;
 
     /// <summary>Creates a unit whose tables live in <paramref name="memory"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range (context-cache slots not a power of two, a batch walker that does not exist).</exception>
+    /// <exception cref="NotSupportedException">The batch walker asked for (or named by <c>ENGINE_BATCH_WALKER</c>) does not run on this CPU.</exception>
+    /// <exception cref="InvalidOperationException"><c>ENGINE_BATCH_WALKER</c> names no walker and the options name none either.</exception>
     public DmarUnit(HostMemory memory, DmarUnitOptions options)
     {
         ArgumentNullException.ThrowIfNull(memory);
         ArgumentNullException.ThrowIfNull(options);
         if (options.ContextCacheSlots < 1 || (options.ContextCacheSlots & (options.ContextCacheSlots - 1)) != 0)
             throw new ArgumentOutOfRangeException(nameof(options), options.ContextCacheSlots, "ContextCacheSlots must be a power of two.");
+        // Configuration, resolved first (control path: a walker that cannot run throws now, before
+        // anything is built, and never in a batch).
+        BatchWalker = BatchWalkerDefault.Resolve(options.BatchWalker);
+        _batchWalker = BatchWalker.Kind;
         Options = options;
         _memory = memory;
         Cap = options.Cap;
@@ -93,6 +101,9 @@ public sealed unsafe partial class DmarUnit : IDisposable
 
     /// <summary>Host memory the unit's structures live in.</summary>
     public HostMemory Memory => _memory;
+
+    /// <summary>The batch walker <see cref="TranslateBatch"/> walks misses with, and why it was chosen.</summary>
+    internal BatchWalkerSelection BatchWalker { get; }
 
     /// <summary>The second-stage walker configuration of this unit (HAW, superpages, SC, DT).</summary>
     internal WalkerConfig WalkerConfig => _walker;

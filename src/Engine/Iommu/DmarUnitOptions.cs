@@ -40,4 +40,12 @@ public sealed record DmarUnitOptions
 
     /// <summary>Scalable-mode reason for second-level permission faults.</summary>
     public ScalablePermissionFaultStyle ScalablePermissionFaults { get; init; }
+
+    /// <summary>
+    /// The batch walker <see cref="DmarUnit.TranslateBatch"/> walks its misses with; null (default):
+    /// the process default — the <c>ENGINE_BATCH_WALKER</c> variable, else the fastest here by a
+    /// short measurement made once per process. A walker this CPU cannot run makes the unit's
+    /// constructor throw <see cref="NotSupportedException"/>.
+    /// </summary>
+    public Paging.BatchWalkerKind? BatchWalker { get; init; }
 }

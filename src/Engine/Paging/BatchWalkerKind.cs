@@ -3,8 +3,9 @@ namespace Engine.Paging;
 /// <summary>
 /// The batch walkers <see cref="PageWalker.WalkBatch"/> can dispatch to. All give results
 /// bit-identical to <see cref="PageWalker.WalkReference"/>; they differ only in how the loads of
-/// one level are issued. Which one runs is chosen once per process by measurement, or forced
-/// (<see cref="PageWalker.SelectBatchWalker(BatchWalkerKind)"/>, <see cref="PageWalker.BatchWalkerVariable"/>).
+/// one level are issued. Which one a unit uses is its <c>DmarUnitOptions.BatchWalker</c> (or the
+/// platform's <c>PlatformOptions.BatchWalker</c>); left unset, the process default: the
+/// <c>ENGINE_BATCH_WALKER</c> variable, else the fastest here by a short measurement made once.
 /// </summary>
 public enum BatchWalkerKind
 {

@@ -14,7 +14,7 @@ internal enum BatchWalkerSelectionReason
     /// <summary>Forced by the <see cref="PageWalker.BatchWalkerVariable"/> environment variable.</summary>
     Environment = 2,
 
-    /// <summary>Forced by <see cref="PageWalker.SelectBatchWalker(BatchWalkerKind)"/>.</summary>
+    /// <summary>Asked for by configuration (unit or platform options, <c>engine bench --batch-walker</c>).</summary>
     Forced = 3,
 
     /// <summary>The measurement could not run (e.g. its small host memory could not be reserved); the interleaved walker is used.</summary>
@@ -25,8 +25,8 @@ internal enum BatchWalkerSelectionReason
 internal readonly record struct BatchWalkerTiming(BatchWalkerKind Kind, double NsPerWalk);
 
 /// <summary>
-/// The batch walker <see cref="PageWalker.WalkBatch"/> dispatches to, why, and the measured time of
-/// every candidate when it was chosen by measurement (for reports).
+/// A batch walker, why it was chosen, and the measured time of every candidate when it was chosen by
+/// measurement (for reports).
 /// </summary>
 /// <param name="Kind">The walker in use.</param>
 /// <param name="Reason">How it was chosen.</param>

@@ -31,28 +31,21 @@ internal static unsafe partial class PageWalker
 
     /// <summary>
     /// Walks every address of <paramref name="addresses"/> in the table at <paramref name="rootHpa"/>
-    /// and writes one result each to <paramref name="results"/>; identical to calling
-    /// <see cref="Walk"/> for each. The caller is inside an epoch-protected region.
+    /// with the batch walker <paramref name="kind"/> and writes one result each to
+    /// <paramref name="results"/>; identical to calling <see cref="Walk"/> for each. The caller is
+    /// inside an epoch-protected region.
     /// </summary>
     /// <remarks>
-    /// Dispatches to the walker of <see cref="SelectedBatchWalker"/>. The first call of the process
-    /// selects it (<see cref="BatchWalkerVariable"/>, else a measurement of ~10–40 ms under a lock);
-    /// every later call is one switch on a static field. A batch shorter than
-    /// <see cref="GatherMinimumBatch"/> goes to the interleaved walker even when a gather walker is
-    /// selected: a lone gather's latency is not hidden by others.
+    /// A batch shorter than <see cref="GatherMinimumBatch"/> goes to the interleaved walker even when
+    /// a gather walker is asked for: a lone gather's latency is not hidden by others. The caller has
+    /// checked that <paramref name="kind"/> runs here (<see cref="ForcedBatchWalker"/>).
     /// </remarks>
     /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="addresses"/>.</exception>
-    /// <exception cref="InvalidOperationException">First call only: <see cref="BatchWalkerVariable"/> names no walker.</exception>
-    /// <exception cref="NotSupportedException">First call only: <see cref="BatchWalkerVariable"/> names a walker this CPU does not support.</exception>
-    public static void WalkBatch(HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results)
+    public static void WalkBatch(BatchWalkerKind kind, HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results)
     {
-        int kind = _batchWalker;
-        if (kind > (int)BatchWalkerKind.Interleaved && addresses.Length < GatherMinimumBatch)
-            kind = (int)BatchWalkerKind.Interleaved;
-        if (kind < 0)
-            WalkBatchFirst(memory, config, rootHpa, levels, addresses, access, results);
-        else
-            WalkBatchWith((BatchWalkerKind)kind, memory, config, rootHpa, levels, addresses, access, results);
+        if (kind > BatchWalkerKind.Interleaved && addresses.Length < GatherMinimumBatch)
+            kind = BatchWalkerKind.Interleaved;
+        WalkBatchWith(kind, memory, config, rootHpa, levels, addresses, access, results);
     }
 
     /// <summary>
@@ -80,14 +73,6 @@ internal static unsafe partial class PageWalker
             default:
                 throw new ArgumentOutOfRangeException(nameof(kind), kind, $"Not a batch walker; known: {BatchWalkerKinds.Names}.");
         }
-    }
-
-    // Out of line: runs once per process (or after a reset), selects, then dispatches.
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void WalkBatchFirst(HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results)
-    {
-        _ = BatchWalkerSelection;
-        WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
     }
 
     /// <summary>

@@ -4,14 +4,16 @@ using Engine.Memory;
 
 namespace Engine.Paging;
 
-// Which batch walker WalkBatch dispatches to: chosen once per process, on first use, by the
-// ENGINE_BATCH_WALKER variable or else by timing every supported candidate on a small synthetic
-// table; SelectBatchWalker forces one. Control path: a lock, allocation and exceptions are fine here.
+// The batch walkers' capabilities and the measurement that ranks them. No state: which walker a
+// batch uses is configuration, passed down with each call (DmarUnitOptions.BatchWalker,
+// PlatformOptions.BatchWalker, engine bench --batch-walker); the process-wide default — the
+// ENGINE_BATCH_WALKER variable, else this measurement, made once and cached — lives above this
+// layer (Iommu's BatchWalkerDefault). Control path: allocation and exceptions are fine here.
 internal static partial class PageWalker
 {
     /// <summary>
-    /// The environment variable that forces the batch walker at first use: <c>interleaved</c>,
-    /// <c>avx2</c> or <c>avx512</c> (<c>auto</c> or unset: measure).
+    /// The environment variable that sets the process's default batch walker: <c>interleaved</c>,
+    /// <c>avx2</c>, <c>avx512</c> or <c>avx512-loads</c> (<c>auto</c> or unset: measure).
     /// </summary>
     public const string BatchWalkerVariable = "ENGINE_BATCH_WALKER";
 
@@ -23,27 +25,6 @@ internal static partial class PageWalker
     private const int MeasuredWalks = 1 << 16;
     private const int WalksPerLeafTable = 64;
     private const int MeasuredRounds = 3;
-
-    private static readonly Lock BatchWalkerGate = new();
-
-    // Published under BatchWalkerGate: the record first, then the kind WalkBatch switches on (-1: none yet).
-    private static BatchWalkerSelection? _batchWalkerSelection;
-    private static int _batchWalker = -1;
-
-    /// <summary>The batch walker <see cref="WalkBatch"/> uses; selects it now if nothing has yet (see <see cref="BatchWalkerSelection"/>).</summary>
-    /// <exception cref="InvalidOperationException"><see cref="BatchWalkerVariable"/> names no walker.</exception>
-    /// <exception cref="NotSupportedException"><see cref="BatchWalkerVariable"/> names a walker this CPU does not support.</exception>
-    public static BatchWalkerKind SelectedBatchWalker => BatchWalkerSelection.Kind;
-
-    /// <summary>
-    /// The batch walker in use, why, and the measured ns per walk of every candidate. The first read
-    /// (or the first <see cref="WalkBatch"/>) selects: <see cref="BatchWalkerVariable"/> when set,
-    /// otherwise the fastest supported candidate on a synthetic 4-level table (once: about 40 ms in a fresh
-    /// process, most of it compiling the walkers and host memory; about 10 ms after that).
-    /// </summary>
-    /// <exception cref="InvalidOperationException"><see cref="BatchWalkerVariable"/> names no walker.</exception>
-    /// <exception cref="NotSupportedException"><see cref="BatchWalkerVariable"/> names a walker this CPU does not support.</exception>
-    public static BatchWalkerSelection BatchWalkerSelection => Volatile.Read(ref _batchWalkerSelection) ?? SelectAtFirstUse();
 
     /// <summary>Whether <paramref name="kind"/> can run in this process (CPU features and the runtime's <c>DOTNET_Enable*</c> settings).</summary>
     public static bool IsBatchWalkerSupported(BatchWalkerKind kind) => kind switch
@@ -58,71 +39,33 @@ internal static partial class PageWalker
     /// <summary>The batch walkers this process can run, in <see cref="BatchWalkerKinds.All"/> order.</summary>
     public static IReadOnlyList<BatchWalkerKind> SupportedBatchWalkers => [.. BatchWalkerKinds.All.Where(IsBatchWalkerSupported)];
 
-    private static string SupportedBatchWalkerNames => string.Join(", ", SupportedBatchWalkers.Select(k => k.Name()));
+    internal static string SupportedBatchWalkerNames => string.Join(", ", SupportedBatchWalkers.Select(k => k.Name()));
 
-    /// <summary>Forces <see cref="WalkBatch"/> to use <paramref name="kind"/> from now on.</summary>
-    /// <returns>The new selection.</returns>
+    /// <summary>
+    /// <paramref name="kind"/> as a forced selection, after checking that it is a walker and runs here.
+    /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="kind"/> is not a <see cref="BatchWalkerKind"/>.</exception>
     /// <exception cref="NotSupportedException">This CPU (or the runtime's ISA settings) does not support <paramref name="kind"/>; the message lists what it supports.</exception>
-    public static BatchWalkerSelection SelectBatchWalker(BatchWalkerKind kind)
+    public static BatchWalkerSelection ForcedBatchWalker(BatchWalkerKind kind)
     {
         if (!BatchWalkerKinds.All.Contains(kind))
             throw new ArgumentOutOfRangeException(nameof(kind), kind, $"No batch walker has the value {(int)kind}; known: {BatchWalkerKinds.Names}.");
         if (!IsBatchWalkerSupported(kind))
             throw new NotSupportedException($"The {kind.Name()} batch walker was asked for, but this CPU (or the runtime's DOTNET_Enable* settings) does not support it; supported here: {SupportedBatchWalkerNames}.");
-        lock (BatchWalkerGate)
-            return Publish(new BatchWalkerSelection(kind, BatchWalkerSelectionReason.Forced, []));
+        return new BatchWalkerSelection(kind, BatchWalkerSelectionReason.Forced, []);
     }
 
-    /// <summary>
-    /// Forces the walker called <paramref name="name"/> (<c>interleaved</c>, <c>avx2</c>, <c>avx512</c>),
-    /// or with <c>auto</c> measures the candidates now and selects the fastest (ignoring <see cref="BatchWalkerVariable"/>).
-    /// </summary>
-    /// <returns>The new selection.</returns>
+    /// <summary>The walker called <paramref name="name"/> (case-insensitive), forced; null for <c>auto</c> (use the default).</summary>
     /// <exception cref="ArgumentException"><paramref name="name"/> names no walker; the message lists the names and what this CPU supports.</exception>
     /// <exception cref="NotSupportedException">This CPU does not support the walker named.</exception>
-    public static BatchWalkerSelection SelectBatchWalker(string name)
+    public static BatchWalkerSelection? ParseBatchWalker(string? name)
     {
         if (string.Equals(name?.Trim(), BatchWalkerKinds.Auto, StringComparison.OrdinalIgnoreCase))
-            return SelectFastestBatchWalker();
+            return null;
         if (!BatchWalkerKinds.TryParse(name, out BatchWalkerKind kind))
             throw new ArgumentException($"'{name}' names no batch walker; known: {BatchWalkerKinds.Names} (supported here: {SupportedBatchWalkerNames}).", nameof(name));
-        return SelectBatchWalker(kind);
+        return ForcedBatchWalker(kind);
     }
-
-    /// <summary>Times every supported candidate now (about 10 ms once compiled) and selects the fastest.</summary>
-    /// <returns>The new selection, with the candidates' times.</returns>
-    public static BatchWalkerSelection SelectFastestBatchWalker()
-    {
-        lock (BatchWalkerGate)
-            return Publish(Measure());
-    }
-
-    /// <summary>Forgets the selection, so the next use selects again (environment, then measurement). For tests.</summary>
-    internal static void ResetBatchWalkerSelection()
-    {
-        lock (BatchWalkerGate)
-        {
-            Volatile.Write(ref _batchWalker, -1);
-            Volatile.Write(ref _batchWalkerSelection, null);
-        }
-    }
-
-    private static BatchWalkerSelection SelectAtFirstUse()
-    {
-        // Threads that arrive during the measurement wait here once; afterwards nobody takes the lock.
-        lock (BatchWalkerGate)
-            return _batchWalkerSelection ?? Publish(FromEnvironment() ?? Measure());
-    }
-
-    private static BatchWalkerSelection Publish(BatchWalkerSelection selection)
-    {
-        Volatile.Write(ref _batchWalkerSelection, selection);
-        Volatile.Write(ref _batchWalker, (int)selection.Kind);
-        return selection;
-    }
-
-    private static BatchWalkerSelection? FromEnvironment() => FromVariable(Environment.GetEnvironmentVariable(BatchWalkerVariable));
 
     /// <summary>What <see cref="BatchWalkerVariable"/> = <paramref name="value"/> asks for: a forced walker, or null to measure (unset, blank, <c>auto</c>).</summary>
     /// <exception cref="InvalidOperationException"><paramref name="value"/> names no walker.</exception>
@@ -138,7 +81,12 @@ internal static partial class PageWalker
         return new BatchWalkerSelection(kind, BatchWalkerSelectionReason.Environment, []);
     }
 
-    private static BatchWalkerSelection Measure()
+    /// <summary>
+    /// Times every supported candidate now on a synthetic 4-level table (about 10 ms once compiled,
+    /// about 40 ms in a fresh process) and answers the fastest, with every candidate's time. Never
+    /// throws: a measurement that cannot run answers the interleaved walker and says why.
+    /// </summary>
+    public static BatchWalkerSelection MeasureBatchWalkers()
     {
         IReadOnlyList<BatchWalkerKind> candidates = SupportedBatchWalkers;
         if (candidates.Count == 1)

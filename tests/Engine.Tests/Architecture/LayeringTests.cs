@@ -63,3 +63,21 @@ public partial class LayeringTests
         Assert.True(violations.Count == 0, "upward references:\n" + string.Join('\n', violations));
     }
 }
+
+/// <summary>
+/// Paging is the pure layer: its walkers are functions of their arguments. A static field it could
+/// write (a cached choice, a counter) would be shared by every platform in the process.
+/// </summary>
+public class PagingStateTests
+{
+    [Fact]
+    public void PagingHasNoWritableStaticFields()
+    {
+        const System.Reflection.BindingFlags Statics = System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.Public
+            | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.DeclaredOnly;
+        string[] writable = [.. typeof(Engine.Paging.PageWalker).Assembly.GetTypes()
+            .Where(t => t.Namespace == "Engine.Paging" && !t.IsDefined(typeof(System.Runtime.CompilerServices.CompilerGeneratedAttribute), false))
+            .SelectMany(t => t.GetFields(Statics).Where(f => !f.IsInitOnly && !f.IsLiteral).Select(f => $"{t.FullName}.{f.Name}"))];
+        Assert.True(writable.Length == 0, $"Engine.Paging holds writable static state: {string.Join(", ", writable)}");
+    }
+}

@@ -274,10 +274,10 @@ public class BatchWalkerCandidateTests
         {
             var direct = Assert.Throws<PlatformNotSupportedException>(() => WalkWith(kind, memory, config, memory.BaseHpa, 4, new ulong[3], Access.Read, new WalkResult[3]));
             Assert.Contains(kind.Name(), direct.Message);
-            var forced = Assert.ThrowsAny<NotSupportedException>(() => PageWalker.SelectBatchWalker(kind));
+            var forced = Assert.ThrowsAny<NotSupportedException>(() => PageWalker.ForcedBatchWalker(kind));
             Assert.Contains(kind.Name(), forced.Message);
             Assert.Contains("supported here: interleaved", forced.Message);
-            var byName = Assert.ThrowsAny<NotSupportedException>(() => PageWalker.SelectBatchWalker(kind.Name()));
+            var byName = Assert.ThrowsAny<NotSupportedException>(() => PageWalker.ParseBatchWalker(kind.Name()));
             Assert.Contains(kind.Name(), byName.Message);
             var fromVariable = Assert.ThrowsAny<NotSupportedException>(() => PageWalker.FromVariable(kind.Name()));
             Assert.Contains($"{PageWalker.BatchWalkerVariable}={kind.Name()}", fromVariable.Message);

@@ -1,3 +1,4 @@
+using Engine.Iommu;
 using Engine.Kvm;
 using Engine.Memory;
 using Engine.Paging;
@@ -54,7 +55,7 @@ public class BatchWalkerTests
                 foreach (WalkerConfig config in configs)
                 {
                     Access access = (Access)rng.Next(0, 8);
-                    PageWalker.WalkBatch(memory, config, root, levels, addresses.AsSpan(0, length), access, batch);
+                    PageWalker.WalkBatch(BatchWalkerDefault.Selection.Kind, memory, config, root, levels, addresses.AsSpan(0, length), access, batch);
                     for (int i = 0; i < length; i++)
                     {
                         WalkResult scalar = PageWalker.Walk(memory, config, root, levels, addresses[i], access);
@@ -70,7 +71,7 @@ public class BatchWalkerTests
     {
         using var memory = new HostMemory(new HostMemoryOptions { Size = 16UL << 20 });
         var e = Assert.Throws<ArgumentException>(() =>
-            PageWalker.WalkBatch(memory, WalkerConfig.SecondStage(46, 2), memory.BaseHpa, 4, new ulong[3], Access.Read, new WalkResult[2]));
+            PageWalker.WalkBatch(BatchWalkerKind.Interleaved, memory, WalkerConfig.SecondStage(46, 2), memory.BaseHpa, 4, new ulong[3], Access.Read, new WalkResult[2]));
         Assert.Equal("results", e.ParamName);
     }
 }

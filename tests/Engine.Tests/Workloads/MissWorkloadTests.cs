@@ -49,9 +49,17 @@ public class MissWorkloadTests
         w.Setup();
         w.RunPass();
         w.RunPass();
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 50; i++)
-            w.RunPass();
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        // Steady state allocates nothing. A round may still see a one-time allocation on this thread
+        // (the runtime's tiering installs recompiled code while the passes run, sooner or later on a
+        // loaded machine), so the claim is that some round of 50 passes allocates nothing at all.
+        var rounds = new List<long>();
+        for (int round = 0; round < 5 && (rounds.Count == 0 || rounds[^1] != 0); round++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 50; i++)
+                w.RunPass();
+            rounds.Add(GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+        Assert.True(rounds[^1] == 0, $"every round of 50 passes allocated: {string.Join(", ", rounds)} bytes");
     }
 }
