@@ -8,9 +8,14 @@ namespace Engine.Iommu;
 /// cache, IOTLB and invalidation interfaces, and <see cref="Translate"/>.
 /// </summary>
 /// <remarks>
-/// Split by concern: this file holds construction and the latched state; <c>DmarUnit.Translate.cs</c>
-/// the hot path; <c>DmarUnit.Context.cs</c> the root/context/PASID resolution; <c>DmarUnit.Registers.cs</c>
-/// the register side effects; <c>DmarUnit.Queue.cs</c> queued invalidation.
+/// Split by concern. The translator (hot: no lock, no allocation, faults as values):
+/// <c>DmarUnit.Translate.cs</c> (the straight-line hit, the general path, walk and fill),
+/// <c>DmarUnit.Batch.cs</c> (<see cref="TranslateBatch"/>: misses grouped and walked together),
+/// <c>DmarUnit.BatchHits.cs</c> (the 8-at-a-time AVX-512 hit pass), <c>DmarUnit.Context.cs</c>
+/// (root/context/PASID resolution behind the context cache). The cold models (under the register
+/// lock): <c>DmarUnit.Registers.cs</c> (register side effects: GCMD, CCMD, IOTLB_REG, fault and event
+/// registers), <c>DmarUnit.Queue.cs</c> (queued invalidation), <c>DmarUnit.PageRequests.cs</c> (the
+/// page-request queue and responses). This file: construction, the latched state, disposal.
 /// </remarks>
 public sealed unsafe partial class DmarUnit : IDisposable
 {
