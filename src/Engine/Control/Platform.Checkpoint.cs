@@ -26,13 +26,13 @@ public sealed partial class Platform
     /// (docs/checkpoint-format.md): host memory (the frames in use, sparsely, and the allocator), every
     /// VM with its memslots and TDP MMU, every IOMMU with its registers, latched root table, TE,
     /// context/PASID cache, IOTLB, fault records and queues, the driver's tables and domain ids,
-    /// devices, KVM domains and attachments. <see cref="Load"/> builds the same platform again.
+    /// devices, KVM and paging domains and attachments. <see cref="Load"/> builds the same platform again.
     /// </summary>
     /// <remarks>
     /// Control path. The caller keeps the platform quiet while it runs: no translation, DMA or control
     /// operation in flight on any thread (control operations are held off by the control lock; a
     /// translation is not). The platform is not changed. Not supported (EOPNOTSUPP): embedder RAM
-    /// (<see cref="AddRam"/>) and paging domains. A domain no device is attached to is not saved.
+    /// (<see cref="AddRam"/>). A domain no device is attached to is not saved.
     /// </remarks>
     /// <param name="stream">Where to write; written sequentially, never sought.</param>
     /// <exception cref="EngineException">EOPNOTSUPP for what a checkpoint cannot hold (the message says what).</exception>
@@ -45,22 +45,15 @@ public sealed partial class Platform
         {
             ThrowIfDisposed();
             List<Vm> vms = [.. _vms.Where(v => !v.IsDisposed)];
-            var domains = new List<KvmDomain>();
+            var domains = new List<Domain>();
             foreach (Device d in _devices)
             {
-                switch (d.Domain)
-                {
-                    case null:
-                        break;
-                    case KvmDomain kvm:
-                        if (!domains.Contains(kvm))
-                            domains.Add(kvm);
-                        break;
-                    default:
-                        throw new EngineException(Errno.EOPNOTSUPP, $"{d} is attached to a {d.Domain.Kind} domain; checkpoints hold KVM domains only (paging domains are not supported yet).");
-                }
+                if (d.Domain is not (null or KvmDomain or PagingDomain))
+                    throw new EngineException(Errno.EOPNOTSUPP, $"{d} is attached to a {d.Domain.Kind} domain; checkpoints hold KVM and paging domains only.");
+                if (d.Domain is not null && !domains.Contains(d.Domain))
+                    domains.Add(d.Domain);
             }
-            foreach (KvmDomain kvm in domains)
+            foreach (KvmDomain kvm in domains.OfType<KvmDomain>())
             {
                 if (kvm.Tdp.IsClosed || !vms.Contains(kvm.Tdp.Vm))
                     throw new EngineException(Errno.EOPNOTSUPP, $"a KVM domain's TDP export ({kvm.Tdp.Vm.Name}) is closed or its VM is not this platform's.");
@@ -106,7 +99,7 @@ public sealed partial class Platform
                 w.Bool(o.UseSimd);
                 w.U8((byte)o.FaultCollapsing);
                 w.U8((byte)o.ScalablePermissionFaults);
-                iommu.SaveState(w, d => domains.IndexOf((KvmDomain)d));
+                iommu.SaveState(w, domains.IndexOf);
                 sections.Add(("IOMU", w.Written.ToArray()));
             }
             foreach (Vm vm in vms)
@@ -134,15 +127,29 @@ public sealed partial class Platform
             }
             sections.Add(("DEVS", devs.Written.ToArray()));
             var doms = new CheckpointWriter();
-            foreach (KvmDomain kvm in domains)
+            foreach (Domain domain in domains)
             {
-                doms.U8(2);   // KVM (1 would be paging)
-                doms.U16((ushort)vms.IndexOf(kvm.Tdp.Vm));
-                (long invalidations, long served, long failed) = kvm.CheckpointCounters;
-                doms.I64(invalidations);
-                doms.I64(served);
-                doms.I64(failed);
-                IReadOnlyList<Device> attached = kvm.Devices;
+                if (domain is KvmDomain kvm)
+                {
+                    doms.U8(2);
+                    doms.U16((ushort)vms.IndexOf(kvm.Tdp.Vm));
+                    (long invalidations, long served, long failed) = kvm.CheckpointCounters;
+                    doms.I64(invalidations);
+                    doms.I64(served);
+                    doms.I64(failed);
+                }
+                else
+                {
+                    var (pgd, agaw, width, maxMappedEnd, largestLeafLevel, forceSnooping) = ((PagingDomain)domain).CheckpointState;
+                    doms.U8(1);
+                    doms.U64(pgd);
+                    doms.U8((byte)agaw);
+                    doms.U8((byte)width);
+                    doms.U64(maxMappedEnd);
+                    doms.U8((byte)largestLeafLevel);
+                    doms.Bool(forceSnooping);
+                }
+                IReadOnlyList<Device> attached = domain.Devices;
                 doms.U16((ushort)attached.Count);
                 foreach (Device d in attached)
                     doms.U16((ushort)_devices.IndexOf(d));
@@ -354,16 +361,39 @@ public sealed partial class Platform
         for (int i = 0; i < domainCount; i++)
         {
             byte kind = doms.U8("a domain's kind");
-            if (kind != 2)
-                throw doms.Fail($"a KVM domain (kind 2), found kind {kind}", 1);
-            ushort vmIndex = doms.U16("its VM index");
-            if (vmIndex >= vms.Count || exports[vmIndex] is null)
-                throw doms.Fail($"the index of a VM whose TDP is exported, found {vmIndex}", 2);
-            (long, long, long) counters = (doms.I64("its invalidations"), doms.I64("its page requests served"), doms.I64("its page requests failed"));
+            Func<Device, Domain> allocate;
+            Action<Domain> restoreDomain;
+            if (kind == 2)
+            {
+                ushort vmIndex = doms.U16("its VM index");
+                if (vmIndex >= vms.Count || exports[vmIndex] is null)
+                    throw doms.Fail($"the index of a VM whose TDP is exported, found {vmIndex}", 2);
+                (long, long, long) counters = (doms.I64("its invalidations"), doms.I64("its page requests served"), doms.I64("its page requests failed"));
+                allocate = device => AllocateKvmDomain(device, exports[vmIndex]);
+                restoreDomain = d => ((KvmDomain)d).CheckpointCounters = counters;
+            }
+            else if (kind == 1)
+            {
+                ulong pgd = doms.U64("its page-directory HPA");
+                if ((pgd & (HostMemory.FrameSize - 1)) != 0 || !Memory.Contains(pgd, HostMemory.FrameSize))
+                    throw doms.Fail($"a 4 KiB-aligned page directory inside host memory, found 0x{pgd:x}", 8);
+                int agaw = doms.U8("its AGAW"), width = doms.U8("its width");
+                ulong maxMappedEnd = doms.U64("the end of its highest mapping");
+                int largest = doms.U8("its largest leaf level");
+                bool snoop = doms.Bool("whether it forces snooping");
+                if (agaw is < 1 or > 3 || width is < 30 or > 64 || largest is < 1 or > 3)
+                    throw doms.Fail($"an AGAW of 1..3, a width of 30..64 and a leaf level of 1..3, found {agaw}, {width}, {largest}");
+                allocate = device => AllocatePagingDomain(device);
+                restoreDomain = d => ((PagingDomain)d).CheckpointState = (pgd, agaw, width, maxMappedEnd, largest, snoop);
+            }
+            else
+            {
+                throw doms.Fail($"a paging (1) or KVM (2) domain, found kind {kind}", 1);
+            }
             int attached = doms.U16("its device count");
             if (attached == 0)
                 throw doms.Fail("a domain with at least one device", 2);
-            KvmDomain? domain = null;
+            Domain? domain = null;
             for (int a = 0; a < attached; a++)
             {
                 ushort index = doms.U16("an attached device's index");
@@ -372,7 +402,7 @@ public sealed partial class Platform
                 Device device = _devices[index];
                 try
                 {
-                    domain ??= AllocateKvmDomain(device, exports[vmIndex]);
+                    domain ??= allocate(device);
                     domain.Attach(device, AttachFlags.AllowWithoutPageRequests);
                 }
                 catch (EngineException e)
@@ -381,7 +411,7 @@ public sealed partial class Platform
                 }
             }
             domains.Add(domain!);
-            restoreDomains.Add(() => domain!.CheckpointCounters = counters);
+            restoreDomains.Add(() => restoreDomain(domain!));
         }
         doms.ExpectEnd();
 

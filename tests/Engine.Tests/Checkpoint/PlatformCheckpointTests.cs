@@ -158,17 +158,60 @@ public class PlatformCheckpointTests
         Assert.Equal(first.ToArray(), third.ToArray());
     }
 
-    [Fact]
-    public void WhatACheckpointCannotHoldIsRefusedWithEopnotsupp()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void PagingDomainsComeBackWithTheirMappingsAndIotlbInEitherMode(bool scalable)
     {
-        using (var platform = new Platform(new PlatformOptions { Memory = new HostMemoryOptions { Size = 64UL << 20 } }))
+        using var original = new Platform(new PlatformOptions { ScalableModeEnabled = scalable, Memory = new HostMemoryOptions { Size = 256UL << 20 } });
+        IommuInstance iommu = original.AddIommu("dmar0", IommuPresets.GraniteRapidsServer);
+        Device a = original.AddDevice("a", 1, 0, 0, iommu), b = original.AddDevice("b", 2, 0, 0, iommu);
+        PagingDomain domain = original.AllocatePagingDomain(a);
+        domain.Attach(a);
+        domain.Attach(b);
+        ulong buffer = original.Memory.AllocateContiguous(1024, 512);
+        domain.Map(0x4000_0000, buffer, 2UL << 20, Access.ReadWrite);
+        domain.Map(0x1000, buffer + 0x5000, 0x3000, Access.Read);
+        string Probe(Platform p)
         {
-            IommuInstance iommu = platform.AddIommu("dmar0", IommuPresets.GraniteRapidsServer);
-            Device d = platform.AddDevice("d", 1, 0, 0, iommu);
-            platform.AllocatePagingDomain(d).Attach(d);
+            var lines = new List<string>();
+            foreach (Device d in p.Devices)
+            {
+                foreach (ulong iova in new ulong[] { 0x1000, 0x2fff, 0x4000, 0x4000_0000, 0x401f_f000, 0x4020_0000 })
+                {
+                    TranslationResult t = d.Translate(iova, Access.Write);
+                    TranslationResult r = d.Translate(iova, Access.Read);
+                    lines.Add($"{d.Name} {iova:x}: {t.Status} {t.Fault} | {r.Status} {r.Hpa:x} {r.Size} hit={r.IotlbHit}");
+                }
+            }
+            PagingDomain pd = (PagingDomain)p.Devices[0].Domain!;
+            lines.Add($"{pd.Pgd:x} {pd.Agaw} {pd.Width} {pd.Unmap(0x1000, 0x1000)} misses {p.Iommus[0].Unit.IotlbMisses} {p.Memory.Statistics}");
+            lines.Add($"after unmap: {p.Devices[1].Translate(0x1000, Access.Read).Status}");
+            return string.Join("\n", lines);
+        }
+        Probe(original);
+        var saved = new MemoryStream();
+        original.Save(saved);
+        saved.Position = 0;
+        using Platform loaded = Platform.Load(saved);
+        Assert.Equal(Probe(original), Probe(loaded));
+    }
+
+    [Fact]
+    public unsafe void EmbedderRamIsRefusedWithEopnotsupp()
+    {
+        void* ram = System.Runtime.InteropServices.NativeMemory.AlignedAlloc(16 * 4096, 4096);
+        try
+        {
+            using var platform = new Platform(new PlatformOptions { Memory = new HostMemoryOptions { Size = 64UL << 20 } });
+            platform.AddRam(1UL << 40, (nint)ram, 16 * 4096);
             var e = Assert.Throws<EngineException>(() => platform.Save(Stream.Null));
             Assert.Equal(Errno.EOPNOTSUPP, e.Errno);
-            Assert.Contains("paging", e.Message);
+            Assert.Contains("AddRam", e.Message);
+        }
+        finally
+        {
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(ram);
         }
     }
 }
