@@ -21,6 +21,9 @@ public sealed partial class Platform
 
     private const ushort NoIndex = 0xFFFF;
 
+    /// <summary>Frames per FRMS section (16 MiB of contents): sections stay far below the 2 GiB an array holds, whatever the guest.</summary>
+    internal const int FramesPerSection = 4096;
+
     /// <summary>
     /// Writes the whole state of this platform to <paramref name="stream"/> as a checkpoint
     /// (docs/checkpoint-format.md): host memory (the frames in use, sparsely, and the allocator), every
@@ -41,6 +44,9 @@ public sealed partial class Platform
     {
         ArgumentNullException.ThrowIfNull(stream);
         var sections = new List<(string Tag, byte[] Body)>();
+        Span<byte> header = stackalloc byte[8];
+        Span<byte> crc = stackalloc byte[4];
+        // Held to the end: the frames stream out of host memory while nothing may change them.
         lock (ControlLock)
         {
             ThrowIfDisposed();
@@ -158,27 +164,53 @@ public sealed partial class Platform
             var mem = new CheckpointWriter();
             Memory.SaveState(mem);
             sections.Add(("MEMR", mem.Written.ToArray()));
-        }
-        sections.Add(("END ", []));
+            List<uint> frames = Memory.FramesWithContents();
+            int frameSections = (frames.Count + FramesPerSection - 1) / FramesPerSection;
 
-        Span<byte> preamble = stackalloc byte[16];
-        CheckpointMagicBytes.CopyTo(preamble);
-        BinaryPrimitives.WriteUInt16LittleEndian(preamble[8..], CheckpointVersion);
-        BinaryPrimitives.WriteUInt16LittleEndian(preamble[10..], 0);
-        BinaryPrimitives.WriteUInt32LittleEndian(preamble[12..], (uint)sections.Count);
-        stream.Write(preamble);
-        Span<byte> header = stackalloc byte[8];
-        Span<byte> crc = stackalloc byte[4];
-        foreach ((string tag, byte[] body) in sections)
-        {
-            Encoding.ASCII.GetBytes(tag, header);
-            BinaryPrimitives.WriteUInt32LittleEndian(header[4..], (uint)body.Length);
-            stream.Write(header);
-            stream.Write(body);
-            BinaryPrimitives.WriteUInt32LittleEndian(crc, CheckpointCrc(header, body));
-            stream.Write(crc);
+            Span<byte> preamble = stackalloc byte[16];
+            CheckpointMagicBytes.CopyTo(preamble);
+            BinaryPrimitives.WriteUInt16LittleEndian(preamble[8..], CheckpointVersion);
+            BinaryPrimitives.WriteUInt16LittleEndian(preamble[10..], 0);
+            BinaryPrimitives.WriteUInt32LittleEndian(preamble[12..], (uint)(sections.Count + frameSections + 1));
+            stream.Write(preamble);
+            foreach ((string tag, byte[] body) in sections)
+                WriteSection(stream, tag, body, header, crc);
+            // FRMS: u32 count, then (u32 frame, 4096 bytes) each, streamed from host memory.
+            Span<byte> word = stackalloc byte[4];
+            for (int s = 0; s < frameSections; s++)
+            {
+                int first = s * FramesPerSection, count = Math.Min(FramesPerSection, frames.Count - first);
+                Encoding.ASCII.GetBytes("FRMS", header);
+                BinaryPrimitives.WriteUInt32LittleEndian(header[4..], (uint)(4 + count * (4 + HostMemory.FrameSize)));
+                stream.Write(header);
+                uint sum = Crc(0xFFFFFFFF, header);
+                BinaryPrimitives.WriteUInt32LittleEndian(word, (uint)count);
+                stream.Write(word);
+                sum = Crc(sum, word);
+                for (int i = first; i < first + count; i++)
+                {
+                    BinaryPrimitives.WriteUInt32LittleEndian(word, frames[i]);
+                    stream.Write(word);
+                    ReadOnlySpan<byte> bytes = Memory.FrameBytes(frames[i]);
+                    stream.Write(bytes);
+                    sum = Crc(Crc(sum, word), bytes);
+                }
+                BinaryPrimitives.WriteUInt32LittleEndian(crc, ~sum);
+                stream.Write(crc);
+            }
         }
+        WriteSection(stream, "END ", [], header, crc);
         stream.Flush();
+    }
+
+    private static void WriteSection(Stream stream, string tag, byte[] body, Span<byte> header, Span<byte> crc)
+    {
+        Encoding.ASCII.GetBytes(tag, header);
+        BinaryPrimitives.WriteUInt32LittleEndian(header[4..], (uint)body.Length);
+        stream.Write(header);
+        stream.Write(body);
+        BinaryPrimitives.WriteUInt32LittleEndian(crc, CheckpointCrc(header, body));
+        stream.Write(crc);
     }
 
     /// <summary>
@@ -258,7 +290,7 @@ public sealed partial class Platform
         }
         try
         {
-            platform.Restore(Expect, iommuCount, vmCount, deviceCount, domainCount, groupIndex);
+            platform.Restore(Expect, () => next < sections.Count ? sections[next].Tag : null, iommuCount, vmCount, deviceCount, domainCount, groupIndex);
             if (next != sections.Count - 1)
                 throw new InvalidDataException($"checkpoint offset {sections[next].Offset - 8}: expected the end section, found '{sections[next].Tag}'.");
             return platform;
@@ -272,7 +304,7 @@ public sealed partial class Platform
         }
     }
 
-    private void Restore(Func<string, string, CheckpointReader> expect, int iommuCount, int vmCount, int deviceCount, int domainCount,
+    private void Restore(Func<string, string, CheckpointReader> expect, Func<string?> peek, int iommuCount, int vmCount, int deviceCount, int domainCount,
         List<(int Iommu, ushort Sid, ushort Next)> groupIndex)
     {
         var iommuReaders = new List<CheckpointReader>();
@@ -419,6 +451,13 @@ public sealed partial class Platform
         CheckpointReader mem = expect("MEMR", "host memory");
         Memory.RestoreState(mem);
         mem.ExpectEnd();
+        long previous = -1;
+        while (peek() == "FRMS")
+        {
+            CheckpointReader frames = expect("FRMS", "frame contents");
+            Memory.RestoreFrames(frames, ref previous);
+            frames.ExpectEnd();
+        }
         for (int i = 0; i < iommuCount; i++)
         {
             _iommus[i].RestoreState(iommuReaders[i], domains);
@@ -449,8 +488,8 @@ public sealed partial class Platform
         if (BinaryPrimitives.ReadUInt16LittleEndian(preamble[10..]) != 0)
             throw new InvalidDataException("checkpoint offset 10: expected a reserved field of 0.");
         uint count = BinaryPrimitives.ReadUInt32LittleEndian(preamble[12..]);
-        if (count is < 6 or > 3 * 65536 + 8)
-            throw new InvalidDataException($"checkpoint offset 12: expected a section count of 6..{3 * 65536 + 8}, found {count}.");
+        if (count < 6)
+            throw new InvalidDataException($"checkpoint offset 12: expected a section count of at least 6 (PLAT, DEVS, DOMS, MEMR, END and more), found {count}.");
         var sections = new List<(string, byte[], long)>();
         Span<byte> header = stackalloc byte[8];
         Span<byte> crc = stackalloc byte[4];
@@ -459,8 +498,8 @@ public sealed partial class Platform
             long at = offset;
             ReadExactly(stream, header, ref offset, $"the 8-byte header of section {i + 1} of {count} (tag, length)");
             string tag = Encoding.ASCII.GetString(header[..4]);
-            if (tag is not ("PLAT" or "IOMU" or "VM  " or "DEVS" or "DOMS" or "MEMR" or "END "))
-                throw new InvalidDataException($"checkpoint offset {at}: expected a section tag (PLAT, IOMU, VM, DEVS, DOMS, MEMR, END), found bytes {Convert.ToHexString(header[..4])}.");
+            if (tag is not ("PLAT" or "IOMU" or "VM  " or "DEVS" or "DOMS" or "MEMR" or "FRMS" or "END "))
+                throw new InvalidDataException($"checkpoint offset {at}: expected a section tag (PLAT, IOMU, VM, DEVS, DOMS, MEMR, FRMS, END), found bytes {Convert.ToHexString(header[..4])}.");
             uint length = BinaryPrimitives.ReadUInt32LittleEndian(header[4..]);
             if (length > Array.MaxLength)
                 throw new InvalidDataException($"checkpoint offset {at + 4} (section {tag.TrimEnd()}): expected a length of at most {Array.MaxLength}, found {length}.");
@@ -501,16 +540,17 @@ public sealed partial class Platform
     {
         uint crc = Crc(0xFFFFFFFF, header);
         return ~Crc(crc, body);
+    }
 
-        static uint Crc(uint crc, ReadOnlySpan<byte> data)
-        {
-            int i = 0;
-            for (; i + 8 <= data.Length; i += 8)
-                crc = BitOperations.Crc32C(crc, BinaryPrimitives.ReadUInt64LittleEndian(data[i..]));
-            for (; i < data.Length; i++)
-                crc = BitOperations.Crc32C(crc, data[i]);
-            return crc;
-        }
+    // CRC-32C without the final inversion, so a section can be summed in pieces.
+    private static uint Crc(uint crc, ReadOnlySpan<byte> data)
+    {
+        int i = 0;
+        for (; i + 8 <= data.Length; i += 8)
+            crc = BitOperations.Crc32C(crc, BinaryPrimitives.ReadUInt64LittleEndian(data[i..]));
+        for (; i < data.Length; i++)
+            crc = BitOperations.Crc32C(crc, data[i]);
+        return crc;
     }
 
     // A load that failed: every step of Dispose runs whatever the state it finds, and host memory is

@@ -41,6 +41,13 @@ public sealed unsafe partial class HostMemory
                 w.U64(tag);
             }
         }
+    }
+
+    /// <summary>The frames whose bytes a checkpoint carries: allocated or retired, and not all zero, in increasing order.</summary>
+    internal List<uint> FramesWithContents()
+    {
+        ThrowIfDisposed();
+        ulong bump = Math.Min(FrameCount, Volatile.Read(ref _bump));
         var frames = new List<uint>();
         for (uint f = 0; f < bump; f++)
         {
@@ -48,17 +55,35 @@ public sealed unsafe partial class HostMemory
                 && new ReadOnlySpan<byte>(_pointer + ((ulong)f << FrameShift), FrameSize).ContainsAnyExcept((byte)0))
                 frames.Add(f);
         }
-        w.U32((uint)frames.Count);
-        foreach (uint f in frames)
+        return frames;
+    }
+
+    /// <summary>The 4 KiB of frame <paramref name="frame"/> (an index from <see cref="FramesWithContents"/>).</summary>
+    internal ReadOnlySpan<byte> FrameBytes(uint frame) => new(_pointer + ((ulong)frame << FrameShift), FrameSize);
+
+    /// <summary>
+    /// Takes one section of frame contents after <see cref="RestoreState"/>: u32 count, then (u32 frame,
+    /// 4096 bytes) each, frames increasing across all such sections (<paramref name="previous"/> carries the last one, -1 at first).
+    /// </summary>
+    internal void RestoreFrames(CheckpointReader r, ref long previous)
+    {
+        ThrowIfDisposed();
+        ulong bump = Math.Min(FrameCount, Volatile.Read(ref _bump));
+        int count = r.Count("frames in this section", 4 + FrameSize);
+        for (int i = 0; i < count; i++)
         {
-            w.U32(f);
-            w.Bytes(new ReadOnlySpan<byte>(_pointer + ((ulong)f << FrameShift), FrameSize));
+            uint f = r.U32("a frame index");
+            if (f >= bump || (FrameState)_state[f] is not (FrameState.Allocated or FrameState.Retired) || f <= previous)
+                throw r.Fail($"frames in increasing order, each below the bump pointer ({bump}) and allocated or retired, found {f}", 4);
+            previous = f;
+            r.Bytes(FrameSize, "the frame's 4096 bytes").CopyTo(new Span<byte>(_pointer + ((ulong)f << FrameShift), FrameSize));
         }
     }
 
     /// <summary>
-    /// Replaces the allocator's state and every frame's contents with a checkpoint's. Whatever was
-    /// allocated here before (a platform being loaded builds its objects first) is forgotten.
+    /// Replaces the allocator's state with a checkpoint's and zeroes every frame. Whatever was
+    /// allocated here before (a platform being loaded builds its objects first) is forgotten; the
+    /// frames' contents follow in <see cref="RestoreFrames"/>.
     /// </summary>
     internal void RestoreState(CheckpointReader r)
     {
@@ -126,16 +151,6 @@ public sealed unsafe partial class HostMemory
             _retired.Clear();
             foreach (var item in retiredQueue)
                 _retired.Enqueue(item);
-        }
-        int withBytes = r.Count("frames with contents", 4 + FrameSize, (int)Math.Min(int.MaxValue, bump));
-        uint previous = 0;
-        for (int i = 0; i < withBytes; i++)
-        {
-            uint f = r.U32("a frame index");
-            if (f >= bump || (FrameState)_state[f] is not (FrameState.Allocated or FrameState.Retired) || (i > 0 && f <= previous))
-                throw r.Fail($"frames in increasing order, each below the bump pointer and allocated or retired, found {f}", 4);
-            previous = f;
-            r.Bytes(FrameSize, "the frame's 4096 bytes").CopyTo(new Span<byte>(_pointer + ((ulong)f << FrameShift), FrameSize));
         }
         Volatile.Write(ref _bump, bump);
         Volatile.Write(ref _head, (ulong)tag << 32 | (free.Length == 0 ? 0 : free[0] + 1));

@@ -198,6 +198,27 @@ public class PlatformCheckpointTests
     }
 
     [Fact]
+    public void GuestRamLargerThanOneFrameSectionComesBackByteForByte()
+    {
+        using var original = new Platform(new PlatformOptions { Memory = new HostMemoryOptions { Size = 256UL << 20 } });
+        Vm vm = original.CreateVm(new VmOptions { Name = "big" });
+        vm.AddMemslot(0, 0, 40UL << 20, PageSize.Size4K);
+        vm.MapGpa(0, 40UL << 20, Access.ReadWrite);
+        byte[] data = new byte[40 << 20];
+        new Random(7).NextBytes(data);
+        vm.WriteGuest(0, data);
+        var saved = new MemoryStream();
+        original.Save(saved);
+        Assert.True(CheckpointRig.Sections(saved.ToArray()).Count(s => s.Tag == "FRMS") >= 3, "10,240 written frames take three FRMS sections of 4,096");
+        saved.Position = 0;
+        using Platform loaded = Platform.Load(saved);
+        byte[] back = new byte[data.Length];
+        loaded.Vms.Single().ReadGuest(0, back);
+        Assert.True(data.AsSpan().SequenceEqual(back), "the guest's RAM differs after the load");
+        Assert.Equal(original.Memory.Statistics, loaded.Memory.Statistics);
+    }
+
+    [Fact]
     public unsafe void EmbedderRamIsRefusedWithEopnotsupp()
     {
         void* ram = System.Runtime.InteropServices.NativeMemory.AlignedAlloc(16 * 4096, 4096);
