@@ -505,8 +505,7 @@ public sealed partial class Platform
                 throw new InvalidDataException($"checkpoint offset {at + 4} (section {tag.TrimEnd()}): expected a length of at most {Array.MaxLength}, found {length}.");
             if (stream.CanSeek && stream.Length - stream.Position < length + 4L)
                 throw new InvalidDataException($"checkpoint offset {offset} (section {tag.TrimEnd()}): expected {length} bytes of section and a 4-byte CRC, but the file ends after {stream.Length - stream.Position}.");
-            byte[] body = new byte[length];
-            ReadExactly(stream, body, ref offset, $"the {length} bytes of section {tag.TrimEnd()}");
+            byte[] body = ReadBody(stream, (int)length, ref offset, tag.TrimEnd());
             ReadExactly(stream, crc, ref offset, $"the CRC-32C of section {tag.TrimEnd()}");
             uint expected = CheckpointCrc(header, body), found = BinaryPrimitives.ReadUInt32LittleEndian(crc);
             if (expected != found)
@@ -520,6 +519,38 @@ public sealed partial class Platform
         if (stream.ReadByte() >= 0)
             throw new InvalidDataException($"checkpoint offset {offset}: expected nothing after the end section, found more bytes.");
         return sections;
+    }
+
+    // A stream that cannot say its length gets no allocation larger than what it has delivered (plus
+    // 16 MiB): a corrupt length ends the load at the end of the data, not in a 2 GiB allocation.
+    private static byte[] ReadBody(Stream stream, int length, ref long offset, string section)
+    {
+        const int Step = 16 << 20;
+        string what = $"the {length} bytes of section {section}";
+        if (stream.CanSeek || length <= Step)
+        {
+            byte[] body = new byte[length];
+            ReadExactly(stream, body, ref offset, what);
+            return body;
+        }
+        var buffer = new MemoryStream(Step);
+        byte[] chunk = new byte[Step];
+        long start = offset;
+        while (buffer.Length < length)
+        {
+            int n = (int)Math.Min(Step, length - buffer.Length);
+            long at = offset;
+            try
+            {
+                ReadExactly(stream, chunk.AsSpan(0, n), ref offset, what);
+            }
+            catch (InvalidDataException)
+            {
+                throw new InvalidDataException($"checkpoint offset {at}: expected {what} (from offset {start}), but the file ends after {at - start} of them (truncated).");
+            }
+            buffer.Write(chunk, 0, n);
+        }
+        return buffer.ToArray();
     }
 
     private static void ReadExactly(Stream stream, Span<byte> buffer, ref long offset, string what)

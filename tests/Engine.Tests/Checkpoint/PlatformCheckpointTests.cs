@@ -296,6 +296,26 @@ public class CorruptCheckpointTests
         Assert.Contains("version 1", LoadFails(version).Message);
     }
 
+    private sealed class OneWay(byte[] bytes) : MemoryStream(bytes)
+    {
+        public override bool CanSeek => false;
+        public override long Length => throw new NotSupportedException();
+    }
+
+    [Fact]
+    public void ANonSeekableStreamLoadsAndATruncatedOneFailsWithItsOffset()
+    {
+        byte[] bytes = Checkpoint();
+        using (Platform loaded = Platform.Load(new OneWay(bytes)))
+            Assert.Equal(3, loaded.Devices.Count);
+        var e = Assert.Throws<InvalidDataException>(() => Platform.Load(new OneWay(bytes[..(bytes.Length / 2)])).Dispose());
+        Assert.Contains("offset", e.Message);
+        Assert.Contains("truncated", e.Message);
+        using var disposed = CheckpointRig.Build();
+        disposed.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => disposed.Save(Stream.Null));
+    }
+
     [Fact]
     public void AWellFormedButImpossibleSectionStopsTheLoadAfterBuildingAndDisposesWhatWasBuilt()
     {
