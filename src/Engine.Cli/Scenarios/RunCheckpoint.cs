@@ -73,6 +73,27 @@ internal static class RunCheckpoint
         U64((ulong)s.TrafficRounds);
         // A temporary name, renamed over FILE at the end: a failed save never leaves half a checkpoint.
         string temporary = file + ".partial";
+        try
+        {
+            WriteTo(temporary, body, platform);
+        }
+        catch
+        {
+            try
+            {
+                File.Delete(temporary);
+            }
+            catch (IOException)
+            {
+                // Its directory does not exist (the cause of the failure): there is nothing to delete.
+            }
+            throw;
+        }
+        File.Move(temporary, file, overwrite: true);
+    }
+
+    private static void WriteTo(string temporary, byte[] body, Platform platform)
+    {
         using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
         {
             Span<byte> head = stackalloc byte[16];
@@ -87,7 +108,6 @@ internal static class RunCheckpoint
             stream.Write(crc);
             platform.Save(stream);
         }
-        File.Move(temporary, file, overwrite: true);
     }
 
     /// <summary>Reads the run block and loads the platform; <see cref="InvalidDataException"/> names the offset and what was expected.</summary>
