@@ -33,9 +33,20 @@ internal static class RunCommand
         {
             Description = "Record the DMA scenario to this trace file (needs one thread; --threads defaults to 1 with it); `engine replay FILE` runs it again.",
         };
+        var checkpointAt = new Option<string[]>("--checkpoint-at")
+        {
+            Description = "N FILE: save a checkpoint of the one-thread DMA scenario (the platform and where the run stands) to FILE before round N, "
+                + "then run on; `engine run --restore FILE` continues from it to the same counts and checksum.",
+            Arity = new ArgumentArity(2, 2),
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var restore = new Option<string>("--restore")
+        {
+            Description = "Continue the one-thread DMA scenario from a checkpoint FILE of --checkpoint-at (its seed and rounds are the checkpoint's).",
+        };
         var command = new Command("run", "Run the default scenario: devices DMA through a KVM domain on every core while KVM write-protects, zaps and re-maps; IO page faults served.")
         {
-            seconds, threads, seed, guest, json, scenario, soak, soakInterval, record,
+            seconds, threads, seed, guest, json, scenario, soak, soakInterval, record, checkpointAt, restore,
         };
         command.Validators.Add(r =>
         {
@@ -60,6 +71,20 @@ internal static class RunCommand
                     if (string.IsNullOrWhiteSpace(file))
                         r.AddError("--record expects a file name.");
                 }
+                bool checkpointing = r.GetValue(checkpointAt) is { Length: > 0 } || r.GetValue(restore) is not null;
+                if (checkpointing)
+                {
+                    if (walk || r.GetValue(soak) || r.GetValue(record) is not null)
+                        r.AddError("--checkpoint-at and --restore apply to the DMA scenario alone; they cannot be combined with --scenario walk, --soak or --record.");
+                    if (IsGiven(r, threads) && r.GetValue(threads) != 1)
+                        r.AddError("--checkpoint-at and --restore need --threads 1 (the default with them): only one thread makes the run one deterministic sequence of rounds.");
+                    if (r.GetValue(checkpointAt) is { Length: 2 } at && (!long.TryParse(at[0], NumberStyles.None, CultureInfo.InvariantCulture, out long n) || n < 0))
+                        r.AddError($"--checkpoint-at expects a round number (0 or more) and a file, got '{at[0]}'.");
+                    if (r.GetValue(restore) is not null && IsGiven(r, seed))
+                        r.AddError("--seed cannot be combined with --restore: the run continues with the checkpoint's seed.");
+                    if (r.GetValue(restore) is { } restoreFile && string.IsNullOrWhiteSpace(restoreFile))
+                        r.AddError("--restore expects a file name.");
+                }
             }
             catch (InvalidOperationException)
             {
@@ -72,14 +97,34 @@ internal static class RunCommand
             // The budget starts now: setup, the run and the joins all spend from it.
             var deadline = RunDeadline.StartingNow(parse.GetValue(seconds));
             string? recordFile = parse.GetValue(record);
-            int threadCount = recordFile is not null && parse.GetResult(threads) is not OptionResult { Implicit: false } ? 1 : parse.GetValue(threads);
+            string[]? checkpoint = parse.GetValue(checkpointAt) is { Length: 2 } given ? given : null;
+            string? restoreFile = parse.GetValue(restore);
+            bool oneThread = recordFile is not null || checkpoint is not null || restoreFile is not null;
+            int threadCount = oneThread && parse.GetResult(threads) is not OptionResult { Implicit: false } ? 1 : parse.GetValue(threads);
             bool asJson = parse.GetValue(json);
             if (DmaScenario.CoreNote(threadCount) is { } note)
                 error.WriteLine($"engine run: note: {note}");
             if (parse.GetValue(soak))
                 return RunSoak(new SoakOptions(parse.GetValue(seconds), threadCount, parse.GetValue(seed), parse.GetValue(soakInterval)), deadline, asJson, output, error);
             if (parse.GetValue(scenario) == "dma")
-                return RunDma(new DmaScenarioOptions(parse.GetValue(seconds), threadCount, parse.GetValue(seed), recordFile), deadline, asJson, output, error);
+            {
+                var dmaOptions = new DmaScenarioOptions(parse.GetValue(seconds), threadCount, parse.GetValue(seed), recordFile,
+                    checkpoint is null ? null : long.Parse(checkpoint[0], CultureInfo.InvariantCulture), checkpoint?[1], restoreFile);
+                try
+                {
+                    return RunDma(dmaOptions, deadline, asJson, output, error);
+                }
+                catch (InvalidDataException e)
+                {
+                    error.WriteLine($"engine run: {(restoreFile is null ? "" : $"{restoreFile}: ")}{e.Message}");
+                    return Program.ExitBadArguments;
+                }
+                catch (IOException e) when (e is FileNotFoundException or DirectoryNotFoundException)
+                {
+                    error.WriteLine($"engine run: {e.Message}");
+                    return Program.ExitBadArguments;
+                }
+            }
             var options = new WalkScenarioOptions(parse.GetValue(seconds), threadCount, parse.GetValue(seed), parse.GetValue(guest), Addresses: 1 << 20);
             WalkScenarioReport report = asJson || Console.IsOutputRedirected || output != Console.Out
                 ? RunPlain(options, deadline, error, asJson)

@@ -43,6 +43,41 @@ internal sealed class DmaRig : IDisposable
         Domain.Attach(Nvme);
     }
 
+    // A platform loaded from a checkpoint of a rig (engine run --restore): the same parts, found by name.
+    private DmaRig(Platform platform, bool loaded)
+    {
+        _ = loaded;
+        Platform = platform;
+        IommuInstance Iommu(string name) => platform.Iommus.FirstOrDefault(i => i.Name == name)
+            ?? throw new InvalidDataException($"the checkpoint's platform has no IOMMU '{name}': it is not a checkpoint of engine run.");
+        Device Dev(string name) => platform.Devices.FirstOrDefault(d => d.Name == name)
+            ?? throw new InvalidDataException($"the checkpoint's platform has no device '{name}': it is not a checkpoint of engine run.");
+        Dmar0 = Iommu("dmar0");
+        Dmar1 = Iommu("dmar1");
+        Nic = Dev("nic");
+        Gpu = Dev("gpu");
+        Nvme = Dev("nvme");
+        Domain = Nic.Domain as KvmDomain ?? throw new InvalidDataException("the checkpoint's NIC is not attached to a KVM domain: it is not a checkpoint of engine run.");
+        Tdp = Domain.Tdp;
+        Vm = Tdp.Vm;
+        if (Gpu.Domain != Domain || Nvme.Domain != Domain)
+            throw new InvalidDataException("the checkpoint's GPU and NVMe are not attached to the NIC's KVM domain: it is not a checkpoint of engine run.");
+    }
+
+    /// <summary>A rig over a platform loaded from a checkpoint of one (<see cref="Platform.Load"/>); disposes it when that is not one.</summary>
+    public static DmaRig FromLoaded(Platform platform, long kvmStarted, long kvmFinished)
+    {
+        try
+        {
+            return new DmaRig(platform, loaded: true) { _kvmStarted = kvmStarted, _kvmFinished = kvmFinished };
+        }
+        catch
+        {
+            platform.Dispose();
+            throw;
+        }
+    }
+
     public Platform Platform { get; }
     public IommuInstance Dmar0 { get; }
     public IommuInstance Dmar1 { get; }

@@ -9,7 +9,11 @@ namespace Engine.Cli.Scenarios;
 
 /// <summary>What the DMA scenario is asked to do.</summary>
 /// <param name="Record">A trace file to record the run to (one thread only), or null.</param>
-internal sealed record DmaScenarioOptions(double Seconds, int Threads, ulong Seed, string? Record = null);
+/// <param name="CheckpointAt">One thread only: save a checkpoint to <paramref name="CheckpointFile"/> before this round (0-based), then run on.</param>
+/// <param name="CheckpointFile">Where <paramref name="CheckpointAt"/> saves.</param>
+/// <param name="Restore">One thread only: a checkpoint to continue from (its seed and rounds replace <paramref name="Seed"/> and the rounds <paramref name="Seconds"/> asks for).</param>
+internal sealed record DmaScenarioOptions(double Seconds, int Threads, ulong Seed, string? Record = null, long? CheckpointAt = null, string? CheckpointFile = null,
+    string? Restore = null);
 
 /// <summary>One device's share of the run.</summary>
 /// <param name="PageRequestsResent">
@@ -70,9 +74,24 @@ internal static class DmaScenario
             notes.Add(cores);
         if (options.Record is not null && options.Threads != 1)
             throw new ArgumentException("recording needs one thread: with more, the order of DMA and KVM operations is the scheduler's, and no single stream reproduces it.", nameof(options));
-        using DmaRig rig = DmaRig.Create();
-        using TraceRecorder? recorder = options.Record is null ? null
-            : new TraceRecorder(rig, new TraceWriter(File.Create(options.Record), DmaRig.Describe($"engine run --threads 1 --seed {options.Seed} --seconds {options.Seconds}")), options.Record);
+        if ((options.CheckpointAt is not null || options.Restore is not null) && (options.Threads != 1 || options.Record is not null))
+            throw new ArgumentException("checkpoints need one thread and no --record: only then is the run one deterministic sequence of rounds.", nameof(options));
+        RunState? restored = null;
+        using DmaRig rig = options.Restore is null ? DmaRig.Create() : LoadRig(options.Restore, out restored);
+        ulong seed = restored?.Seed ?? options.Seed;
+        // With checkpoints the DMAs run as a recorded run's do (TraceDma), into no file, so the run has
+        // the trace's checksum over every translation result to compare with.
+        using TraceRecorder? recorder = options.Record is not null
+            ? new TraceRecorder(rig, new TraceWriter(File.Create(options.Record), DmaRig.Describe($"engine run --threads 1 --seed {options.Seed} --seconds {options.Seconds}")), options.Record)
+            : options.CheckpointAt is not null || restored is not null
+                ? new TraceRecorder(rig, new TraceWriter(Stream.Null, DmaRig.Describe($"engine run --threads 1 --seed {seed}")), "(not recorded: checkpoint run)")
+                : null;
+        if (restored is not null)
+        {
+            recorder!.Tally = restored.Tally;
+            recorder.RecordsBefore = restored.Records;
+            notes.Add($"continued from the checkpoint {options.Restore} at round {restored.NextRound:N0} of {restored.TotalRounds:N0} (seed {seed}).");
+        }
         rig.Recorder = recorder;
         using MetricsRegistration metrics = EngineMetrics.Track(rig.Platform);
         metrics.Track(rig.Domain);
@@ -86,14 +105,42 @@ internal static class DmaScenario
         long? planned = null;
         if (options.Threads == 1)
         {
-            var rng = new SplitMix64(options.Seed);
+            var rng = new SplitMix64(seed);
             var traffic = new DmaTraffic(rig, new byte[DmaTraffic.GpuBurstBytes]);
             shares = [traffic];
-            long total = (long)Math.Ceiling(options.Seconds * RoundsPerScenarioSecond);
-            planned = total;
-            for (long r = 0; r < total; r++)
+            long total = restored?.TotalRounds ?? (long)Math.Ceiling(options.Seconds * RoundsPerScenarioSecond);
+            long first = 0;
+            if (restored is not null)
             {
-                if (r > 0 && deadline.HasPassed)
+                rng.State = restored.Rng;
+                RunState.Into(restored.Nic, traffic.Nic);
+                RunState.Into(restored.Gpu, traffic.Gpu);
+                RunState.Into(restored.Nvme, traffic.Nvme);
+                traffic.Rounds = restored.TrafficRounds;
+                kvmOperations = restored.KvmOperations;
+                first = restored.NextRound;
+            }
+            planned = total;
+            bool saved = false;
+            void SaveCheckpoint(long round)
+            {
+                var started = Stopwatch.StartNew();
+                var state = new RunState
+                {
+                    Seed = seed, Seconds = options.Seconds, TotalRounds = total, NextRound = round, Rng = rng.State, KvmOperations = kvmOperations,
+                    KvmStarted = rig.KvmStarted, KvmFinished = rig.KvmFinished, Records = recorder!.Records, Tally = recorder.Tally,
+                    Nic = RunState.Of(traffic.Nic), Gpu = RunState.Of(traffic.Gpu), Nvme = RunState.Of(traffic.Nvme), TrafficRounds = traffic.Rounds,
+                };
+                RunCheckpoint.Save(options.CheckpointFile!, state, rig.Platform);
+                saved = true;
+                notes.Add($"checkpoint saved to {options.CheckpointFile} before round {round:N0} ({new FileInfo(options.CheckpointFile!).Length:N0} bytes in {started.Elapsed.TotalSeconds:F2} s); "
+                    + $"`engine run --restore {options.CheckpointFile}` continues from there to the same counts and checksum.");
+            }
+            for (long r = first; r < total; r++)
+            {
+                if (r == options.CheckpointAt)
+                    SaveCheckpoint(r);
+                if (r > first && deadline.HasPassed)
                     break;
                 traffic.Round(r, ref rng);
                 rig.KvmOperation(ref rng);
@@ -101,6 +148,10 @@ internal static class DmaScenario
                 if ((r & 63) == 0)
                     progress?.Invoke((double)r / total);
             }
+            if (options.CheckpointAt == traffic.Rounds && traffic.Rounds == total)
+                SaveCheckpoint(total);
+            if (options.CheckpointAt is { } at && !saved)
+                notes.Add($"no checkpoint was saved: the run ended after {traffic.Rounds:N0} rounds, before round {at:N0}.");
             if (traffic.Rounds < total)
             {
                 notes.Add($"stopped at the --seconds deadline after {traffic.Rounds:N0} of {total:N0} rounds (this machine ran fewer than "
@@ -151,6 +202,13 @@ internal static class DmaScenario
             translations == 0 ? 0 : Math.Max(0, 1.0 - (double)walks / translations), walks,
             rig.Dmar0.Unit.Faults + rig.Dmar1.Unit.Faults, rig.Domain.PageRequestsServed, rig.Domain.PageRequestsFailed, rig.Domain.Invalidations,
             kvmOperations, devices, notes, trace);
+    }
+
+    private static DmaRig LoadRig(string file, out RunState? state)
+    {
+        (RunState s, Engine.Control.Platform platform) = RunCheckpoint.Load(file);
+        state = s;
+        return DmaRig.FromLoaded(platform, s.KvmStarted, s.KvmFinished);
     }
 
     /// <summary>

@@ -54,7 +54,7 @@ internal sealed class DmaTraffic(DmaRig rig, byte[] burst)
     public Counters Nvme { get; } = new();
 
     /// <summary>Rounds this thread has run.</summary>
-    public long Rounds { get; private set; }
+    public long Rounds { get; internal set; }
 
     public void Round(long round, ref SplitMix64 rng)
     {

@@ -5,6 +5,13 @@ internal struct SplitMix64(ulong seed)
 {
     private ulong _state = seed;
 
+    /// <summary>The generator's whole state (a checkpoint carries it).</summary>
+    public ulong State
+    {
+        readonly get => _state;
+        set => _state = value;
+    }
+
     public ulong Next()
     {
         ulong z = _state += 0x9E3779B97F4A7C15UL;

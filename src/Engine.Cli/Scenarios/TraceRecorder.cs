@@ -25,6 +25,19 @@ internal sealed class TraceRecorder(DmaRig rig, TraceWriter writer, string file)
 
     public string File { get; } = file;
 
+    /// <summary>What was tallied so far (a checkpoint carries it; a restored run starts from it).</summary>
+    public ReplayTally Tally
+    {
+        get => _tally;
+        set => _tally = value;
+    }
+
+    /// <summary>Records written before this recorder took over (a restored run's share before its checkpoint).</summary>
+    public long RecordsBefore { get; set; }
+
+    /// <summary>Records written in all.</summary>
+    public long Records => RecordsBefore + writer.Records;
+
     public void Write(in TraceRecord record) => writer.Write(record);
 
     public void Dma(Device device, DmaTraffic.Counters c, UnitTally metrics, ulong iova, int length, bool write)
@@ -44,7 +57,7 @@ internal sealed class TraceRecorder(DmaRig rig, TraceWriter writer, string file)
     public TraceSummary Complete()
     {
         writer.Complete();
-        return new TraceSummary(File, writer.Records, _tally.Translations, _tally.Faults, _tally.IotlbHits, _tally.IotlbMisses, _tally.HpaSum, _tally.Checksum);
+        return new TraceSummary(File, Records, _tally.Translations, _tally.Faults, _tally.IotlbHits, _tally.IotlbMisses, _tally.HpaSum, _tally.Checksum);
     }
 
     public void Dispose() => writer.Dispose();

@@ -153,4 +153,15 @@ public sealed class Device
     /// </remarks>
     public TranslationResult Translate(ulong iova, Paging.Access access, uint pasid = TranslationRequest.NoPasid) =>
         Port.Translate(iova, access, pasid);
+
+    /// <summary>Checkpoint: the counters a device keeps.</summary>
+    internal (long PageRequests, long DeviceTlbInvalidations) CheckpointCounters
+    {
+        get => (Interlocked.Read(ref _pageRequests), Interlocked.Read(ref _deviceTlbInvalidations));
+        set
+        {
+            Interlocked.Exchange(ref _pageRequests, value.PageRequests);
+            Interlocked.Exchange(ref _deviceTlbInvalidations, value.DeviceTlbInvalidations);
+        }
+    }
 }

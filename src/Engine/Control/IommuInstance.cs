@@ -258,7 +258,7 @@ public sealed class IommuInstance : IDisposable
         }
     }
 
-    private readonly ulong _statusFrame;
+    private ulong _statusFrame;
     private uint _waitToken;
     private readonly System.Collections.Concurrent.ConcurrentQueue<ushort> _deviceTlbPending = new();
 
@@ -303,4 +303,58 @@ public sealed class IommuInstance : IDisposable
 
     /// <inheritdoc/>
     public override string ToString() => $"{Name} ({(ScalableMode ? "scalable" : "legacy")} mode, {Width}-bit)";
+
+    /// <summary>Checkpoint: the unit, the driver's tables, DIDs and queue state; <paramref name="indexOf"/> numbers the domains.</summary>
+    internal void SaveState(Memory.CheckpointWriter w, Func<Domain, int> indexOf)
+    {
+        lock (_lock)
+        {
+            ThrowIfDisposed();
+            Unit.SaveState(w);
+            Tables.SaveState(w);
+            w.U64(_statusFrame);
+            w.U32(_waitToken);
+            w.U32((uint)_didUsed.Length);
+            foreach (bool used in _didUsed)
+                w.Bool(used);
+            w.U32((uint)_domains.Count);
+            foreach (var (domain, (did, devices)) in _domains.OrderBy(e => e.Value.Did))
+            {
+                w.U32((uint)indexOf(domain));
+                w.U16(did);
+                w.I32(devices);
+            }
+        }
+    }
+
+    /// <summary>Checkpoint: replaces the state that building and attaching set up with the checkpoint's.</summary>
+    internal void RestoreState(Memory.CheckpointReader r, IReadOnlyList<Domain> domains)
+    {
+        lock (_lock)
+        {
+            ThrowIfDisposed();
+            Unit.RestoreState(r);
+            Tables.RestoreState(r);
+            ulong status = r.U64("the queued-invalidation status frame");
+            if ((status == 0) != (_statusFrame == 0) || (status & 7) != 0 || (status != 0 && !Platform.Memory.Contains(status, 8)))
+                throw r.Fail($"a status frame inside host memory exactly when the unit has queued invalidation, found 0x{status:x}", 8);
+            _statusFrame = status;
+            _waitToken = r.U32("the last wait-descriptor token");
+            int dids = r.Count("domain ids", 1, _didUsed.Length);
+            if (dids != _didUsed.Length)
+                throw r.Fail($"{_didUsed.Length} domain ids (this unit's ND), found {dids}", 4);
+            for (int i = 0; i < dids; i++)
+                _didUsed[i] = r.Bool("whether a domain id is in use");
+            _domains.Clear();
+            int attached = r.Count("attached domains", 10, domains.Count);
+            for (int i = 0; i < attached; i++)
+            {
+                uint index = r.U32("an attached domain's index");
+                ushort did = r.U16("its domain id");
+                int devices = r.I32("its devices on this unit");
+                if (index >= domains.Count || did >= _didUsed.Length || !_didUsed[did] || devices < 1 || !_domains.TryAdd(domains[(int)index], (did, devices)))
+                    throw r.Fail($"a distinct domain index below {domains.Count} with a domain id in use and at least one device, found index {index}, DID {did}, {devices} device(s)");
+            }
+        }
+    }
 }

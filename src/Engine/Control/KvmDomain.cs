@@ -198,4 +198,16 @@ public sealed class KvmDomain : Domain, ITdpImporter
 
     /// <summary>Unregisters from KVM; KVM's tables are left exactly as they are.</summary>
     private protected override void Free() => _tdp.UnregisterImporter(this);
+
+    /// <summary>Checkpoint: the counters a KVM domain keeps.</summary>
+    internal (long Invalidations, long Served, long Failed) CheckpointCounters
+    {
+        get => (Interlocked.Read(ref _invalidations), Interlocked.Read(ref _pageRequestsServed), Interlocked.Read(ref _pageRequestsFailed));
+        set
+        {
+            Interlocked.Exchange(ref _invalidations, value.Invalidations);
+            Interlocked.Exchange(ref _pageRequestsServed, value.Served);
+            Interlocked.Exchange(ref _pageRequestsFailed, value.Failed);
+        }
+    }
 }

@@ -327,4 +327,19 @@ public sealed class PagingDomain : Domain
         Visit(_pgd, AgawMath.AgawToLevel(_agaw));
         _memory.RetireFrames(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(frames));
     }
+
+    /// <summary>Checkpoint: the driver's view of its tables (the tables themselves are host memory).</summary>
+    internal (ulong Pgd, int Agaw, int Width, ulong MaxMappedEnd, int LargestLeafLevel, bool ForceSnooping) CheckpointState
+    {
+        get
+        {
+            lock (Platform.ControlLock)
+                return (_pgd, _agaw, _width, _maxMappedEnd, _largestLeafLevel, _forceSnooping);
+        }
+        set
+        {
+            lock (Platform.ControlLock)
+                (_pgd, _agaw, _width, _maxMappedEnd, _largestLeafLevel, _forceSnooping) = value;
+        }
+    }
 }

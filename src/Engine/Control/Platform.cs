@@ -9,7 +9,7 @@ namespace Engine.Control;
 /// operations over them (hw_info, paging and KVM domains, attach and detach). Several platforms may
 /// live in one process. Control operations serialize on one lock; translation never takes it.
 /// </summary>
-public sealed class Platform : IDisposable
+public sealed partial class Platform : IDisposable
 {
     private readonly List<IommuInstance> _iommus = [];
     private readonly List<Device> _devices = [];
@@ -51,6 +51,16 @@ public sealed class Platform : IDisposable
     }
 
     internal Lock ControlLock { get; } = new();
+
+    /// <summary>The VMs created here (disposed ones included), in creation order.</summary>
+    internal IReadOnlyList<Vm> Vms
+    {
+        get
+        {
+            lock (ControlLock)
+                return [.. _vms];
+        }
+    }
 
     /// <summary>
     /// Brings your own RAM: registers memory this process owns as host memory at

@@ -194,4 +194,27 @@ internal sealed unsafe class ContextCache : IDisposable
         Volatile.Write(ref _disposed, true);
         InvalidateAll();
     }
+
+    /// <summary>Checkpoint: the slots, the per-source fast words with the stamp, and the generation (on a quiet cache).</summary>
+    internal void SaveState(Memory.CheckpointWriter w)
+    {
+        lock (_invalidationLock)
+        {
+            w.U32(Volatile.Read(ref _generation));
+            _slotBlock.Save(w);
+            _sourceBlock.Save(w);
+        }
+    }
+
+    /// <summary>Checkpoint: takes the contents <see cref="SaveState"/> wrote (the cache must have as many slots).</summary>
+    internal void RestoreState(Memory.CheckpointReader r)
+    {
+        lock (_invalidationLock)
+        {
+            uint generation = r.U32("the context cache's generation");
+            _slotBlock.Restore(r, "the context-cache slots");
+            _sourceBlock.Restore(r, "the context cache's per-source words");
+            Volatile.Write(ref _generation, generation);
+        }
+    }
 }

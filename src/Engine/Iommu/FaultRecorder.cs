@@ -336,4 +336,35 @@ internal sealed class FaultRecorder : IDisposable
         if ((status & FaultStatusInterruptConditions) == 0)
             _registers.UpdateByHardware(RegisterOffsets.FaultEventControl, FaultEventIp, 0, out _);
     }
+
+    /// <summary>Checkpoint: the next recording slot and the counters (the records themselves are registers).</summary>
+    internal void SaveState(Memory.CheckpointWriter w)
+    {
+        lock (_lock)
+        {
+            w.I32(_next);
+            w.I64(_total);
+            w.I64(_recorded);
+            w.I64(_collapsed);
+            w.I64(_overflowed);
+            w.I64(_suppressed);
+        }
+    }
+
+    /// <summary>Checkpoint: takes what <see cref="SaveState"/> wrote.</summary>
+    internal void RestoreState(Memory.CheckpointReader r)
+    {
+        lock (_lock)
+        {
+            int next = r.I32("the next fault-recording slot");
+            if (next < 0 || next >= Math.Max(1, _recordCount))
+                throw r.Fail($"a fault-recording slot of 0..{_recordCount - 1}, found {next}", 4);
+            _next = next;
+            _total = r.I64("faults seen");
+            _recorded = r.I64("faults recorded");
+            _collapsed = r.I64("faults collapsed");
+            _overflowed = r.I64("faults overflowed");
+            _suppressed = r.I64("faults suppressed");
+        }
+    }
 }

@@ -506,4 +506,30 @@ internal sealed unsafe class Iotlb : IDisposable
             }
         }
     }
+
+    /// <summary>Checkpoint: the sets, the per-DID states and the generations (on a quiet IOTLB: no fill or invalidation running).</summary>
+    internal void SaveState(Memory.CheckpointWriter w)
+    {
+        lock (_controlLock)
+        {
+            w.U32(Volatile.Read(ref _globalGeneration));
+            w.U64(Volatile.Read(ref _pageInvalidationSequence));
+            _setBlock.Save(w);
+            _domainBlock.Save(w);
+        }
+    }
+
+    /// <summary>Checkpoint: takes the contents <see cref="SaveState"/> wrote (the IOTLB must have as many sets).</summary>
+    internal void RestoreState(Memory.CheckpointReader r)
+    {
+        lock (_controlLock)
+        {
+            uint generation = r.U32("the IOTLB's global generation");
+            ulong sequence = r.U64("the IOTLB's page-invalidation sequence");
+            _setBlock.Restore(r, "the IOTLB sets");
+            _domainBlock.Restore(r, "the IOTLB's per-DID states");
+            Volatile.Write(ref _pageInvalidationSequence, sequence);
+            Volatile.Write(ref _globalGeneration, generation);
+        }
+    }
 }

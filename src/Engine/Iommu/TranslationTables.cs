@@ -27,7 +27,7 @@ internal sealed class TranslationTables
     }
 
     /// <summary>HPA of the root table.</summary>
-    public ulong RootTable { get; }
+    public ulong RootTable { get; private set; }
 
     /// <summary>Whether the tables are in scalable-mode format.</summary>
     public bool Scalable { get; }
@@ -199,5 +199,76 @@ internal sealed class TranslationTables
         _pasidTables[(sourceId, dirIndex)] = table;
         _memory.WriteEntry(dir + dirIndex * 8, PasidDirectoryEntry.Create(table).Value);
         return table;
+    }
+
+    /// <summary>Checkpoint: the root table and every context, PASID-directory and PASID table (their contents are host memory).</summary>
+    internal void SaveState(Memory.CheckpointWriter w)
+    {
+        lock (_lock)
+        {
+            w.U64(RootTable);
+            w.U32((uint)_contextTables.Count);
+            foreach (var ((bus, upper), table) in _contextTables.OrderBy(e => e.Key.Bus).ThenBy(e => e.Key.Upper))
+            {
+                w.U16((ushort)bus);
+                w.Bool(upper);
+                w.U64(table);
+            }
+            w.U32((uint)_pasidDirectories.Count);
+            foreach (var (sourceId, dir) in _pasidDirectories.OrderBy(e => e.Key))
+            {
+                w.U16(sourceId);
+                w.U64(dir);
+            }
+            w.U32((uint)_pasidTables.Count);
+            foreach (var ((sourceId, dirIndex), table) in _pasidTables.OrderBy(e => e.Key.SourceId).ThenBy(e => e.Key.DirIndex))
+            {
+                w.U16(sourceId);
+                w.U32(dirIndex);
+                w.U64(table);
+            }
+        }
+    }
+
+    /// <summary>Checkpoint: replaces every table address with the checkpoint's.</summary>
+    internal void RestoreState(Memory.CheckpointReader r)
+    {
+        lock (_lock)
+        {
+            ulong Frame(string what)
+            {
+                ulong hpa = r.U64(what);
+                if ((hpa & (HostMemory.FrameSize - 1)) != 0 || !_memory.Contains(hpa, HostMemory.FrameSize))
+                    throw r.Fail($"{what}: a 4 KiB-aligned frame inside host memory, found 0x{hpa:x}", 8);
+                return hpa;
+            }
+            RootTable = Frame("the driver's root table");
+            _contextTables.Clear();
+            _pasidDirectories.Clear();
+            _pasidTables.Clear();
+            int contexts = r.Count("context tables", 11, 512);
+            for (int i = 0; i < contexts; i++)
+            {
+                ushort bus = r.U16("a context table's bus");
+                bool upper = r.Bool("a context table's half");
+                if (bus > 255 || !_contextTables.TryAdd((bus, upper), Frame("a context table")))
+                    throw r.Fail($"a distinct (bus 0..255, half) per context table, found bus {bus}");
+            }
+            int dirs = r.Count("PASID directories", 10, 65536);
+            for (int i = 0; i < dirs; i++)
+            {
+                ushort sid = r.U16("a PASID directory's source id");
+                if (!_pasidDirectories.TryAdd(sid, Frame("a PASID directory")))
+                    throw r.Fail($"one PASID directory per source id, found 0x{sid:x4} twice");
+            }
+            int tables = r.Count("PASID tables", 14);
+            for (int i = 0; i < tables; i++)
+            {
+                ushort sid = r.U16("a PASID table's source id");
+                uint dirIndex = r.U32("a PASID table's directory index");
+                if (!_pasidTables.TryAdd((sid, dirIndex), Frame("a PASID table")))
+                    throw r.Fail($"one PASID table per (source id, directory index), found 0x{sid:x4}/{dirIndex} twice");
+            }
+        }
     }
 }

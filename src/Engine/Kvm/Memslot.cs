@@ -152,6 +152,12 @@ public sealed class Memslot
         return result;
     }
 
+    /// <summary>The backing frames' first HPAs, one per backing page (0: not touched yet); checkpoints copy them.</summary>
+    internal ulong[] Chunks => _chunks;
+
+    /// <summary>The dirty bitmap, one bit per page; checkpoints copy it.</summary>
+    internal ulong[] DirtyBits => _dirty!;
+
     /// <inheritdoc/>
     public override string ToString() => $"memslot {Id}: GPA 0x{BaseGpa:x} + 0x{Size:x} ({BackingPageSize} backing, {Flags})";
 }

@@ -41,6 +41,7 @@ internal sealed partial class TdpMmu
         _memory = memory;
         Levels = levels;
         MaxHugePageLevel = maxHugePageLevel;
+        PhysicalAddressWidth = physicalAddressWidth;
         RsvdBitsMask = ReservedBitMasks.ForEpt(physicalAddressWidth, maxHugePageLevel, bit11Reserved: true);
         WalkerConfig = WalkerConfig.Ept(RsvdBitsMask);
         RootHpa = AllocateTable();
@@ -53,7 +54,10 @@ internal sealed partial class TdpMmu
     public int AddressWidth => PageSizes.WidthOfLevels(Levels);
 
     /// <summary>HPA of the root table. It never changes while the VM lives.</summary>
-    public ulong RootHpa { get; }
+    public ulong RootHpa { get; private set; }
+
+    /// <summary>The guest's physical address width the must-be-zero masks were built for.</summary>
+    public int PhysicalAddressWidth { get; }
 
     /// <summary>Largest leaf the MMU creates: 1 = 4K, 2 = 2M, 3 = 1G.</summary>
     public int MaxHugePageLevel { get; }

@@ -139,6 +139,13 @@ internal sealed unsafe class EpochManager : IDisposable
     /// <summary>Advances the global epoch and returns the new value: the tag for frames unlinked before the call.</summary>
     public ulong Bump() => Interlocked.Increment(ref _current);
 
+    /// <summary>Sets the global epoch from a checkpoint (no thread may be inside a region): retired frames keep their tags' meaning.</summary>
+    internal void RestoreCurrent(ulong epoch)
+    {
+        Volatile.Write(ref _current, epoch);
+        Volatile.Write(ref _fenced, 0);
+    }
+
     /// <summary>
     /// The epoch up to which frames are safe to reuse: the smallest epoch any thread inside a
     /// protected region entered at, and never more than the global epoch read before the scan's

@@ -45,4 +45,41 @@ internal readonly unsafe struct PinnedWords
 
     /// <summary>Sets words [<paramref name="start"/>, <paramref name="start"/> + <paramref name="count"/>) to zero.</summary>
     public void Clear(long start, long count) => new Span<ulong>(Pointer + start, checked((int)count)).Clear();
+
+    /// <summary>Writes the block sparsely for a checkpoint: the count of non-zero words, then each as (u32 index, u64 value).</summary>
+    public void Save(CheckpointWriter w)
+    {
+        var words = new ReadOnlySpan<ulong>(Pointer, checked((int)Length));
+        int nonZero = words.Length - words.Count(0UL);
+        w.U32((uint)Length);
+        w.U32((uint)nonZero);
+        for (int i = 0; i < words.Length; i++)
+        {
+            if (words[i] != 0)
+            {
+                w.U32((uint)i);
+                w.U64(words[i]);
+            }
+        }
+    }
+
+    /// <summary>Reads what <see cref="Save"/> wrote into this block (of the same length); every other word becomes zero.</summary>
+    public void Restore(CheckpointReader r, string what)
+    {
+        long at = r.Offset;
+        uint length = r.U32(what + " length in words");
+        if (length != Length)
+            throw new InvalidDataException($"checkpoint offset {at} (section {r.Section}): expected {what} of {Length} words (the size this platform was built with), found {length}.");
+        int nonZero = r.Count(what + ": non-zero words", 12, (int)Length);
+        Clear(0, Length);
+        long previous = -1;
+        for (int i = 0; i < nonZero; i++)
+        {
+            uint index = r.U32(what + ": a word index");
+            if (index >= Length || index <= previous)
+                throw r.Fail($"{what}: word indices in increasing order below {Length}, found {index}", 4);
+            previous = index;
+            Pointer[index] = r.U64(what + ": a word");
+        }
+    }
 }
