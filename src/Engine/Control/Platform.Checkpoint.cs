@@ -74,7 +74,7 @@ public sealed partial class Platform
             plat.U8((byte)m.HostAddressWidth);
             plat.U8((byte)((m.TransparentHugePages ? 1 : 0) | (m.PoisonFreedFrames ? 2 : 0)));
             plat.U8((byte)((Options.KvmDomainSupport ? 1 : 0) | (Options.ScalableModeEnabled ? 2 : 0) | (Options.ServePageRequestsImmediately ? 4 : 0)));
-            plat.U8(0);
+            plat.U8(BatchWalkerByte(Options.BatchWalker));
             plat.I32(m.ReclaimThreshold);
             plat.I64(m.DisposeTimeout.Ticks);
             plat.U16((ushort)_iommus.Count);
@@ -105,6 +105,7 @@ public sealed partial class Platform
                 w.Bool(o.UseSimd);
                 w.U8((byte)o.FaultCollapsing);
                 w.U8((byte)o.ScalablePermissionFaults);
+                w.U8(BatchWalkerByte(o.BatchWalker));
                 iommu.SaveState(w, domains.IndexOf);
                 sections.Add(("IOMU", w.Written.ToArray()));
             }
@@ -250,8 +251,7 @@ public sealed partial class Platform
         byte flags = plat.U8("platform flags");
         if ((memFlags & ~3) != 0 || (flags & ~7) != 0)
             throw plat.Fail($"flags with only known bits, found host memory 0x{memFlags:x}, platform 0x{flags:x}", 2);
-        if (plat.U8("a reserved byte") != 0)
-            throw plat.Fail("a reserved byte of 0", 1);
+        Paging.BatchWalkerKind? platformWalker = ReadBatchWalker(plat, "the platform's batch walker");
         int reclaim = plat.I32("the reclaim threshold");
         long disposeTicks = plat.I64("the dispose timeout");
         int iommuCount = plat.U16("the IOMMU count"), vmCount = plat.U16("the VM count"),
@@ -278,6 +278,7 @@ public sealed partial class Platform
             KvmDomainSupport = (flags & 1) != 0,
             ScalableModeEnabled = (flags & 2) != 0,
             ServePageRequestsImmediately = (flags & 4) != 0,
+            BatchWalker = platformWalker,
         };
         Platform platform;
         try
@@ -304,6 +305,20 @@ public sealed partial class Platform
         }
     }
 
+    // The batch-walker option in one byte: 0 for "the process default", otherwise the kind + 1. A
+    // loaded unit asks for the walker its saved options asked for (the default is the loading process's).
+    private static byte BatchWalkerByte(Paging.BatchWalkerKind? kind) => kind is { } k ? (byte)((int)k + 1) : (byte)0;
+
+    private static Paging.BatchWalkerKind? ReadBatchWalker(CheckpointReader r, string what)
+    {
+        byte value = r.U8(what);
+        if (value == 0)
+            return null;
+        if (value > Paging.BatchWalkerKinds.All.Count)
+            throw r.Fail($"{what}: 0 (the default) or a walker 1..{Paging.BatchWalkerKinds.All.Count}, found {value}", 1);
+        return (Paging.BatchWalkerKind)(value - 1);
+    }
+
     private void Restore(Func<string, string, CheckpointReader> expect, Func<string?> peek, int iommuCount, int vmCount, int deviceCount, int domainCount,
         List<(int Iommu, ushort Sid, ushort Next)> groupIndex)
     {
@@ -321,6 +336,7 @@ public sealed partial class Platform
                 UseSimd = r.Bool("the SIMD option"),
                 FaultCollapsing = (FaultCollapsing)r.U8("the fault-collapsing option"),
                 ScalablePermissionFaults = (ScalablePermissionFaultStyle)r.U8("the permission-fault style"),
+                BatchWalker = ReadBatchWalker(r, "the IOMMU's batch walker"),
             };
             try
             {

@@ -340,3 +340,28 @@ public class CorruptCheckpointTests
         Assert.Contains("device index below 3, found 77", e.Message);
     }
 }
+
+public class CheckpointBatchWalkerTests
+{
+    [Fact]
+    public void TheBatchWalkerOptionsComeBackAsSaved()
+    {
+        IReadOnlyList<Engine.Paging.BatchWalkerKind> kinds = Engine.Paging.PageWalker.SupportedBatchWalkers;
+        using var platform = new Engine.Control.Platform(new Engine.Control.PlatformOptions
+        {
+            Memory = new Engine.Memory.HostMemoryOptions { Size = 256UL << 20 },
+            BatchWalker = kinds[^1],
+        });
+        Engine.Iommu.IommuPreset preset = Engine.Iommu.IommuPresets.Get("server");
+        platform.AddIommu("dmar0", new Engine.Iommu.DmarUnitOptions { Cap = preset.Cap, Ecap = preset.Ecap, BatchWalker = kinds[0] });
+        platform.AddIommu("dmar1", preset);
+        var saved = new MemoryStream();
+        platform.Save(saved);
+        saved.Position = 0;
+        using var loaded = Engine.Control.Platform.Load(saved);
+        Assert.Equal(kinds[^1], loaded.Options.BatchWalker);
+        Assert.Equal(kinds[0], loaded.Iommus[0].Unit.Options.BatchWalker);
+        Assert.Equal(kinds[0], loaded.Iommus[0].Unit.BatchWalker.Kind);
+        Assert.Equal(kinds[^1], loaded.Iommus[1].Unit.BatchWalker.Kind);
+    }
+}
