@@ -38,21 +38,9 @@ internal static class BenchCommand
             }
         });
         var threads = NumberOption.Int("--threads", "Threads for the multi-threaded workloads (default: every core).", 1, 256, () => Environment.ProcessorCount);
-        var batchWalker = new Option<string>("--batch-walker")
-        {
-            Description = $"Batch walker for the workloads that walk in batches: {BatchWalkerKinds.Names} "
-                + $"(auto, the default: the process's — ${PageWalker.BatchWalkerVariable}, else the fastest here, measured once).",
-        };
-        batchWalker.Validators.Add(r =>
-        {
-            if (r.Tokens.Count != 1 || string.Equals(r.Tokens[0].Value, BatchWalkerKinds.Auto, StringComparison.OrdinalIgnoreCase))
-                return;
-            string value = r.Tokens[0].Value;
-            if (!BatchWalkerKinds.TryParse(value, out BatchWalkerKind kind))
-                r.AddError($"--batch-walker: '{value}' is not a batch walker; use one of {BatchWalkerKinds.Names}.");
-            else if (!PageWalker.IsBatchWalkerSupported(kind))
-                r.AddError($"--batch-walker {value}: this CPU (or the runtime's DOTNET_Enable* settings) does not support it; supported here: {string.Join(", ", PageWalker.SupportedBatchWalkers.Select(k => k.Name()))}.");
-        });
+        var batchWalker = BatchWalkerOption.Create(
+            $"Batch walker for the workloads that walk in batches: {BatchWalkerKinds.Names} "
+                + $"(auto, the default: the process's — ${PageWalker.BatchWalkerVariable}, else the fastest here, measured once).");
         var json = new Option<bool>("--json") { Description = "Print the results (every timed run; docs/bench-format.md) as JSON instead of a table." };
         var outFile = new Option<string>("--out") { Description = "Also write the results JSON to this file (for engine compare / engine plot)." };
         var quick = new Option<bool>("--quick") { Description = "Short runs and warm-up (10 ms / 100 ms): a smoke test, noisier numbers." };

@@ -33,21 +33,9 @@ internal static class ReplayCommand
             if (r.Tokens.Count > 0 && v != Engine.Iommu.Iotlb.Ways)
                 r.AddError($"--iotlb-ways {v}: Engine's IOTLB sets are one 64-byte cache line of {Engine.Iommu.Iotlb.Ways} entries, so {Engine.Iommu.Iotlb.Ways} is the only geometry in ways; change --iotlb-sets instead.");
         });
-        var batchWalker = new Option<string>("--batch-walker")
-        {
-            Description = $"Translate runs of translate records in batches of 64 (DmarUnit.TranslateBatch) with this batch walker walking the misses: {BatchWalkerKinds.Names} "
-                + "(auto: the fastest, measured now). Same answers, HPA sum and checksum; hits can differ where a page repeats inside a batch.",
-        };
-        batchWalker.Validators.Add(r =>
-        {
-            if (r.Tokens.Count != 1 || string.Equals(r.Tokens[0].Value, BatchWalkerKinds.Auto, StringComparison.OrdinalIgnoreCase))
-                return;
-            string value = r.Tokens[0].Value;
-            if (!BatchWalkerKinds.TryParse(value, out BatchWalkerKind kind))
-                r.AddError($"--batch-walker: '{value}' is not a batch walker; use one of {BatchWalkerKinds.Names}.");
-            else if (!PageWalker.IsBatchWalkerSupported(kind))
-                r.AddError($"--batch-walker {value}: this CPU (or the runtime's DOTNET_Enable* settings) does not support it; supported here: {string.Join(", ", PageWalker.SupportedBatchWalkers.Select(k => k.Name()))}.");
-        });
+        var batchWalker = BatchWalkerOption.Create(
+            $"Translate runs of translate records in batches of 64 (DmarUnit.TranslateBatch) with this batch walker walking the misses: {BatchWalkerKinds.Names} "
+                + "(auto: the process default). Same answers, HPA sum and checksum; hits can differ where a page repeats inside a batch.");
         var command = new Command("replay", "Replay a DMA trace: the same translations on the platform its header describes; counts, HPA sum and checksum.")
         {
             file, json, threads, sets, ways, batchWalker,
