@@ -42,6 +42,7 @@ public sealed unsafe partial class DmarUnit
         // Eight requests at a time: the straight line's checks and the 4K probe as vectors, then the
         // results built and stored; lanes that missed are written too, then left to the caller.
         ulong done = 0;
+        ulong misses = 0;   // a local, not the out parameter: that one is written through memory
         ref TranslationResult output = ref MemoryMarshal.GetReference(results);
         Vector512<ulong> addressMask = Vector512.Create(EptEntry.AddressMask);
         Vector512<ulong> byteMask = Vector512.Create(0xFFUL);
@@ -70,15 +71,20 @@ public sealed unsafe partial class DmarUnit
                 Avx2.GatherVector256(fastWords, source.GetUpper().AsInt64(), sizeof(ulong)));
             Vector512<ulong> straight = Vector512.Equals(info & plainMask, plain) & Vector512.Equals(word >> FastContextWord.StampShift, stamp)
                 & Vector512.Equals(Avx512F.ShiftRightLogicalVariable(iova, (word >> FastContextWord.WidthShift) & Vector512.Create(FastContextWord.WidthMask)), Vector512<ulong>.Zero);
-            Vector512<ulong> d = iotlb.LookupDataSmallest(word & Vector512.Create(0xFFFFUL), iova, straight, scratch, out Vector512<ulong> only);
-            // A miss where the domain caches one size is final: not probed again one by one.
-            missed |= (Vector512.Equals(d, Vector512<ulong>.Zero) & only).ExtractMostSignificantBits() << i8;
+            Vector512<ulong> d = iotlb.LookupDataSmallest(word & Vector512.Create(0xFFFFUL), iova, straight, scratch, out Vector512<ulong> sizes);
             Vector512<ulong> access = (info >> 48) & Vector512.Create(7UL);
             Vector512<ulong> need = Avx512F.ShiftRightLogicalVariable(requiredByAccess, access << 2) & Vector512.Create(0xFUL);
             // A hit: every required bit (bit 3 marks an entry) present in the data word.
             ulong hits = Vector512.Equals(Vector512.AndNot(need, d), Vector512<ulong>.Zero).ExtractMostSignificantBits();
-            if (hits == 0)
-                continue;
+            if (hits != 0xFF)
+            {
+                // A miss where the domain caches at most one size is final: not probed again one by
+                // one (worked out only when a lane missed, so a chunk of hits pays one branch).
+                Vector512<ulong> final = straight & Vector512.Equals(d, Vector512<ulong>.Zero) & Vector512.Equals(sizes & (sizes - one), Vector512<ulong>.Zero);
+                misses |= final.ExtractMostSignificantBits() << i8;
+                if (hits == 0)
+                    continue;
+            }
             Vector512<ulong> shift = (d >> IotlbData.PageShiftShift) & byteMask;
             Vector512<ulong> offsetMask = Avx512F.ShiftLeftLogicalVariable(one, shift) - one;
             Vector512<ulong> hpa = (d & addressMask) | (iova & offsetMask);
@@ -94,7 +100,8 @@ public sealed unsafe partial class DmarUnit
         // As in TryTranslateHit, the hits count only if the contexts are still current after every
         // probe; if an invalidation came in between, the chunk is done again one by one.
         if (Volatile.Read(ref fastWords[ContextCache.SourceIds]) != stamp.ToScalar())
-            done = missed = 0;
+            done = misses = 0;
+        missed = misses;
         // The tail, and lanes the vector pass left (mostly larger pages of a domain of mixed sizes).
         ulong all = count == 64 ? ulong.MaxValue : (1UL << count) - 1;
         return (done | missed) == all ? done : TranslateHitsOneByOne(requests, results, done, ref missed);

@@ -161,6 +161,7 @@ public sealed unsafe partial class DmarUnit
     /// unusual — a stale word, an evicted slot — goes to <see cref="TranslateGeneral"/>, which decides
     /// from scratch (and probes again: the context may have changed).
     /// </remarks>
+    [SkipLocalsInit] // its walk and result structs were zeroed in the prologue: three 64-byte stores a miss
     [MethodImpl(MethodImplOptions.NoInlining)] // the miss path stays out of the hit path's code
     private TranslationResult TranslateMiss(in TranslationRequest request, ulong word)
     {
