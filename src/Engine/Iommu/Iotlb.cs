@@ -160,8 +160,10 @@ internal sealed unsafe class Iotlb : IDisposable
     public bool TryFill(ushort did, ulong iova, in IotlbEntry entry, FillTicket ticket)
     {
         int level = (int)entry.Size;
-        ulong tag = Tag(did, iova, level);
-        ulong* set = SetOf(tag);
+        // Tag and set from the page number directly (SetOf would take them back out of the tag).
+        ulong page = (iova >> PageSizes.ShiftOfLevel(level)) & PageNumberMask;
+        ulong tag = ValidBit | ((ulong)level << SizeShift) | ((ulong)did << DidShift) | page;
+        ulong* set = SetOfPage(did, page, level);
         ulong version = Volatile.Read(ref set[0]);
         if ((version & 1) != 0 || Interlocked.CompareExchange(ref set[0], version + 1, version) != version)
             return false;
@@ -294,11 +296,6 @@ internal sealed unsafe class Iotlb : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong StampOf(ulong domainState) =>
         StampPresent | (((uint)domainState + Volatile.Read(ref _globalGeneration)) & GenerationMask);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong Tag(ushort did, ulong iova, int level) =>
-        ValidBit | ((ulong)level << SizeShift) | ((ulong)did << DidShift)
-        | ((iova >> PageSizes.ShiftOfLevel(level)) & PageNumberMask);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong* SetOf(ulong tag) => SetOfPage((ushort)(tag >> DidShift), tag & PageNumberMask, (int)(tag >> SizeShift) & 3);
