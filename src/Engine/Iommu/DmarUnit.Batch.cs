@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using Engine.Memory;
 using Engine.Paging;
@@ -45,10 +46,11 @@ public sealed unsafe partial class DmarUnit
             // A request the hit pass probed and missed goes straight to the walk list (its context from
             // the slot); the rest take steps 1-5 in full.
             ulong answered = TranslateHits(requests.Slice(start, count), results.Slice(start, count), out ulong missed);
-            for (int i = 0; i < count; i++)
+            // Only the requests left: a chunk of hits runs no iteration at all.
+            ulong all = count == BatchChunk ? ulong.MaxValue : (1UL << count) - 1;
+            for (ulong left = all & ~answered; left != 0; left &= left - 1)
             {
-                if ((answered >> i & 1) != 0)
-                    continue;
+                int i = BitOperations.TrailingZeroCount(left);
                 ref readonly TranslationRequest request = ref requests[start + i];
                 if ((missed >> i & 1) == 0 || !TryMissContext(request, generation, out ResolvedContext context))
                 {
