@@ -157,6 +157,21 @@ internal sealed unsafe class ContextCache : IDisposable
         return false;
     }
 
+    /// <summary>
+    /// <see cref="TryGet(ushort, uint, out ResolvedContext)"/>, but only a context resolved under
+    /// <paramref name="generation"/> (read by the caller before this call), while that is still the cache's generation.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryGet(ushort sourceId, uint pasid, uint generation, out ResolvedContext context)
+    {
+        // TryGet matches the slot's generation with the cache's at that moment; the cache's, read
+        // again and still the caller's, pins the slot's to it as well: generations only grow.
+        if (TryGet(sourceId, pasid, out context) && Volatile.Read(ref _generation) == generation)
+            return true;
+        context = default;
+        return false;
+    }
+
     /// <summary>Caches a resolution made under generation <paramref name="generation"/>; skipped if the slot is busy or the generation moved.</summary>
     public void TryPut(ushort sourceId, uint pasid, in ResolvedContext context, uint generation)
     {

@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using Engine.Memory;
 using Engine.Paging;
@@ -42,16 +43,22 @@ public sealed unsafe partial class DmarUnit
             uint generation = _contextCache.Generation;   // before any context of the chunk is looked up
             // Pass 1: everything that needs no walk — the straight line's hits for the whole chunk,
             // then one by one TE off, faults before the IOTLB, and the hits it does not take.
-            ulong answered = TranslateHits(requests.Slice(start, count), results.Slice(start, count));
-            for (int i = 0; i < count; i++)
+            // A request the hit pass probed and missed goes straight to the walk list (its context from
+            // the slot); the rest take steps 1-5 in full.
+            ulong answered = TranslateHits(requests.Slice(start, count), results.Slice(start, count), out ulong missed);
+            // Only the requests left: a chunk of hits runs no iteration at all.
+            ulong all = count == BatchChunk ? ulong.MaxValue : (1UL << count) - 1;
+            for (ulong left = all & ~answered; left != 0; left &= left - 1)
             {
-                if ((answered >> i & 1) != 0)
-                    continue;
+                int i = BitOperations.TrailingZeroCount(left);
                 ref readonly TranslationRequest request = ref requests[start + i];
-                if (TryTranslateWithoutWalk(request, generation, out results[start + i], out ResolvedContext context))
-                    continue;
-                if ((context.Flags & ContextFlags.RootUnknown) != 0 && !TryCompleteContext(request, ref context, out results[start + i]))
-                    continue;
+                if ((missed >> i & 1) == 0 || !TryMissContext(request, generation, out ResolvedContext context))
+                {
+                    if (TryTranslateWithoutWalk(request, generation, out results[start + i], out context))
+                        continue;
+                    if ((context.Flags & ContextFlags.RootUnknown) != 0 && !TryCompleteContext(request, ref context, out results[start + i]))
+                        continue;
+                }
                 missIndex[misses] = start + i;
                 missContext[misses] = context;
                 done[misses] = false;
@@ -92,6 +99,27 @@ public sealed unsafe partial class DmarUnit
             }
         }
         GC.KeepAlive(this);   // as in Translate: the caches stay reachable until the last read
+    }
+
+    /// <summary>
+    /// The walk context of a request whose straight-line probe missed: its fast word still current at
+    /// <paramref name="contextGeneration"/> and covering the address, and the slot of that generation
+    /// (the root). False sends the request through <see cref="TryTranslateWithoutWalk"/>.
+    /// </summary>
+    /// <remarks>
+    /// The word is read again, not taken from the hit pass: a word of that generation is what the
+    /// slot must match (see <see cref="TranslateMiss"/>). If it changed since the probe, the request
+    /// walks under the newer context without probing for it: a walk where a hit might have been, the
+    /// same translation.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TryMissContext(in TranslationRequest request, uint contextGeneration, out ResolvedContext context)
+    {
+        ulong word = _contextCache.FastWord(request.SourceId);
+        if (FastContextWord.StampOf(word) == FastContextWord.StampOf(contextGeneration) && FastContextWord.Covers(word, request.Iova))
+            return _contextCache.TryGet(request.SourceId, NoPasidKey, contextGeneration, out context);
+        context = default;
+        return false;
     }
 
     /// <summary>Steps 1–5 of <see cref="Translate"/>; false when the request needs a walk (context returned).</summary>

@@ -19,14 +19,17 @@ public sealed unsafe partial class DmarUnit
     /// <summary>
     /// Translates the requests of <paramref name="requests"/> (at most 64) that the straight line takes,
     /// writing their results; returns a mask of those done (bit i = request i). Identical results to
-    /// <see cref="TryTranslateHit"/> request by request.
+    /// <see cref="TryTranslateHit"/> request by request. <paramref name="missed"/>: the requests the
+    /// straight line took and whose probe missed (every size the domain caches probed), which need
+    /// only a walk (see <see cref="TryMissContext"/>).
     /// </summary>
     [SkipLocalsInit]
-    private ulong TranslateHits(ReadOnlySpan<TranslationRequest> requests, Span<TranslationResult> results)
+    private ulong TranslateHits(ReadOnlySpan<TranslationRequest> requests, Span<TranslationResult> results, out ulong missed)
     {
         int count = requests.Length;
+        missed = 0;
         if (!_useBatchVector || !Volatile.Read(ref _translationEnabled))
-            return TranslateHitsOneByOne(requests, results, 0);
+            return TranslateHitsOneByOne(requests, results, 0, ref missed);
 
         // Scratch for the probes: 16 words on a 64-byte boundary.
         ulong* block = stackalloc ulong[24];
@@ -39,6 +42,7 @@ public sealed unsafe partial class DmarUnit
         // Eight requests at a time: the straight line's checks and the 4K probe as vectors, then the
         // results built and stored; lanes that missed are written too, then left to the caller.
         ulong done = 0;
+        ulong misses = 0;   // a local, not the out parameter: that one is written through memory
         ref TranslationResult output = ref MemoryMarshal.GetReference(results);
         Vector512<ulong> addressMask = Vector512.Create(EptEntry.AddressMask);
         Vector512<ulong> byteMask = Vector512.Create(0xFFUL);
@@ -67,13 +71,20 @@ public sealed unsafe partial class DmarUnit
                 Avx2.GatherVector256(fastWords, source.GetUpper().AsInt64(), sizeof(ulong)));
             Vector512<ulong> straight = Vector512.Equals(info & plainMask, plain) & Vector512.Equals(word >> FastContextWord.StampShift, stamp)
                 & Vector512.Equals(Avx512F.ShiftRightLogicalVariable(iova, (word >> FastContextWord.WidthShift) & Vector512.Create(FastContextWord.WidthMask)), Vector512<ulong>.Zero);
-            Vector512<ulong> d = iotlb.LookupDataSmallest(word & Vector512.Create(0xFFFFUL), iova, straight, scratch);
+            Vector512<ulong> d = iotlb.LookupDataSmallest(word & Vector512.Create(0xFFFFUL), iova, straight, scratch, out Vector512<ulong> sizes);
             Vector512<ulong> access = (info >> 48) & Vector512.Create(7UL);
             Vector512<ulong> need = Avx512F.ShiftRightLogicalVariable(requiredByAccess, access << 2) & Vector512.Create(0xFUL);
             // A hit: every required bit (bit 3 marks an entry) present in the data word.
             ulong hits = Vector512.Equals(Vector512.AndNot(need, d), Vector512<ulong>.Zero).ExtractMostSignificantBits();
-            if (hits == 0)
-                continue;
+            if (hits != 0xFF)
+            {
+                // A miss where the domain caches at most one size is final: not probed again one by
+                // one (worked out only when a lane missed, so a chunk of hits pays one branch).
+                Vector512<ulong> final = straight & Vector512.Equals(d, Vector512<ulong>.Zero) & Vector512.Equals(sizes & (sizes - one), Vector512<ulong>.Zero);
+                misses |= final.ExtractMostSignificantBits() << i8;
+                if (hits == 0)
+                    continue;
+            }
             Vector512<ulong> shift = (d >> IotlbData.PageShiftShift) & byteMask;
             Vector512<ulong> offsetMask = Avx512F.ShiftLeftLogicalVariable(one, shift) - one;
             Vector512<ulong> hpa = (d & addressMask) | (iova & offsetMask);
@@ -89,21 +100,27 @@ public sealed unsafe partial class DmarUnit
         // As in TryTranslateHit, the hits count only if the contexts are still current after every
         // probe; if an invalidation came in between, the chunk is done again one by one.
         if (Volatile.Read(ref fastWords[ContextCache.SourceIds]) != stamp.ToScalar())
-            done = 0;
+            done = misses = 0;
+        missed = misses;
         // The tail, and lanes the vector pass left (mostly larger pages of a domain of mixed sizes).
         ulong all = count == 64 ? ulong.MaxValue : (1UL << count) - 1;
-        return done == all ? done : TranslateHitsOneByOne(requests, results, done);
+        return (done | missed) == all ? done : TranslateHitsOneByOne(requests, results, done, ref missed);
     }
 
     // The scalar twin of TranslateHits (and its path without AVX-512): the straight line for every
-    // request not yet in <done>. Out of line, so the vector loop keeps its registers.
+    // request not yet in <done> or <missed>. Out of line, so the vector loop keeps its registers.
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private ulong TranslateHitsOneByOne(ReadOnlySpan<TranslationRequest> requests, Span<TranslationResult> results, ulong done)
+    private ulong TranslateHitsOneByOne(ReadOnlySpan<TranslationRequest> requests, Span<TranslationResult> results, ulong done, ref ulong missed)
     {
+        ulong skip = done | missed;
         for (int i = 0; i < requests.Length; i++)
         {
-            if ((done >> i & 1) == 0 && TryTranslateHit(requests[i], out results[i]))
+            if ((skip >> i & 1) != 0)
+                continue;
+            if (TryTranslateHit(requests[i], out results[i], out bool miss))
                 done |= 1UL << i;
+            else if (miss)
+                missed |= 1UL << i;
         }
         return done;
     }

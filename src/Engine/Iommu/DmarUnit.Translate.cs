@@ -44,25 +44,12 @@ public sealed unsafe partial class DmarUnit
     /// <para>After <see cref="Dispose"/> every translation answers <see cref="TranslationStatus.Disposed"/>.</para>
     /// </remarks>
     [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // inlined into the caller's loop, as it was by itself before it grew the miss call
     public TranslationResult Translate(in TranslationRequest request)
     {
-        if (TryTranslateHit(request, out TranslationResult result))
-        {
-            // The caches the hit read are freed only once the unit is unreachable: keep it reachable
-            // past the last read, even if the caller dropped its reference (see PinnedWords).
-            GC.KeepAlive(this);
-            return result;
-        }
-        return TranslateGeneral(request);
-    }
-
-    // Access 0..7 (None, R, W, RW, X, RX, WX, RWX) → entry bits required: 8 | R/W as asked | R for X.
-    private const uint RequiredBitsByAccess = 0xBB99_BA98;
-
-    /// <summary>The straight line of <see cref="Translate"/>'s remarks; false leaves the request to the general path.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool TryTranslateHit(in TranslationRequest request, out TranslationResult result)
-    {
+        // The straight line, written out here rather than through TryTranslateHit: with an answer to
+        // pass back (hit, miss, neither), the hit's result went through the stack (tier-1 listings of iotlb-hit).
+        ulong missWord;
         if (Volatile.Read(ref _translationEnabled) && request.Pasid == TranslationRequest.NoPasid && !request.IsTranslationRequest)
         {
             // Raw words with the layouts' static readers: wrapped in struct locals, the loop's words
@@ -72,22 +59,75 @@ public sealed unsafe partial class DmarUnit
             if (FastContextWord.Covers(word, iova))
             {
                 ulong data = Iotlb.LookupData(FastContextWord.DidOf(word), iova);
-                // The bits a hit needs, by access (a nibble each): execute needs read (no ERS/SSEE; X
-                // itself is not checked), and bit 3, set in every entry, makes a miss (0) fail too.
-                uint required = RequiredBitsByAccess >> ((int)request.Access << 2);
-                // The word is checked against the stamp after the probe, not before: a word current
-                // then was current all along (stamps only grow), so the probe used a live context.
-                // Checked before, a device moved off a DID could pair its old context with the entries
-                // of the DID's next owner, filled between the check and the probe. Any such entry was
-                // filled after the context invalidation that freed the DID, so a probe that saw it
-                // sees the stamp move too (loads are ordered, and this one is volatile). A stale word
-                // probes for nothing worse than a miss: every DID has its state and sets.
-                if (IotlbData.Grants(data, required) && FastContextWord.StampOf(word) == Volatile.Read(ref _fastWords[ContextCache.SourceIds]))
+                if (IsStraightHit(data, word, request.Access))
                 {
-                    result = new TranslationResult(TranslationStatus.Translated, IotlbData.PageHpaOf(data) | IotlbData.OffsetOf(data, iova),
-                        (PageSize)IotlbData.LevelOf(data), IotlbData.PermissionsOf(data), IotlbData.SnoopOf(data), FaultReason.None, FastContextWord.DidOf(word), true);
+                    // The caches the hit read are freed only once the unit is unreachable: keep it reachable
+                    // past the last read, even if the caller dropped its reference (see PinnedWords).
+                    GC.KeepAlive(this);
+                    return HitResult(data, word, iova);
+                }
+                // A miss under a word ever written (bit 63, the stamp's valid bit): walk at once.
+                missWord = data == 0 && (long)word < 0 ? word : 0;
+            }
+            else
+            {
+                missWord = 0;
+            }
+        }
+        else
+        {
+            missWord = 0;   // each path sets it after leaving the hit's: set before, it cost the hit a store (listing)
+        }
+        // One call site for both: with a third return, the hit's result went through the stack.
+        return TranslateMiss(request, missWord);
+    }
+
+    // Access 0..7 (None, R, W, RW, X, RX, WX, RWX) → entry bits required: 8 | R/W as asked | R for X.
+    private const uint RequiredBitsByAccess = 0xBB99_BA98;
+
+    /// <summary>Whether the probe's <paramref name="data"/> answers the request: granted, and the word still current.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool IsStraightHit(ulong data, ulong word, Access access)
+    {
+        // The bits a hit needs, by access (a nibble each): execute needs read (no ERS/SSEE; X
+        // itself is not checked), and bit 3, set in every entry, makes a miss (0) fail too.
+        uint required = RequiredBitsByAccess >> ((int)access << 2);
+        // The word is checked against the stamp after the probe, not before: a word current
+        // then was current all along (stamps only grow), so the probe used a live context.
+        // Checked before, a device moved off a DID could pair its old context with the entries
+        // of the DID's next owner, filled between the check and the probe. Any such entry was
+        // filled after the context invalidation that freed the DID, so a probe that saw it
+        // sees the stamp move too (loads are ordered, and this one is volatile). A stale word
+        // probes for nothing worse than a miss: every DID has its state and sets.
+        return IotlbData.Grants(data, required) && FastContextWord.StampOf(word) == Volatile.Read(ref _fastWords[ContextCache.SourceIds]);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TranslationResult HitResult(ulong data, ulong word, ulong iova) =>
+        new(TranslationStatus.Translated, IotlbData.PageHpaOf(data) | IotlbData.OffsetOf(data, iova),
+            (PageSize)IotlbData.LevelOf(data), IotlbData.PermissionsOf(data), IotlbData.SnoopOf(data), FaultReason.None, FastContextWord.DidOf(word), true);
+
+    /// <summary>The straight line of <see cref="Translate"/> for the batch's one-by-one pass: a hit, a miss to walk, or neither.</summary>
+    /// <param name="request">The request.</param>
+    /// <param name="result">The hit's result, when true.</param>
+    /// <param name="missed">When false: whether the probe missed under a word ever written, so the request needs only a walk (see <see cref="TryMissContext"/>).</param>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TryTranslateHit(in TranslationRequest request, out TranslationResult result, out bool missed)
+    {
+        missed = false;
+        if (Volatile.Read(ref _translationEnabled) && request.Pasid == TranslationRequest.NoPasid && !request.IsTranslationRequest)
+        {
+            ulong word = Volatile.Read(ref _fastWords[request.SourceId]);
+            ulong iova = request.Iova;
+            if (FastContextWord.Covers(word, iova))
+            {
+                ulong data = Iotlb.LookupData(FastContextWord.DidOf(word), iova);
+                if (IsStraightHit(data, word, request.Access))
+                {
+                    result = HitResult(data, word, iova);
                     return true;
                 }
+                missed = data == 0 && (long)word < 0;
             }
         }
         result = default;
@@ -104,6 +144,44 @@ public sealed unsafe partial class DmarUnit
         TranslationResult result = TryTranslateWithoutWalk(request, generation, out TranslationResult early, out ResolvedContext context)
             ? early
             : WalkAndFill(request, context, generation);
+        GC.KeepAlive(this);   // as in Translate
+        return result;
+    }
+
+    /// <summary>
+    /// The miss path of the straight line: the probe under <paramref name="word"/> missed; walk, fill once,
+    /// answer. A <paramref name="word"/> of 0: not a straight-line miss, the general path.
+    /// </summary>
+    /// <remarks>
+    /// The straight line has already done steps 1–5 for this request (TE on, no PASID, not ATS, the
+    /// address within the word's width, the IOTLB probed), so a miss runs: the word's stamp against the
+    /// context cache's generation, the context's slot for the root, the fill ticket, the walk, one fill
+    /// and the result. The slot must hold the word's generation: a slot resolved under a later one may
+    /// describe another context (pass-through, another width) than the word the checks used. Anything
+    /// unusual — a stale word, an evicted slot — goes to <see cref="TranslateGeneral"/>, which decides
+    /// from scratch (and probes again: the context may have changed).
+    /// </remarks>
+    [SkipLocalsInit] // its walk and result structs were zeroed in the prologue: three 64-byte stores a miss
+    [MethodImpl(MethodImplOptions.NoInlining)] // the miss path stays out of the hit path's code
+    private TranslationResult TranslateMiss(in TranslationRequest request, ulong word)
+    {
+        uint generation = _contextCache.Generation;
+        if (word == 0 || FastContextWord.StampOf(word) != FastContextWord.StampOf(generation)
+            || !_contextCache.TryGet(request.SourceId, NoPasidKey, generation, out ResolvedContext context))
+            return TranslateGeneral(request);
+        Iotlb.FillTicket ticket = Iotlb.BeginFill(context.Did);
+        WalkResult walk;
+        int slot = ThreadSlots.Current;   // once per miss: the epoch slot and the counters' line
+        _memory.Epochs.Protect(slot);
+        try
+        {
+            walk = PageWalker.Walk(_memory, _walker, context.Root, context.Levels, request.Iova, Access.None);
+        }
+        finally
+        {
+            _memory.Epochs.Unprotect(slot);
+        }
+        TranslationResult result = FinishWalk(request, context, walk, ticket, generation, slot);
         GC.KeepAlive(this);   // as in Translate
         return result;
     }
@@ -136,22 +214,12 @@ public sealed unsafe partial class DmarUnit
     /// <param name="ticket">Taken before the walk.</param>
     /// <param name="contextGeneration">The context cache's generation read before <paramref name="context"/> was looked up.</param>
     /// <param name="slot">The calling thread's <c>ThreadSlots.Current</c>.</param>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private TranslationResult FinishWalk(in TranslationRequest request, in ResolvedContext context, in WalkResult walk, Iotlb.FillTicket ticket, uint contextGeneration, int slot)
     {
         _counters.Increment(slot, MissCounter);
-        bool scalable = (context.Flags & ContextFlags.Scalable) != 0;
         if (!walk.IsSuccess)
-        {
-            FaultReason reason = walk.Fault switch
-            {
-                WalkFault.NotPresent => PermissionFault(request.Access, scalable),
-                WalkFault.ReservedBit => scalable ? FaultReason.SmSecondLevelReserved : FaultReason.PagingEntryReserved,
-                WalkFault.AddressBeyondWidth => scalable ? FaultReason.SmAddressBeyondMax : FaultReason.AddressBeyondMgaw,
-                WalkFault.TablePointerOutsideMemory => scalable ? FaultReason.SmSecondLevelPointerInvalid : FaultReason.PagingEntryInvalid,
-                _ => scalable ? FaultReason.SmPasidEntryInvalid : FaultReason.ContextEntryInvalid,
-            };
-            return Fault(request, reason, context.Did, Fpd(context));
-        }
+            return WalkFaulted(request, context, walk.Fault);
         bool snoop = (context.Flags & ContextFlags.PageSnoop) != 0 || (Ecap.SnoopControl && (walk.Entry & SlPte.SnoopBit) != 0);
         var entry = new IotlbEntry(walk.PageHpa, walk.PageSize, walk.Permissions, snoop);
         // Fill only under a context that is still current. If the context was invalidated since it
@@ -163,6 +231,22 @@ public sealed unsafe partial class DmarUnit
         return Complete(request, context, entry, iotlbHit: false);
     }
 
+    /// <summary>The fault a failed walk reports, by its <see cref="WalkFault"/> and the context's mode.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)] // faults are rare: their switch stays out of the miss path
+    private TranslationResult WalkFaulted(in TranslationRequest request, in ResolvedContext context, WalkFault fault)
+    {
+        bool scalable = (context.Flags & ContextFlags.Scalable) != 0;
+        FaultReason reason = fault switch
+        {
+            WalkFault.NotPresent => PermissionFault(request.Access, scalable),
+            WalkFault.ReservedBit => scalable ? FaultReason.SmSecondLevelReserved : FaultReason.PagingEntryReserved,
+            WalkFault.AddressBeyondWidth => scalable ? FaultReason.SmAddressBeyondMax : FaultReason.AddressBeyondMgaw,
+            WalkFault.TablePointerOutsideMemory => scalable ? FaultReason.SmSecondLevelPointerInvalid : FaultReason.PagingEntryInvalid,
+            _ => scalable ? FaultReason.SmPasidEntryInvalid : FaultReason.ContextEntryInvalid,
+        };
+        return Fault(request, reason, context.Did, Fpd(context));
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private TranslationResult Complete(in TranslationRequest request, in ResolvedContext context, in IotlbEntry entry, bool iotlbHit)
     {
@@ -171,11 +255,15 @@ public sealed unsafe partial class DmarUnit
         if ((required & Access.Execute) != 0)
             required = (required & ~Access.Execute) | Access.Read;
         if ((required & ~entry.Permissions) != 0)
-            return Fault(request, PermissionFault(request.Access & ~entry.Permissions, (context.Flags & ContextFlags.Scalable) != 0), context.Did, Fpd(context));
+            return PermissionFaulted(request, context, entry.Permissions);
         ulong offsetMask = entry.Size.Bytes() - 1;
         return new TranslationResult(TranslationStatus.Translated, entry.PageHpa | (request.Iova & offsetMask), entry.Size,
             entry.Permissions, entry.Snoop, FaultReason.None, context.Did, iotlbHit);
     }
+
+    [MethodImpl(MethodImplOptions.NoInlining)] // out of the success path: its reason needs the mode and the style
+    private TranslationResult PermissionFaulted(in TranslationRequest request, in ResolvedContext context, Access granted) =>
+        Fault(request, PermissionFault(request.Access & ~granted, (context.Flags & ContextFlags.Scalable) != 0), context.Did, Fpd(context));
 
     /// <summary>
     /// Turns a fast context (no root) into a full one before a walk: from the context cache, or

@@ -160,8 +160,10 @@ internal sealed unsafe class Iotlb : IDisposable
     public bool TryFill(ushort did, ulong iova, in IotlbEntry entry, FillTicket ticket)
     {
         int level = (int)entry.Size;
-        ulong tag = Tag(did, iova, level);
-        ulong* set = SetOf(tag);
+        // Tag and set from the page number directly (SetOf would take them back out of the tag).
+        ulong page = (iova >> PageSizes.ShiftOfLevel(level)) & PageNumberMask;
+        ulong tag = ValidBit | ((ulong)level << SizeShift) | ((ulong)did << DidShift) | page;
+        ulong* set = SetOfPage(did, page, level);
         ulong version = Volatile.Read(ref set[0]);
         if ((version & 1) != 0 || Interlocked.CompareExchange(ref set[0], version + 1, version) != version)
             return false;
@@ -296,11 +298,6 @@ internal sealed unsafe class Iotlb : IDisposable
         StampPresent | (((uint)domainState + Volatile.Read(ref _globalGeneration)) & GenerationMask);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong Tag(ushort did, ulong iova, int level) =>
-        ValidBit | ((ulong)level << SizeShift) | ((ulong)did << DidShift)
-        | ((iova >> PageSizes.ShiftOfLevel(level)) & PageNumberMask);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong* SetOf(ulong tag) => SetOfPage((ushort)(tag >> DidShift), tag & PageNumberMask, (int)(tag >> SizeShift) & 3);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -333,16 +330,18 @@ internal sealed unsafe class Iotlb : IDisposable
     /// below 2^57; lanes outside <paramref name="active"/> (all ones or zero per lane) come back 0.
     /// The domain states are fetched with AVX2 gathers and the tags and set addresses computed as
     /// vectors; each set is then probed on its own. <paramref name="scratch"/>: 16 words, 64-byte aligned.
+    /// <paramref name="sizes"/>: each lane's domain's page-size hint (bits 2:0 as in <see cref="LookupData"/>);
+    /// where it has at most one bit, the lane's probe was the only one, and a miss (0) is as final as <see cref="LookupData"/>'s.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal Vector512<ulong> LookupDataSmallest(Vector512<ulong> did, Vector512<ulong> iova, Vector512<ulong> active, ulong* scratch)
+    internal Vector512<ulong> LookupDataSmallest(Vector512<ulong> did, Vector512<ulong> iova, Vector512<ulong> active, ulong* scratch, out Vector512<ulong> sizes)
     {
         Vector512<ulong> state = Vector512.Create(
             Avx2.GatherVector256(_domainStates, did.GetLower().AsInt64(), sizeof(ulong)),
             Avx2.GatherVector256(_domainStates, did.GetUpper().AsInt64(), sizeof(ulong)));
         Vector512<ulong> stamp = ((state + Vector512.Create((ulong)Volatile.Read(ref _globalGeneration))) & Vector512.Create((ulong)GenerationMask))
             | Vector512.Create((ulong)StampPresent);
-        Vector512<ulong> sizes = (state >> SizeHintShift) & Vector512.Create(7UL);
+        sizes = (state >> SizeHintShift) & Vector512.Create(7UL);
         active &= ~Vector512.Equals(sizes, Vector512<ulong>.Zero);
         Vector512<ulong> tag, index;
         // Nearly always every domain has 4K entries: then the tags and sets wait for nothing but the

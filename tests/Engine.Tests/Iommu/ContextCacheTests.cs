@@ -22,6 +22,23 @@ public class ContextCacheTests
     }
 
     [Fact]
+    public void TheMissPathsLookupServesOnlyASlotOfTheGenerationItWasGiven()
+    {
+        using var cache = new ContextCache(64);
+        uint before = cache.Generation;
+        cache.InvalidateAll();
+        uint after = cache.Generation;
+        cache.TryPut(0x0310, ContextCache.NoPasidKey, Context, after);
+        Assert.True(cache.TryGet(0x0310, ContextCache.NoPasidKey, after, out ResolvedContext full));
+        Assert.Equal(Context, full);
+        // A word checked under the older generation must not be paired with a slot resolved under the newer one.
+        Assert.False(cache.TryGet(0x0310, ContextCache.NoPasidKey, before, out ResolvedContext refused), "a slot of a later generation was served");
+        Assert.Equal(default, refused);
+        cache.InvalidateAll();
+        Assert.False(cache.TryGet(0x0310, ContextCache.NoPasidKey, after, out _), "a slot was served after its generation ended");
+    }
+
+    [Fact]
     public void ARequestWithPasidNeverWritesTheFastWord()
     {
         using var cache = new ContextCache(64);
