@@ -68,6 +68,17 @@ public sealed class HitSetup : IDisposable
             throw new InvalidOperationException($"setup: {Unit.IotlbMisses - misses} misses in a warm pass; the workload would not be all hits.");
     }
 
+    /// <summary>
+    /// How much of the tables the host backs with huge pages (the THP hint is only a hint): a miss-heavy
+    /// run over tables in 4 KiB host pages pays a host TLB miss per level and can be twice as slow.
+    /// </summary>
+    public string HugePageNote()
+    {
+        long? thp = Platform.Memory.TransparentHugePageBytes();
+        ulong tables = Platform.Memory.Statistics.FramesInUse * HostMemory.FrameSize;
+        return thp is null ? "THP unknown" : $"THP {thp.Value >> 20} MiB, tables {tables >> 20} MiB";
+    }
+
     public void Dispose() => Platform.Dispose();
 }
 
@@ -218,6 +229,8 @@ public sealed class TranslateMissWorkload : HitSetupWorkload
 
     public override long OperationsPerPass => HitWorkingSet.Keys;
 
+    public override string? Note => Hit?.HugePageNote();
+
     public override void Setup() => Hit = new HitSetup(PageSize.Size4K, 16384);
 
     public override ulong RunPass()
@@ -248,7 +261,7 @@ public sealed class TranslateMissBatchWorkload : HitSetupWorkload
 
     public override bool UsesBatchWalker => true;
 
-    public override string? Note => Hit is null ? null : $"batch walker {Hit.Unit.BatchWalker}";
+    public override string? Note => Hit is null ? null : $"batch walker {Hit.Unit.BatchWalker}; {Hit.HugePageNote()}";
 
     public override void Setup()
     {

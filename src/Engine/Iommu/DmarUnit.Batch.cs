@@ -33,9 +33,9 @@ public sealed unsafe partial class DmarUnit
         Span<int> missIndex = stackalloc int[BatchChunk];
         Span<ResolvedContext> missContext = stackalloc ResolvedContext[BatchChunk];
         Span<ulong> addresses = stackalloc ulong[BatchChunk];
-        Span<int> group = stackalloc int[BatchChunk];
+        Span<int> order = stackalloc int[BatchChunk];
         Span<WalkResult> walks = stackalloc WalkResult[BatchChunk];
-        Span<bool> done = stackalloc bool[BatchChunk];
+        Span<Iotlb.FillTicket> tickets = stackalloc Iotlb.FillTicket[BatchChunk];
         for (int start = 0; start < requests.Length; start += BatchChunk)
         {
             int count = Math.Min(BatchChunk, requests.Length - start);
@@ -61,44 +61,70 @@ public sealed unsafe partial class DmarUnit
                 }
                 missIndex[misses] = start + i;
                 missContext[misses] = context;
-                done[misses] = false;
                 misses++;
             }
-            // Pass 2: misses grouped by second-stage table, each group walked level by level.
-            for (int m = 0; m < misses; m++)
-            {
-                if (done[m])
-                    continue;
-                int members = 0;
-                for (int n = m; n < misses; n++)
-                {
-                    if (!done[n] && missContext[n].Root == missContext[m].Root && missContext[n].Levels == missContext[m].Levels)
-                    {
-                        group[members] = n;
-                        addresses[members] = requests[missIndex[n]].Iova;
-                        members++;
-                        done[n] = true;
-                    }
-                }
-                Iotlb.FillTicket ticket = Iotlb.BeginFill(missContext[m].Did);
-                int slot = ThreadSlots.Current;
-                _memory.Epochs.Protect(slot);
-                try
-                {
-                    PageWalker.WalkBatch(_batchWalker, _memory, _walker, missContext[m].Root, missContext[m].Levels, addresses[..members], Access.None, walks);
-                }
-                finally
-                {
-                    _memory.Epochs.Unprotect(slot);
-                }
-                for (int g = 0; g < members; g++)
-                {
-                    int n = group[g];
-                    results[missIndex[n]] = FinishWalk(requests[missIndex[n]], missContext[n], walks[g], ticket, generation, slot);
-                }
-            }
+            if (misses != 0)
+                WalkAndFillMisses(requests, results, missIndex[..misses], missContext[..misses], generation, order, addresses, walks, tickets);
         }
         GC.KeepAlive(this);   // as in Translate: the caches stay reachable until the last read
+    }
+
+    /// <summary>
+    /// Pass 2 of a chunk: its misses grouped by second-stage table (root and level count), each group
+    /// walked together by the batch walker, then every walk turned into its result and filled.
+    /// </summary>
+    /// <remarks>
+    /// One epoch protection and one thread-slot read for the whole chunk, and the miss counter added
+    /// to once: the walks of all groups run back to back with no fill between them, so the only
+    /// locked instructions (the fills' set takes) come after the chunk's last table load (issue 14).
+    /// Each group's fill ticket is taken before its walk, as a single miss takes it.
+    /// <paramref name="order"/>, <paramref name="addresses"/>, <paramref name="walks"/> and
+    /// <paramref name="tickets"/>: scratch of at least <paramref name="missIndex"/>'s length, in walk order.
+    /// </remarks>
+    private void WalkAndFillMisses(ReadOnlySpan<TranslationRequest> requests, Span<TranslationResult> results,
+        ReadOnlySpan<int> missIndex, ReadOnlySpan<ResolvedContext> missContext, uint generation,
+        Span<int> order, Span<ulong> addresses, Span<WalkResult> walks, Span<Iotlb.FillTicket> tickets)
+    {
+        int misses = missIndex.Length;
+        int slot = ThreadSlots.Current;
+        _memory.Epochs.Protect(slot);
+        try
+        {
+            // Misses not yet in a group, one bit each (a chunk has at most 64).
+            ulong left = misses == BatchChunk ? ulong.MaxValue : (1UL << misses) - 1;
+            int walked = 0;
+            while (left != 0)
+            {
+                int first = BitOperations.TrailingZeroCount(left);
+                ref readonly ResolvedContext leader = ref missContext[first];
+                int start = walked;
+                for (ulong scan = left; scan != 0; scan &= scan - 1)
+                {
+                    int n = BitOperations.TrailingZeroCount(scan);
+                    if (missContext[n].Root == leader.Root && missContext[n].Levels == leader.Levels)
+                    {
+                        order[walked] = n;
+                        addresses[walked] = requests[missIndex[n]].Iova;
+                        walked++;
+                        left &= ~(1UL << n);
+                    }
+                }
+                Iotlb.FillTicket ticket = Iotlb.BeginFill(leader.Did);
+                tickets[start..walked].Fill(ticket);
+                PageWalker.WalkBatch(_batchWalker, _memory, _walker, leader.Root, leader.Levels, addresses[start..walked], Access.None, walks[start..]);
+            }
+        }
+        finally
+        {
+            _memory.Epochs.Unprotect(slot);
+        }
+        _counters.Add(slot, MissCounter, misses);
+        for (int k = 0; k < misses; k++)
+        {
+            int n = order[k];
+            int index = missIndex[n];
+            results[index] = ResultOfWalk(requests[index], missContext[n], walks[k], tickets[k], generation);
+        }
     }
 
     /// <summary>

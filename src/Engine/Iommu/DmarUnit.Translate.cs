@@ -218,6 +218,13 @@ public sealed unsafe partial class DmarUnit
     private TranslationResult FinishWalk(in TranslationRequest request, in ResolvedContext context, in WalkResult walk, Iotlb.FillTicket ticket, uint contextGeneration, int slot)
     {
         _counters.Increment(slot, MissCounter);
+        return ResultOfWalk(request, context, walk, ticket, contextGeneration);
+    }
+
+    /// <summary><see cref="FinishWalk"/> without counting the miss (the batch counts a chunk's misses at once).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private TranslationResult ResultOfWalk(in TranslationRequest request, in ResolvedContext context, in WalkResult walk, Iotlb.FillTicket ticket, uint contextGeneration)
+    {
         if (!walk.IsSuccess)
             return WalkFaulted(request, context, walk.Fault);
         bool snoop = (context.Flags & ContextFlags.PageSnoop) != 0 || (Ecap.SnoopControl && (walk.Entry & SlPte.SnoopBit) != 0);

@@ -175,7 +175,7 @@ internal sealed unsafe class Iotlb : IDisposable
             ulong hint = 1UL << (SizeHintShift + level - 1);
             if ((Volatile.Read(ref _domainStates[did]) & hint) == 0)
                 Interlocked.Or(ref _domainStates[did], hint);   // before the entry can be seen
-            int way = ChooseWay(set, tag, ticket.Generation);
+            int way = ChooseWay(set, tag);
             ulong data = IotlbData.Create(ticket.Generation, entry.PageHpa, level, entry.Snoop, entry.Permissions).Value;
             Volatile.Write(ref set[1 + 2 * way], tag);
             Volatile.Write(ref set[2 + 2 * way], data);
@@ -392,19 +392,24 @@ internal sealed unsafe class Iotlb : IDisposable
         return hits == 0 ? 0 : Volatile.Read(ref *(set + 1 + (nuint)BitOperations.TrailingZeroCount(hits)));
     }
 
-    private int ChooseWay(ulong* set, ulong tag, uint generation)
+    // The way a fill writes: the one already holding the tag (never two ways with one tag), else the
+    // first that holds nothing current, else the round-robin victim. Tags first, as three compares:
+    // a stamp costs two loads, and after any invalidation the first stale way ends the search.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int ChooseWay(ulong* set, ulong tag)
     {
-        int free = -1;
+        if (set[1] == tag)
+            return 0;
+        if (set[3] == tag)
+            return 1;
+        if (set[5] == tag)
+            return 2;
         for (int w = 0; w < Ways; w++)
         {
             ulong t = set[1 + 2 * w];
-            if (t == tag)
-                return w;   // replace in place: never two ways with one tag
-            if (free < 0 && ((t & ValidBit) == 0 || (set[2 + 2 * w] >> StampShift) != CurrentStamp((ushort)(t >> DidShift))))
-                free = w;
+            if ((t & ValidBit) == 0 || (set[2 + 2 * w] >> StampShift) != CurrentStamp((ushort)(t >> DidShift)))
+                return w;
         }
-        if (free >= 0)
-            return free;
         ulong victim = set[7]++;
         return (int)(victim % Ways);
     }

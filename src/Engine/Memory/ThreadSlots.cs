@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Engine.Memory;
 
 /// <summary>
@@ -19,8 +21,19 @@ internal static class ThreadSlots
     private static Lease? _lease;
 
     /// <summary>The calling thread's index, registering it on first use.</summary>
-    public static int Current => _lease?.Index ?? Register();
+    /// <remarks>Inlined: the translate path reads it once per miss, and as a call it cost a frame and a
+    /// spill of the caller's registers (the miss path's tier-1 listing).</remarks>
+    public static int Current
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get
+        {
+            Lease? lease = _lease;
+            return lease is not null ? lease.Index : Register();
+        }
+    }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static int Register()
     {
         for (int i = 0; i < MaxThreads; i++)
