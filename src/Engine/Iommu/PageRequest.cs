@@ -52,8 +52,8 @@ internal readonly record struct PageGroupResponse(ushort SourceId, ushort GroupI
 
     /// <summary>Decodes a type-9 descriptor.</summary>
     public static PageGroupResponse Decode(in InvalidationDescriptor d) => new(
-        (ushort)(d.Qw0 >> 16), (ushort)((d.Qw1 >> 3) & 0x1FF), (PageResponseCode)((d.Qw0 >> 12) & 0xF), (d.Qw1 & 4) != 0,
-        (d.Qw0 & (1UL << 4)) != 0 ? (uint)((d.Qw0 >> 32) & 0xF_FFFF) : TranslationRequest.NoPasid);
+        d.ResponseRequesterId, d.ResponseGroupIndex, d.ResponseCode, d.ResponseLastInGroup,
+        d.ResponsePasidPresent ? d.Pasid : TranslationRequest.NoPasid);
 }
 
 /// <summary>What became of a page request offered to a unit.</summary>
