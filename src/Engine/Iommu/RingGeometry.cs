@@ -19,6 +19,9 @@ internal readonly record struct RingGeometry(ulong BaseHpa, int Shift, ulong Slo
     /// <summary>Bits 2:0 of a queue-address register: QS, the ring's size as a power of two of frames.</summary>
     public const ulong SizeOrderMask = 7;
 
+    /// <summary>The size of one slot in bytes.</summary>
+    public int SlotSize => 1 << Shift;
+
     /// <summary>The ring's size in bytes.</summary>
     public ulong Bytes => Slots << Shift;
 

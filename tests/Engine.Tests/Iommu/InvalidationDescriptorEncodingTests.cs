@@ -101,6 +101,7 @@ public class InvalidationDescriptorEncodingTests
         Assert.Equal(0x1234_5000UL, ring.BaseHpa);
         Assert.Equal(1024UL, ring.Slots);
         Assert.Equal(8UL * 4096, ring.Bytes);
+        Assert.Equal(32, ring.SlotSize);
         Assert.Equal(2UL, ring.SlotOf(0x40));
         Assert.Equal(0x40UL, ring.OffsetOf(2));
         Assert.True(ring.IsAligned(0x40));
