@@ -152,21 +152,17 @@ internal sealed class DmarRegisterModel
                 case RegisterOffsets.ContextCommand:
                     OnContextCommand(after);
                     break;
-                case RegisterOffsets.InvalidationEventControl when Unmasked(before, after):
-                    // Unmasked: a held completion interrupt goes out now.
-                    if (TakePending(RegisterOffsets.InvalidationEventControl))
-                        raise = DmarInterruptKind.InvalidationComplete;
+                case RegisterOffsets.InvalidationEventControl or RegisterOffsets.PageRequestEventControl when Unmasked(before, after):
+                    // Unmasked: a held interrupt goes out now.
+                    if (TakePending(register.Offset))
+                        raise = register.Offset == RegisterOffsets.InvalidationEventControl ? DmarInterruptKind.InvalidationComplete : DmarInterruptKind.PageRequest;
                     break;
                 case RegisterOffsets.InvalidationCompletionStatus when Cleared(before, after, DmarRegisters.InvalidationCompletionIwc):
                     // Software serviced the completion: nothing is pending any more.
-                    _registers.UpdateByHardware(RegisterOffsets.InvalidationEventControl, DmarRegisters.EventControlIp, 0, out _);
-                    break;
-                case RegisterOffsets.PageRequestEventControl when Unmasked(before, after):
-                    if (TakePending(RegisterOffsets.PageRequestEventControl))
-                        raise = DmarInterruptKind.PageRequest;
+                    _ = TakePending(RegisterOffsets.InvalidationEventControl);
                     break;
                 case RegisterOffsets.PageRequestStatus when Cleared(before, after, DmarRegisters.PageRequestStatusPpr):
-                    _registers.UpdateByHardware(RegisterOffsets.PageRequestEventControl, DmarRegisters.EventControlIp, 0, out _);
+                    _ = TakePending(RegisterOffsets.PageRequestEventControl);
                     break;
                 default:
                     if (register.Offset == _ecap.IotlbRegisterOffset + 8)
