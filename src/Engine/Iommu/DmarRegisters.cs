@@ -12,6 +12,21 @@ internal static class DmarRegisters
     /// <summary>F (bit 63 of a fault-recording register's upper qword): write 1 to clear.</summary>
     public const ulong FaultRecordF = 1UL << 63;
 
+    /// <summary>IM (bit 31 of IECTL and PECTL): the event is masked.</summary>
+    public const ulong EventControlIm = 1UL << 31;
+
+    /// <summary>IP (bit 30 of IECTL and PECTL): an interrupt condition is pending (held while IM is set).</summary>
+    public const ulong EventControlIp = 1UL << 30;
+
+    /// <summary>IWC (bit 0 of ICS): an invalidation wait descriptor with IF completed; write 1 to clear.</summary>
+    public const ulong InvalidationCompletionIwc = 1;
+
+    /// <summary>PPR (bit 0 of PRS): page requests are pending; write 1 to clear.</summary>
+    public const ulong PageRequestStatusPpr = 1;
+
+    /// <summary>PRO (bit 1 of PRS): a page request was dropped because the queue was full; write 1 to clear.</summary>
+    public const ulong PageRequestStatusPro = 2;
+
     /// <summary>Declares every register of a unit with these capabilities: the fixed page, the IOTLB pair at ECAP.IRO × 16 and CAP.NFR fault-recording registers at CAP.FRO × 16.</summary>
     /// <exception cref="ArgumentException">The IOTLB or fault-recording registers would overlap the fixed ones or each other.</exception>
     public static RegisterFile CreateFile(CapabilityRegister cap, ExtendedCapabilityRegister ecap)

@@ -9,7 +9,7 @@ public sealed unsafe partial class DmarUnit
 {
     internal void SaveState(CheckpointWriter w)
     {
-        lock (_registerLock)
+        lock (_registerModel.Lock)
         {
             ThrowIfDisposed();
             w.U64(Volatile.Read(ref _rootTable));
@@ -27,10 +27,8 @@ public sealed unsafe partial class DmarUnit
                 w.I64(_counters.Read(c));
             for (int i = 0; i < _faultsByReason.Length; i++)
                 w.I64(Interlocked.Read(ref _faultsByReason[i]));
-            w.I64(Interlocked.Read(ref _pageRequests));
-            w.I64(Interlocked.Read(ref _pageRequestOverflows));
-            w.I64(Interlocked.Read(ref _descriptorsProcessed));
-            w.I64(Interlocked.Read(ref _deviceTlbInvalidations));
+            _pageRequestQueue.SaveState(w);
+            _invalidationQueue.SaveState(w);
             _contextCache.SaveState(w);
             Iotlb.SaveState(w);
             FaultRecorder.SaveState(w);
@@ -40,7 +38,7 @@ public sealed unsafe partial class DmarUnit
     /// <summary>Takes a checkpoint's state; the unit must have been built with the same options.</summary>
     internal void RestoreState(CheckpointReader r)
     {
-        lock (_registerLock)
+        lock (_registerModel.Lock)
         {
             ThrowIfDisposed();
             ulong root = r.U64("the latched root-table address");
@@ -64,10 +62,8 @@ public sealed unsafe partial class DmarUnit
             }
             for (int i = 0; i < _faultsByReason.Length; i++)
                 _faultsByReason[i] = r.I64("a fault count by reason");
-            _pageRequests = r.I64("page requests");
-            _pageRequestOverflows = r.I64("page-request overflows");
-            _descriptorsProcessed = r.I64("invalidation descriptors processed");
-            _deviceTlbInvalidations = r.I64("device-TLB invalidations");
+            _pageRequestQueue.RestoreState(r);
+            _invalidationQueue.RestoreState(r);
             _contextCache.RestoreState(r);
             Iotlb.RestoreState(r);
             FaultRecorder.RestoreState(r);

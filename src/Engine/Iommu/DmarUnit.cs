@@ -8,16 +8,28 @@ namespace Engine.Iommu;
 /// cache, IOTLB and invalidation interfaces, and <see cref="Translate"/>.
 /// </summary>
 /// <remarks>
-/// Split by concern. The translator (hot: no lock, no allocation, faults as values):
-/// <c>DmarUnit.Translate.cs</c> (the straight-line hit, the general path, walk and fill),
-/// <c>DmarUnit.Batch.cs</c> (<see cref="TranslateBatch"/>: misses grouped and walked together),
-/// <c>DmarUnit.BatchHits.cs</c> (the 8-at-a-time AVX-512 hit pass), <c>DmarUnit.Context.cs</c>
-/// (root/context/PASID resolution behind the context cache). The cold models (under the register
-/// lock): <c>DmarUnit.Registers.cs</c> (register side effects: GCMD, CCMD, IOTLB_REG, fault and event
-/// registers), <c>DmarUnit.Queue.cs</c> (queued invalidation), <c>DmarUnit.PageRequests.cs</c> (the
-/// page-request queue and responses). This file: construction, the latched state, disposal.
+/// <para>
+/// A façade over a hot translator and three cold models. The translator (no lock, no allocation,
+/// faults as values) is this class's partial files: <c>DmarUnit.Translate.cs</c> (the straight-line
+/// hit, the general path, walk and fill), <c>DmarUnit.Batch.cs</c> (<see cref="TranslateBatch"/>:
+/// misses grouped and walked together), <c>DmarUnit.BatchHits.cs</c> (the 8-at-a-time AVX-512 hit
+/// pass) and <c>DmarUnit.Context.cs</c> (root/context/PASID resolution behind the context cache).
+/// </para>
+/// <para>
+/// The cold models are classes of their own, each owning its state, all under one register lock:
+/// <see cref="DmarRegisterModel"/> (register side effects: GCMD, CCMD, IOTLB_REG, the
+/// invalidation-completion and page-request interrupt conditions), <see cref="InvalidationQueue"/>
+/// (queued invalidation) and <see cref="PageRequestQueue"/> (the page-request ring and responses).
+/// They reach the translator's latched state only through <see cref="IDmarUnitHost"/>, which this
+/// class implements; the fault registers belong to <see cref="FaultRecorder"/>.
+/// </para>
+/// <para>
+/// This file: construction, the latched state the translator reads, interrupt delivery, disposal.
+/// <c>DmarUnit.Control.cs</c>: the control calls, forwarded to the models. <c>DmarUnit.Checkpoint.cs</c>:
+/// save and restore.
+/// </para>
 /// </remarks>
-public sealed unsafe partial class DmarUnit : IDisposable
+public sealed unsafe partial class DmarUnit : IDisposable, IDmarUnitHost
 {
     private readonly HostMemory _memory;
     private readonly WalkerConfig _walker;
@@ -33,6 +45,9 @@ public sealed unsafe partial class DmarUnit : IDisposable
     private bool _translationEnabled;
     private bool _invalidTtm;
     private bool _disposed;
+    private readonly DmarRegisterModel _registerModel;
+    private readonly InvalidationQueue _invalidationQueue;
+    private readonly PageRequestQueue _pageRequestQueue;
 
     /// <summary>Creates a unit whose tables live in <paramref name="memory"/>.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range (context-cache slots not a power of two, a batch walker that does not exist).</exception>
@@ -65,7 +80,10 @@ public sealed unsafe partial class DmarUnit : IDisposable
         FaultRecorder = new FaultRecorder(Registers, Cap, options.FaultCollapsing);
         // The recorder does not know its unit; the unit adds itself as the sender.
         FaultRecorder.FaultEvent += () => Interrupt?.Invoke(this, DmarInterruptEventArgs.Fault);
-        Registers.Written += OnRegisterWritten;
+        // The models act on register writes from here on, each on its own registers.
+        _registerModel = new DmarRegisterModel(this, Registers, Cap, Ecap, Iotlb);
+        _pageRequestQueue = new PageRequestQueue(this, _registerModel, Registers, memory, Ecap, Name);
+        _invalidationQueue = new InvalidationQueue(this, _registerModel, _pageRequestQueue, Registers, FaultRecorder, memory, Ecap, Name);
     }
 
     /// <summary>
@@ -79,6 +97,46 @@ public sealed unsafe partial class DmarUnit : IDisposable
     /// interrupt). Those three stay for existing subscribers; new code should use this one.
     /// </remarks>
     public event EventHandler<DmarInterruptEventArgs>? Interrupt;
+
+    /// <summary>
+    /// The invalidation-completion interrupt: a wait descriptor with IF completes while ICS.IWC is clear (a new
+    /// condition) and IECTL.IM is clear; with IM set IECTL.IP holds it until software clears IM (the event is
+    /// raised then) or services it by clearing IWC (it is dropped).
+    /// </summary>
+    internal event Action? InvalidationEvent;
+
+    /// <summary>
+    /// Raised after a page request is queued, unless PECTL.IM masks the event: then PECTL.IP holds it until
+    /// software clears IM (the event is raised then) or clears PRS.PPR (it is dropped).
+    /// </summary>
+    internal event Action? PageRequestEvent;
+
+    // The legacy event of the kind first, then Interrupt with the unit as the sender.
+    void IDmarUnitHost.RaiseInterrupt(DmarInterruptKind kind)
+    {
+        if (kind == DmarInterruptKind.PageRequest)
+        {
+            PageRequestEvent?.Invoke();
+            Interrupt?.Invoke(this, DmarInterruptEventArgs.PageRequest);
+        }
+        else
+        {
+            InvalidationEvent?.Invoke();
+            Interrupt?.Invoke(this, DmarInterruptEventArgs.InvalidationComplete);
+        }
+    }
+
+    // SRTP's latches, written under the register lock and read by translations without one.
+    void IDmarUnitHost.LatchRootTable(ulong rootTable, bool scalable, bool invalidTtm)
+    {
+        Volatile.Write(ref _rootTable, rootTable);
+        Volatile.Write(ref _scalableRoot, scalable);
+        _invalidTtm = invalidTtm;
+    }
+
+    void IDmarUnitHost.LatchTranslationEnabled(bool enabled) => Volatile.Write(ref _translationEnabled, enabled);
+
+    void IDmarUnitHost.InvalidateContextCache() => _contextCache.InvalidateAll();
 
     /// <summary>How the unit was built.</summary>
     public DmarUnitOptions Options { get; }
@@ -142,14 +200,15 @@ public sealed unsafe partial class DmarUnit : IDisposable
     public void Dispose()
     {
         // Under the register lock, so a GCMD write racing this cannot turn translation back on.
-        lock (_registerLock)
+        lock (_registerModel.Lock)
         {
             if (_disposed)
                 return;
             // The flag before TE: a translation that sees TE off and then reads the flag sees it set.
             Volatile.Write(ref _disposed, true);
             Volatile.Write(ref _translationEnabled, false);
-            Registers.Written -= OnRegisterWritten;
+            _registerModel.Detach();
+            _invalidationQueue.Detach();
         }
         FaultRecorder.Dispose();
         Iotlb.Dispose();

@@ -39,6 +39,62 @@ internal readonly record struct InvalidationDescriptor(ulong Qw0, ulong Qw1, ulo
     /// <summary>Bits 31:16: the domain id of the context-cache, IOTLB and PASID descriptors (the source id in a PASID device-TLB one).</summary>
     public ushort Did => (ushort)(Qw0 >> 16);
 
+    // qw0 flag bits that mean different things by type.
+    private const ulong WaitIfBit = 1UL << 4, WaitSwBit = 1UL << 5, ResponsePasidPresentBit = 1UL << 4;
+    // qw1: the address field shared by the IOTLB and device-TLB types, and the low fields beside it.
+    private const ulong AddressMaskBits = 0x3F, PageAddressMask = ~0xFFFUL, WaitStatusAddressMask = ~3UL;
+    private const ulong DeviceTlbSBit = 1, PasidDeviceTlbSBit = 1UL << 11, ResponseLastInGroupBit = 1UL << 2;
+    private const int PasidShift = 32, RequesterIdShift = 16, ResponseCodeShift = 12, GroupIndexShift = 3;
+    private const ulong PasidBits = 0xF_FFFF, ResponseCodeBits = 0xF, GroupIndexBits = 0x1FF;
+
+    /// <summary>qw1 bits 63:12: the page address of an IOTLB, PASID-IOTLB, device-TLB or PASID device-TLB descriptor.</summary>
+    public ulong Address => Qw1 & PageAddressMask;
+
+    /// <summary>qw1 bits 5:0: AM, the address mask (2^AM pages from <see cref="Address"/>) of an IOTLB or PASID-IOTLB descriptor.</summary>
+    public int AddressMask => (int)(Qw1 & AddressMaskBits);
+
+    /// <summary>qw0 bits 51:32: the PASID of a PASID-IOTLB, PASID-cache, PASID device-TLB or page-group-response descriptor.</summary>
+    public uint Pasid => (uint)((Qw0 >> PasidShift) & PasidBits);
+
+    /// <summary>Device-TLB (type 3) qw0 bits 47:32: SID, the device whose TLB is invalidated.</summary>
+    public ushort DeviceTlbSourceId => (ushort)(Qw0 >> PasidShift);
+
+    /// <summary>Device-TLB (type 3) qw1 bit 0: S, the size is encoded in the low address bits.</summary>
+    public bool DeviceTlbSizeBit => (Qw1 & DeviceTlbSBit) != 0;
+
+    /// <summary>PASID device-TLB (type 8) qw0 bits 31:16: SID, the device whose TLB is invalidated.</summary>
+    public ushort PasidDeviceTlbSourceId => (ushort)(Qw0 >> RequesterIdShift);
+
+    /// <summary>PASID device-TLB (type 8) qw1 bit 11: S, the size is encoded in the low address bits.</summary>
+    public bool PasidDeviceTlbSizeBit => (Qw1 & PasidDeviceTlbSBit) != 0;
+
+    /// <summary>Wait (type 5) qw0 bit 4: IF, raise the invalidation-completion interrupt.</summary>
+    public bool WaitInterrupt => (Qw0 & WaitIfBit) != 0;
+
+    /// <summary>Wait (type 5) qw0 bit 5: SW, write <see cref="WaitStatusData"/> to <see cref="WaitStatusAddress"/>.</summary>
+    public bool WaitStatusWrite => (Qw0 & WaitSwBit) != 0;
+
+    /// <summary>Wait (type 5) qw0 bits 63:32: the status data.</summary>
+    public uint WaitStatusData => (uint)(Qw0 >> PasidShift);
+
+    /// <summary>Wait (type 5) qw1 bits 63:2: the 4-byte-aligned status address.</summary>
+    public ulong WaitStatusAddress => Qw1 & WaitStatusAddressMask;
+
+    /// <summary>Page-group response (type 9) qw0 bit 4: the response carries a PASID.</summary>
+    public bool ResponsePasidPresent => (Qw0 & ResponsePasidPresentBit) != 0;
+
+    /// <summary>Page-group response (type 9) qw0 bits 15:12: the response code.</summary>
+    public PageResponseCode ResponseCode => (PageResponseCode)((Qw0 >> ResponseCodeShift) & ResponseCodeBits);
+
+    /// <summary>Page-group response (type 9) qw0 bits 31:16: RID, the requester answered.</summary>
+    public ushort ResponseRequesterId => (ushort)(Qw0 >> RequesterIdShift);
+
+    /// <summary>Page-group response (type 9) qw1 bits 11:3: the page-request group index.</summary>
+    public ushort ResponseGroupIndex => (ushort)((Qw1 >> GroupIndexShift) & GroupIndexBits);
+
+    /// <summary>Page-group response (type 9) qw1 bit 2: LPIG, the last page request of the group.</summary>
+    public bool ResponseLastInGroup => (Qw1 & ResponseLastInGroupBit) != 0;
+
     /// <summary>Context-cache invalidation: granularity 1 global, 2 domain, 3 device.</summary>
     public static InvalidationDescriptor ContextCache(int granularity, ushort did = 0, ushort sourceId = 0, int functionMask = 0) =>
         new(1 | ((ulong)(granularity & 3) << 4) | ((ulong)did << 16) | ((ulong)sourceId << 32) | ((ulong)(functionMask & 3) << 48), 0);

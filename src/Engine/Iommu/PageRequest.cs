@@ -10,19 +10,27 @@ internal readonly record struct PageRequest(ushort SourceId, ulong Address, bool
     /// <summary>Bytes per page-request descriptor.</summary>
     public const int Size = 32;
 
+    private const ulong TypePageRequest = 1, PasidPresentBit = 1UL << 8, ExecuteBit = 1UL << 52;
+    private const ulong ReadBit = 1, WriteBit = 2, LastInGroupBit = 4, AddressMask = ~0xFFFUL;
+    private const int RequesterIdShift = 16, PasidShift = 32, GroupIndexShift = 3;
+    private const ulong PasidBits = 0xF_FFFF, GroupIndexBits = 0x1FF;
+
     /// <summary>Whether the request carries a PASID.</summary>
     public bool HasPasid => Pasid != TranslationRequest.NoPasid;
 
     /// <summary>qw0 of the descriptor.</summary>
-    public ulong Qw0 => 1UL | (HasPasid ? 1UL << 8 : 0) | ((ulong)SourceId << 16) | (HasPasid ? (ulong)(Pasid & 0xF_FFFF) << 32 : 0) | (Execute ? 1UL << 52 : 0);
+    public ulong Qw0 => TypePageRequest | (HasPasid ? PasidPresentBit | ((Pasid & PasidBits) << PasidShift) : 0)
+        | ((ulong)SourceId << RequesterIdShift) | (Execute ? ExecuteBit : 0);
 
     /// <summary>qw1 of the descriptor.</summary>
-    public ulong Qw1 => (Address & ~0xFFFUL) | ((ulong)(GroupIndex & 0x1FF) << 3) | (LastInGroup ? 4UL : 0) | (Write ? 2UL : 0) | (Read ? 1UL : 0);
+    public ulong Qw1 => (Address & AddressMask) | ((GroupIndex & GroupIndexBits) << GroupIndexShift)
+        | (LastInGroup ? LastInGroupBit : 0) | (Write ? WriteBit : 0) | (Read ? ReadBit : 0);
 
     /// <summary>Decodes a descriptor.</summary>
     public static PageRequest Decode(ulong qw0, ulong qw1) => new(
-        (ushort)(qw0 >> 16), qw1 & ~0xFFFUL, (qw1 & 1) != 0, (qw1 & 2) != 0, (qw0 & (1UL << 52)) != 0, (qw1 & 4) != 0,
-        (ushort)((qw1 >> 3) & 0x1FF), (qw0 & (1UL << 8)) != 0 ? (uint)((qw0 >> 32) & 0xF_FFFF) : TranslationRequest.NoPasid);
+        (ushort)(qw0 >> RequesterIdShift), qw1 & AddressMask, (qw1 & ReadBit) != 0, (qw1 & WriteBit) != 0, (qw0 & ExecuteBit) != 0,
+        (qw1 & LastInGroupBit) != 0, (ushort)((qw1 >> GroupIndexShift) & GroupIndexBits),
+        (qw0 & PasidPresentBit) != 0 ? (uint)((qw0 >> PasidShift) & PasidBits) : TranslationRequest.NoPasid);
 }
 
 /// <summary>Page-group response codes (Linux <c>QI_RESP_*</c>).</summary>
@@ -52,8 +60,8 @@ internal readonly record struct PageGroupResponse(ushort SourceId, ushort GroupI
 
     /// <summary>Decodes a type-9 descriptor.</summary>
     public static PageGroupResponse Decode(in InvalidationDescriptor d) => new(
-        (ushort)(d.Qw0 >> 16), (ushort)((d.Qw1 >> 3) & 0x1FF), (PageResponseCode)((d.Qw0 >> 12) & 0xF), (d.Qw1 & 4) != 0,
-        (d.Qw0 & (1UL << 4)) != 0 ? (uint)((d.Qw0 >> 32) & 0xF_FFFF) : TranslationRequest.NoPasid);
+        d.ResponseRequesterId, d.ResponseGroupIndex, d.ResponseCode, d.ResponseLastInGroup,
+        d.ResponsePasidPresent ? d.Pasid : TranslationRequest.NoPasid);
 }
 
 /// <summary>What became of a page request offered to a unit.</summary>

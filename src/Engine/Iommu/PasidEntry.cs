@@ -29,6 +29,9 @@ internal readonly record struct PasidEntry
     /// <summary>Bytes per entry.</summary>
     public const int Size = 64;
 
+    /// <summary>SSPTPTR, qw0 bits 63:12.</summary>
+    public const ulong SsptPtrMask = 0xFFFF_FFFF_FFFF_F000UL;
+
     /// <summary>qw0.</summary>
     [FieldOffset(0)] public readonly ulong Qw0;
 
@@ -62,7 +65,7 @@ internal readonly record struct PasidEntry
     public bool Ssade => (Qw0 & (1UL << 9)) != 0;
 
     /// <summary>Second-stage page-table pointer.</summary>
-    public ulong SsptPtr => Qw0 & RootEntry.PointerMask;
+    public ulong SsptPtr => Qw0 & SsptPtrMask;
 
     /// <summary>Domain id.</summary>
     public ushort Did => (ushort)Qw1;
@@ -78,7 +81,7 @@ internal readonly record struct PasidEntry
 
     /// <summary>A present second-level (PGTT 2) entry, as <c>intel_pasid_setup_second_level</c> writes it.</summary>
     public static PasidEntry SecondLevel(ulong ssptPtr, int aw, ushort did, bool pgsnp, bool pwsnp, bool ssade = false, bool fpd = false) =>
-        new((ssptPtr & RootEntry.PointerMask) | (ssade ? 1UL << 9 : 0) | ((ulong)Pgtt.SecondLevel << 6) | ((ulong)(aw & 7) << 2) | (fpd ? 2UL : 0) | 1,
+        new((ssptPtr & SsptPtrMask) | (ssade ? 1UL << 9 : 0) | ((ulong)Pgtt.SecondLevel << 6) | ((ulong)(aw & 7) << 2) | (fpd ? 2UL : 0) | 1,
             did | (pwsnp ? 1UL << 23 : 0) | (pgsnp ? 1UL << 24 : 0));
 
     /// <summary>A present pass-through (PGTT 4) entry.</summary>

@@ -54,6 +54,9 @@ internal readonly record struct ContextEntry
     /// <summary>Bytes per entry.</summary>
     public const int Size = 16;
 
+    /// <summary>SLPTPTR, lo bits 63:12.</summary>
+    public const ulong SlptPtrMask = 0xFFFF_FFFF_FFFF_F000UL;
+
     /// <summary>TT = 0: untranslated requests only, through the second-level table.</summary>
     public const int TranslationTypeUntranslated = 0;
 
@@ -86,7 +89,7 @@ internal readonly record struct ContextEntry
     public int TranslationType => (int)((Lo >> 2) & 3);
 
     /// <summary>Second-level page-table pointer.</summary>
-    public ulong SlptPtr => Lo & RootEntry.PointerMask;
+    public ulong SlptPtr => Lo & SlptPtrMask;
 
     /// <summary>Address width code (agaw).</summary>
     public int Aw => (int)(Hi & 7);
@@ -96,7 +99,7 @@ internal readonly record struct ContextEntry
 
     /// <summary>Builds a present entry.</summary>
     public static ContextEntry Create(ulong slptPtr, int aw, ushort did, int translationType = TranslationTypeUntranslated, bool fpd = false) =>
-        new((slptPtr & RootEntry.PointerMask) | ((ulong)(translationType & 3) << 2) | (fpd ? 2UL : 0) | 1, (ulong)(uint)(aw & 7) | ((ulong)did << 8));
+        new((slptPtr & SlptPtrMask) | ((ulong)(translationType & 3) << 2) | (fpd ? 2UL : 0) | 1, (ulong)(uint)(aw & 7) | ((ulong)did << 8));
 
     /// <summary>Reserved bits of the low qword: 11:4 and the address bits at or above the host width.</summary>
     public static ulong ReservedMaskLo(int hostAddressWidth) => 0xFF0UL | ~((1UL << hostAddressWidth) - 1);
@@ -114,6 +117,9 @@ internal readonly record struct ScalableContextEntry
 {
     /// <summary>Bytes per entry.</summary>
     public const int Size = 32;
+
+    /// <summary>PASIDDIRPTR, qw0 bits 63:12.</summary>
+    public const ulong PasidDirectoryPointerMask = 0xFFFF_FFFF_FFFF_F000UL;
 
     /// <summary>qw0.</summary>
     [FieldOffset(0)] public readonly ulong Qw0;
@@ -155,14 +161,14 @@ internal readonly record struct ScalableContextEntry
     public int Pdts => (int)((Qw0 >> 9) & 7);
 
     /// <summary>PASID-directory pointer.</summary>
-    public ulong PasidDirectoryPointer => Qw0 & RootEntry.PointerMask;
+    public ulong PasidDirectoryPointer => Qw0 & PasidDirectoryPointerMask;
 
     /// <summary>The PASID used for requests without one.</summary>
     public uint RidPasid => (uint)(Qw1 & 0xF_FFFF);
 
     /// <summary>Builds a present entry.</summary>
     public static ScalableContextEntry Create(ulong pasidDirectory, int pdts, uint ridPasid = 0, bool pasidEnable = false, bool pageRequestEnable = false, bool deviceTlbEnable = false, bool fpd = false) =>
-        new((pasidDirectory & RootEntry.PointerMask) | ((ulong)(pdts & 7) << 9) | (pageRequestEnable ? 16UL : 0) | (pasidEnable ? 8UL : 0)
+        new((pasidDirectory & PasidDirectoryPointerMask) | ((ulong)(pdts & 7) << 9) | (pageRequestEnable ? 16UL : 0) | (pasidEnable ? 8UL : 0)
             | (deviceTlbEnable ? 4UL : 0) | (fpd ? 2UL : 0) | 1, ridPasid & 0xF_FFFF);
 
     /// <summary>Reserved bits of qw0: 8:5 and the address bits at or above the host width.</summary>
@@ -176,6 +182,9 @@ internal readonly record struct ScalableContextEntry
 [StructLayout(LayoutKind.Explicit, Size = 8)]
 internal readonly record struct PasidDirectoryEntry
 {
+    /// <summary>PASIDPTR, bits 63:12.</summary>
+    public const ulong PasidTablePointerMask = 0xFFFF_FFFF_FFFF_F000UL;
+
     /// <summary>The raw value.</summary>
     [FieldOffset(0)] public readonly ulong Value;
 
@@ -189,10 +198,10 @@ internal readonly record struct PasidDirectoryEntry
     public bool Fpd => (Value & 2) != 0;
 
     /// <summary>PASID-table pointer.</summary>
-    public ulong PasidTablePointer => Value & RootEntry.PointerMask;
+    public ulong PasidTablePointer => Value & PasidTablePointerMask;
 
     /// <summary>Builds a present entry.</summary>
-    public static PasidDirectoryEntry Create(ulong pasidTable, bool fpd = false) => new((pasidTable & RootEntry.PointerMask) | (fpd ? 2UL : 0) | 1);
+    public static PasidDirectoryEntry Create(ulong pasidTable, bool fpd = false) => new((pasidTable & PasidTablePointerMask) | (fpd ? 2UL : 0) | 1);
 
     /// <summary>Reserved bits: 11:2 and the address bits at or above the host width.</summary>
     public static ulong ReservedMask(int hostAddressWidth) => 0xFFCUL | ~((1UL << hostAddressWidth) - 1);

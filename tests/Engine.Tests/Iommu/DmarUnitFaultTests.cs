@@ -101,7 +101,7 @@ public class DmarUnitFaultTests
         Invalidate(f);
         Assert.Equal(FaultReason.SmContextEntryReserved, f.Translate(0).Fault);
         f.Tables.Poke(ctx + 8, savedCtx);
-        ulong dirEntry = f.Memory.ReadEntry(ctx) & RootEntry.PointerMask;
+        ulong dirEntry = f.Memory.ReadEntry(ctx) & ScalableContextEntry.PasidDirectoryPointerMask;
         ulong savedDir = f.Memory.ReadEntry(dirEntry);
         f.Tables.Poke(dirEntry, savedDir | 0x100);
         Invalidate(f);
