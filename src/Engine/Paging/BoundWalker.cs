@@ -26,9 +26,8 @@ internal readonly unsafe struct BoundWalker
     private readonly ulong _rootHpa;
     private readonly ulong _rootOffset;
     private readonly int _levels;
-    private readonly ulong _beyondWidth;   // the address bits above the levels' width
+    private readonly ulong _end;   // 2^width of the levels where the straight line applies, else 0: one compare sends the rest to the unbound walk
     private readonly WalkerConfig _config;
-    private readonly bool _simple;   // second-stage rules, 4 or 5 levels, root inside a region under the line's ceiling: the straight line applies
 
     /// <summary>Binds <paramref name="config"/>'s rules to the table at <paramref name="rootHpa"/> of <paramref name="levels"/> levels.</summary>
     /// <exception cref="ArgumentNullException"><paramref name="memory"/> is null.</exception>
@@ -49,18 +48,19 @@ internal readonly unsafe struct BoundWalker
         _rootHpa = rootHpa;
         _rootOffset = rootHpa - baseHpa;
         _levels = levels;
-        _beyondWidth = (uint)(levels - 2) <= 3 ? ~0UL << PageSizes.WidthOfLevels(levels) : ~0UL;
-        // Anything else (EPT's write-only rule, 2 or 3 levels, a bad root, a region above the line's
-        // ceiling) goes to the unbound walk, which judges it.
-        _simple = !config.RejectWriteOnly && levels is 4 or 5 && (rootHpa & (HostMemory.FrameSize - 1)) == 0 && _rootOffset < _limit
+        // The straight line takes second-stage rules, 4 or 5 levels, a root inside a region under the
+        // line's ceiling. Anything else (EPT's write-only rule, 2 or 3 levels, a bad root, a region above
+        // the ceiling) goes to the unbound walk, which judges it.
+        bool simple = !config.RejectWriteOnly && levels is 4 or 5 && (rootHpa & (HostMemory.FrameSize - 1)) == 0 && _rootOffset < _limit
             && baseHpa + _limit <= config.LineCeiling;
+        _end = simple ? 1UL << PageSizes.WidthOfLevels(levels) : 0;
     }
 
     /// <summary>Walks <paramref name="address"/> and checks <paramref name="access"/>, as <see cref="PageWalker.Walk"/> does.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public WalkResult Walk(ulong address, Access access)
     {
-        if (!_simple || (address & _beyondWidth) != 0)
+        if (address >= _end)
             return Unbound(address, access);
         return PageWalker.Line<PageWalker.SecondStageRules>(_memory!, _config, _region, _rebase, _limit, _rootOffset, _levels, address,
             PageWalker.Required(_config, access));

@@ -146,7 +146,7 @@ internal static unsafe partial class PageWalker
         }
         if ((e & required) != required)
             return WalkResult.Faulted(WalkFault.Permission, 1, e);
-        return new WalkResult((e & EptEntry.AddressMask) | (address & (HostMemory.FrameSize - 1)), e, WalkFault.None, 1, (Access)(e & config.PermissionMask));
+        return new WalkResult((e & config.LineAddressMask) | (address & (HostMemory.FrameSize - 1)), e, WalkFault.None, 1, (Access)(e & config.PermissionMask));
 
     // One call site, so the JIT keeps the result in registers on the line.
     Off:
