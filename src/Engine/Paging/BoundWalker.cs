@@ -63,7 +63,7 @@ internal readonly unsafe struct BoundWalker
         if (address >= _end)
             return Unbound(address, access);
         return PageWalker.Line<PageWalker.SecondStageRules>(_memory!, _config, _region, _rebase, _limit, _rootOffset, _levels, address,
-            PageWalker.Required(_config, access));
+            PageWalker.RequiredPermissions(_config, access));
     }
 
     // Everything the bound line does not take — unusual shapes, addresses beyond the width — is

@@ -27,7 +27,7 @@ internal static unsafe partial class PageWalker
             return WalkResult.Faulted(WalkFault.UnsupportedLevels, levels);
         if ((address >> PageSizes.WidthOfLevels(levels)) != 0)
             return WalkResult.Faulted(WalkFault.AddressBeyondWidth, levels);
-        ulong required = Required(config, access);
+        ulong required = RequiredPermissions(config, access);
         // Only the root can be misaligned: every later pointer is masked to bits 51:12.
         if ((rootHpa & (HostMemory.FrameSize - 1)) != 0)
             return WalkResult.Faulted(WalkFault.TablePointerOutsideMemory, levels);

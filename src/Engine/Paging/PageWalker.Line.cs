@@ -30,16 +30,6 @@ internal static unsafe partial class PageWalker
     private static bool WriteOnly<TRules>(ulong entry) where TRules : struct, IFormatRules =>
         TRules.RejectWriteOnly && (entry & (EptEntry.ReadBit | EptEntry.WriteBit)) == EptEntry.WriteBit;
 
-    /// <summary>What the request needs (reference step 3): without enforced execute, an execute access is a read.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static ulong Required(in WalkerConfig config, Access access)
-    {
-        ulong required = (ulong)access & EptEntry.PermissionMask;
-        if (!config.ExecuteEnforced && (required & EptEntry.ExecuteBit) != 0)
-            required = (required & ~EptEntry.ExecuteBit) | EptEntry.ReadBit;
-        return required;
-    }
-
     /// <summary>
     /// What the line adds to an entry: −(first HPA of the region + <see cref="WalkerConfig.PermissionMask"/>).
     /// The sum's low bits are 0 only for an entry with every permission, and its address bits are the
