@@ -129,7 +129,7 @@ internal static unsafe partial class PageWalker
         // are the leaf's, and (what the request needs being among them) the request's test is on
         // the entry itself.
         e = Volatile.Read(ref *(ulong*)(region + offset + ((BitOperations.RotateRight(address, 12) & PageSizes.LevelMask) << 3)));
-        if ((e & config.PresentMask) == 0 || (e & config.DivertMask(1)) != 0 || WriteOnly<TRules>(e))
+        if ((e & config.PresentMask) == 0 || (e & config.LeafDivertMask) != 0 || WriteOnly<TRules>(e))
         {
             level = 1;
             goto Off;

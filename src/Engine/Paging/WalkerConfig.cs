@@ -10,7 +10,9 @@ internal readonly struct WalkerConfig
 
     private readonly DivertMasks _divert;
 
-    private readonly DivertMasks _line;
+    // The straight line's masks as plain fields, not an inline array: the line reads them at fixed
+    // offsets from the config, where an indexed element costs an address computation per level.
+    private readonly ulong _line5, _line4, _line3, _line2;
 
     private WalkerConfig(EntryFormat format, in ReservedBitMasks masks, ulong presentMask, ulong permissionMask, bool executeEnforced, bool rejectWriteOnly)
     {
@@ -37,17 +39,24 @@ internal readonly struct WalkerConfig
         // subtraction leaves alone; the reserved address bits (at and above a width) it could change
         // are never set in an HPA below the lowest of them, which is why a region must end at or below
         // LineCeiling to be walked on the line. A permission mask that is not 2^k − 1 gets no line.
+        LeafDivertMask = _divert[0];
         ulong ceiling = 0;
         if (permissionMask != 0 && (permissionMask & (permissionMask + 1)) == 0)
         {
             ceiling = 1UL << 52;
             for (int level = 2; level <= ReservedBitMasks.MaxLevels; level++)
             {
-                _line[level - 1] = _divert[level - 1] | permissionMask;
                 ulong addressBits = _divert[level - 1] & EptEntry.AddressMask;
                 if (addressBits != 0)
                     ceiling = Math.Min(ceiling, addressBits & (0 - addressBits));
             }
+        }
+        if (ceiling != 0)
+        {
+            _line5 = _divert[4] | permissionMask;
+            _line4 = _divert[3] | permissionMask;
+            _line3 = _divert[2] | permissionMask;
+            _line2 = _divert[1] | permissionMask;
         }
         LineCeiling = ceiling;
     }
@@ -84,7 +93,16 @@ internal readonly struct WalkerConfig
     /// pointer at <paramref name="level"/> (2..5) off the straight line: its <see cref="DivertMask"/>
     /// and the permission bits (0 there only when the entry has every permission).
     /// </summary>
-    internal ulong LineMask(int level) => _line[level - 1];
+    internal ulong LineMask(int level) => level switch
+    {
+        5 => _line5,
+        4 => _line4,
+        3 => _line3,
+        _ => _line2,
+    };
+
+    /// <summary><see cref="DivertMask"/> of level 1, as a plain field for the straight line.</summary>
+    internal ulong LeafDivertMask { get; }
 
     /// <summary>
     /// The straight line walks a region only if it ends at or below this HPA (the lowest reserved
