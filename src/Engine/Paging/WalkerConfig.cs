@@ -29,7 +29,6 @@ internal readonly struct WalkerConfig
             throw new ArgumentException($"Permission mask 0x{permissionMask:x} lacks R, W or (enforced) X.", nameof(permissionMask));
         PresentMask = presentMask;
         PermissionMask = permissionMask;
-        LineAddressMask = EptEntry.AddressMask;
         ExecuteEnforced = executeEnforced;
         RejectWriteOnly = rejectWriteOnly;
         // The straight line's test of a table pointer (levels 2+) is made on entry − (region base +
@@ -109,12 +108,6 @@ internal readonly struct WalkerConfig
     /// address bit of the table-pointer masks, at most 2^52); 0 when the line is never usable.
     /// </summary>
     internal ulong LineCeiling { get; }
-
-    /// <summary>
-    /// <see cref="EptEntry.AddressMask"/> as a field: the straight line ANDs with it from memory
-    /// instead of materialising the 64-bit constant at every level.
-    /// </summary>
-    internal ulong LineAddressMask { get; }
 
     [System.Runtime.CompilerServices.InlineArray(ReservedBitMasks.MaxLevels)]
     private struct DivertMasks
