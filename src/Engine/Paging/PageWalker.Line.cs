@@ -5,8 +5,8 @@ using Engine.Memory;
 namespace Engine.Paging;
 
 // The straight line: the walk both Walk and BoundWalker run, unrolled from the top level down
-// (goto case), over one region. A table pointer stays on it with one subtraction, one test and one
-// bound test; anything else — a fault, a large leaf, a table pointer without every permission or
+// (goto from label to label), over one region. A table pointer stays on it with one addition (the
+// rebase), one test, one AND and one bound test; anything else — a fault, a large leaf, a table pointer without every permission or
 // outside the region — leaves it with the entry in hand for OffLine, which judges that entry as the
 // reference does and walks on. So every entry is read once, and the result is the reference's.
 internal static unsafe partial class PageWalker
