@@ -95,7 +95,8 @@ internal static unsafe partial class PageWalker
     }
 
     /// <summary>The permission bits <paramref name="access"/> needs (without enforced execute, X is checked as R).</summary>
-    private static ulong RequiredPermissions(in WalkerConfig config, Access access)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static ulong RequiredPermissions(in WalkerConfig config, Access access)
     {
         ulong required = (ulong)access & EptEntry.PermissionMask;
         if (!config.ExecuteEnforced && (required & EptEntry.ExecuteBit) != 0)
