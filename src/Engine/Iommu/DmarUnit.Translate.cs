@@ -170,17 +170,8 @@ public sealed unsafe partial class DmarUnit
             || !_contextCache.TryGet(request.SourceId, NoPasidKey, generation, out ResolvedContext context))
             return TranslateGeneral(request);
         Iotlb.FillTicket ticket = Iotlb.BeginFill(context.Did);
-        WalkResult walk;
         int slot = ThreadSlots.Current;   // once per miss: the epoch slot and the counters' line
-        _memory.Epochs.Protect(slot);
-        try
-        {
-            walk = PageWalker.Walk(_memory, _walker, context.Root, context.Levels, request.Iova, Access.None);
-        }
-        finally
-        {
-            _memory.Epochs.Unprotect(slot);
-        }
+        WalkResult walk = WalkProtected(context, request.Iova, slot);
         TranslationResult result = FinishWalk(request, context, walk, ticket, generation, slot);
         GC.KeepAlive(this);   // as in Translate
         return result;
@@ -193,18 +184,24 @@ public sealed unsafe partial class DmarUnit
         if ((context.Flags & ContextFlags.RootUnknown) != 0 && !TryCompleteContext(request, ref context, out TranslationResult fault))
             return fault;
         Iotlb.FillTicket ticket = Iotlb.BeginFill(context.Did);
-        WalkResult walk;
         int slot = ThreadSlots.Current;   // once per miss: the epoch slot and the counters' line
+        WalkResult walk = WalkProtected(context, request.Iova, slot);
+        return FinishWalk(request, context, walk, ticket, contextGeneration, slot);
+    }
+
+    /// <summary>One second-stage walk of <paramref name="iova"/> in <paramref name="context"/>, inside the epoch protection of <paramref name="slot"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private WalkResult WalkProtected(in ResolvedContext context, ulong iova, int slot)
+    {
         _memory.Epochs.Protect(slot);
         try
         {
-            walk = PageWalker.Walk(_memory, _walker, context.Root, context.Levels, request.Iova, Access.None);
+            return PageWalker.Walk(_memory, _walker, context.Root, context.Levels, iova, Access.None);
         }
         finally
         {
             _memory.Epochs.Unprotect(slot);
         }
-        return FinishWalk(request, context, walk, ticket, contextGeneration, slot);
     }
 
     /// <summary>Turns a walk into a result: a fault with its reason, or a fill and the permission check.</summary>
