@@ -30,6 +30,7 @@ public sealed class HitSetup : IDisposable
             domains[did] = Platform.AllocatePagingDomain(devices[did]);
             domains[did].Attach(devices[did]);
         }
+        Domains = domains;
         var keys = HitWorkingSet.GenerateKeys();
         int shift = size.Shift();
         ulong Iova(int k) => (keys[k].Vpn & ((1UL << (48 - shift)) - 1)) << shift;
@@ -57,6 +58,9 @@ public sealed class HitSetup : IDisposable
     public TranslationRequest[] Stream { get; }
 
     public TranslationRequest[] Distinct { get; }
+
+    /// <summary>The four paging domains, by DID (index 0 unused).</summary>
+    internal PagingDomain[] Domains { get; }
 
     /// <summary>Throws unless a pass over the stream is all IOTLB hits.</summary>
     public void RequireAllHits()
@@ -418,5 +422,65 @@ public sealed class InvalidationWorkload(bool pageSelective) : HitSetupWorkload
                 iotlb.InvalidateDomain((ushort)(1 + (i & 3)));
         }
         return PerPass;
+    }
+}
+
+/// <summary>
+/// walk-missset: the walks of translate-miss alone — the unit's walker over the same four domains'
+/// tables, the same 2048 pages in the same order, with no context lookup, IOTLB probe or fill. The
+/// floor under translate-miss on its own tables (whose loads hit other caches than the anchors'
+/// walk-cold): what a miss costs beyond it is the translator's.
+/// </summary>
+public sealed class WalkMissSetWorkload : HitSetupWorkload
+{
+    private ulong[] _roots = [];
+    private int[] _levels = [];
+    private ulong[] _iovas = [];
+    private int[] _domains = [];
+    private ulong _expected;
+
+    public override string Name => "walk-missset";
+
+    public override string Description => "The unit's walker alone over translate-miss's tables: 2048 walks in its order, no context, IOTLB or fill";
+
+    public override long OperationsPerPass => HitWorkingSet.Keys;
+
+    public override string? Note => Hit?.HugePageNote();
+
+    public override void Setup()
+    {
+        Hit = new HitSetup(PageSize.Size4K, 16384);
+        _roots = [.. Hit.Domains.Select(d => d?.Pgd ?? 0)];
+        _levels = [.. Hit.Domains.Select(d => d is null ? 0 : d.Agaw + 2)];
+        var domainOf = new Dictionary<ushort, int>();
+        for (int d = 1; d < Hit.Domains.Length; d++)
+        {
+            foreach (Device device in Hit.Domains[d].Devices)
+                domainOf[device.SourceId] = d;
+        }
+        _iovas = [.. Hit.Distinct.Select(r => r.Iova)];
+        _domains = [.. Hit.Distinct.Select(r => domainOf[r.SourceId])];
+        // The same pages as translate-miss translates: the walks must give the unit's answers.
+        _expected = 0;
+        foreach (TranslationRequest r in Hit.Distinct)
+            _expected += Hit.Unit.Translate(r).Hpa;
+        if (RunPass() != _expected)
+            throw new InvalidOperationException("setup: the walks do not give the unit's translations.");
+    }
+
+    public override ulong RunPass()
+    {
+        HostMemory memory = Hit!.Platform.Memory;
+        WalkerConfig config = Hit.Unit.WalkerConfig;
+        ulong sum = 0;
+        using (memory.Epochs.Enter())
+        {
+            for (int i = 0; i < _iovas.Length; i++)
+            {
+                int d = _domains[i];
+                sum += PageWalker.Walk(memory, config, _roots[d], _levels[d], _iovas[i], Access.None).Hpa;
+            }
+        }
+        return sum;
     }
 }

@@ -78,7 +78,7 @@ public static class WorkloadCatalog
     public static IReadOnlyList<string> Names { get; } =
     [
         "iotlb-hit", "iotlb-hit-batch", "iotlb-lookup", "iotlb-hit-2m", "iotlb-hit-1g", "iotlb-thrash", "walk-hot", "walk-hot-embedder", "walk-hot-batch",
-        "walk-cold", "walk-cold-batch", "translate-miss", "translate-miss-batch", "dma-strict", "dma-lazy", "iotlb-hit-mt", "inval-page", "inval-domain",
+        "walk-cold", "walk-cold-batch", "translate-miss", "walk-missset", "translate-miss-batch", "dma-strict", "dma-lazy", "iotlb-hit-mt", "inval-page", "inval-domain",
         "replay-hit",
     ];
 
@@ -98,6 +98,7 @@ public static class WorkloadCatalog
         "walk-cold" => new WalkWorkload(cold: true, batch: false),
         "walk-cold-batch" => new WalkWorkload(cold: true, batch: true),
         "translate-miss" => new TranslateMissWorkload(),
+        "walk-missset" => new WalkMissSetWorkload(),
         "translate-miss-batch" => new TranslateMissBatchWorkload(),
         "dma-strict" => new DmaApiWorkload(lazy: false),
         "dma-lazy" => new DmaApiWorkload(lazy: true),

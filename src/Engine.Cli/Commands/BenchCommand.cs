@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime;
 using Engine.Cli.Results;
 using Engine.Iommu;
 using Engine.Paging;
@@ -22,6 +23,12 @@ internal static class BenchCommand
     private static readonly TimeSpan MinimumRun = TimeSpan.FromMilliseconds(50);
     private const int WarmupPasses = 40;
     private static readonly TimeSpan Warmup = TimeSpan.FromMilliseconds(300);
+
+    /// <summary>The warm-up lasts until no method has been compiled for this long (tiering done)...</summary>
+    private static readonly TimeSpan JitSettle = TimeSpan.FromMilliseconds(300);
+
+    /// <summary>...or this long in all, whichever comes first.</summary>
+    private static readonly TimeSpan WarmupLimit = TimeSpan.FromSeconds(5);
 
     /// <summary>--quick: runs and warm-up short enough for a CI smoke test; the numbers are noisier.</summary>
     private static readonly (TimeSpan MinimumRun, int WarmupPasses, TimeSpan Warmup) Quick = (TimeSpan.FromMilliseconds(10), 10, TimeSpan.FromMilliseconds(100));
@@ -112,11 +119,25 @@ internal static class BenchCommand
             var stopwatch = Stopwatch.StartNew();
             ulong sink = workload.RunPass();
             long passes = Math.Max(1, (long)Math.Ceiling(minimumRun.TotalMilliseconds / Math.Max(stopwatch.Elapsed.TotalMilliseconds, 0.001)));
-            // Warm up long enough for tiered compilation to replace the first pass's code with its
-            // final (tier-1) form, so the timed runs measure what a long-running embedder gets.
+            // Warm up until tiered compilation has replaced the passes' code with its final (tier-1)
+            // form, so the timed runs measure what a long-running embedder gets. A fixed time was not
+            // enough: a method called once per 16 misses reached tier 1 after 0.3 s in some processes
+            // and not in others, and the same build timed 100 or 500 ns/op by the luck of the process.
+            // Done = no method compiled for a settle time (the background tier-1 compiles included).
             stopwatch.Restart();
-            for (int p = 0; p < warmupPasses || stopwatch.Elapsed < warmup; p++)
+            long compiled = JitInfo.GetCompiledMethodCount();
+            TimeSpan quietSince = TimeSpan.Zero;
+            bool settle = warmup >= Warmup;   // not for --quick: a smoke test
+            for (int p = 0; p < warmupPasses || stopwatch.Elapsed < warmup || (settle && stopwatch.Elapsed - quietSince < JitSettle && stopwatch.Elapsed < WarmupLimit); p++)
+            {
                 sink += workload.RunPass();
+                long now = JitInfo.GetCompiledMethodCount();
+                if (now != compiled)
+                {
+                    compiled = now;
+                    quietSince = stopwatch.Elapsed;
+                }
+            }
             var runs = new double[TimedRuns];
             long allocatedBefore = workload.AllocatedBytes;
             for (int r = 0; r < TimedRuns; r++)

@@ -40,9 +40,24 @@ public class MissWorkloadTests
         Assert.True(batch.UsesBatchWalker);
     }
 
+    [Fact]
+    public void WalkMissSetWalksTheSamePagesToTheSameAddressesAsTranslateMiss()
+    {
+        using var walks = WorkloadCatalog.Create("walk-missset", 1);
+        using var scalar = WorkloadCatalog.Create("translate-miss", 1);
+        walks.Setup();
+        scalar.Setup();
+        Assert.Equal(scalar.OperationsPerPass, walks.OperationsPerPass);
+        ulong expected = scalar.RunPass();
+        Assert.NotEqual(0UL, expected);
+        Assert.Equal(expected, walks.RunPass());
+        Assert.Equal(expected, walks.RunPass());
+    }
+
     [Theory]
     [InlineData("translate-miss")]
     [InlineData("translate-miss-batch")]
+    [InlineData("walk-missset")]
     public void TheMissWorkloadsAllocateNothing(string name)
     {
         using var w = WorkloadCatalog.Create(name, 1);
