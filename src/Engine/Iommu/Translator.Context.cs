@@ -4,7 +4,7 @@ namespace Engine.Iommu;
 
 // Resolution of (source id, PASID) through the root, context, PASID-directory and PASID tables,
 // written as the spec's numbered steps; each failing check returns the spec's reason code.
-public sealed unsafe partial class DmarUnit
+internal unsafe partial struct Translator
 {
     /// <summary>The context-cache key of a request without PASID (one past the 20-bit PASID range).</summary>
     private const uint NoPasidKey = ContextCache.NoPasidKey;
@@ -17,7 +17,7 @@ public sealed unsafe partial class DmarUnit
     }
 
     /// <summary>Resolves the request's context inside an epoch-protected region of its own.</summary>
-    private FaultReason ResolveProtected(in TranslationRequest request, out ResolvedContext context, out bool fpd)
+    internal FaultReason ResolveProtected(in TranslationRequest request, out ResolvedContext context, out bool fpd)
     {
         _memory.Epochs.Protect();
         try
