@@ -41,7 +41,9 @@ namespace Engine.Iommu;
 public sealed unsafe partial class DmarUnit : IDisposable, IDmarUnitHost
 {
     private readonly HostMemory _memory;
-    private Translator _translator;   // a struct, used in place (never copied): see Translator
+    // A struct, used in place and never copied (see Translator). Not readonly: a readonly field would
+    // hand every call a defensive copy, and the latches would be written into the copy.
+    private Translator _translator;
     private readonly DmarRegisterModel _registerModel;
     private readonly InvalidationQueue _invalidationQueue;
     private readonly PageRequestQueue _pageRequestQueue;
