@@ -5,17 +5,14 @@ namespace Engine.Iommu;
 // Checkpoints: the latched root table and TE, the register file, the counters, the context/PASID
 // cache, the IOTLB and the fault recorder. Tables, queues and the page-request ring are host-memory
 // frames (their heads and tails are registers), saved with host memory. Control path, on a quiet unit.
-public sealed unsafe partial class DmarUnit
+public sealed partial class DmarUnit
 {
     internal void SaveState(CheckpointWriter w)
     {
         lock (_registerModel.Lock)
         {
             ThrowIfDisposed();
-            w.U64(Volatile.Read(ref _rootTable));
-            w.Bool(Volatile.Read(ref _scalableRoot));
-            w.Bool(Volatile.Read(ref _translationEnabled));
-            w.Bool(Volatile.Read(ref _invalidTtm));
+            _translator.SaveLatches(w);
             int[] offsets = [.. Registers.Declarations.Keys.Order()];
             w.U32((uint)offsets.Length);
             foreach (int offset in offsets)
@@ -23,14 +20,10 @@ public sealed unsafe partial class DmarUnit
                 w.I32(offset);
                 w.U64(Registers.Get(offset));
             }
-            for (int c = 0; c < ThreadCounters.MaxCounters; c++)
-                w.I64(_counters.Read(c));
-            for (int i = 0; i < _faultsByReason.Length; i++)
-                w.I64(Interlocked.Read(ref _faultsByReason[i]));
+            _translator.SaveCounters(w);
             _pageRequestQueue.SaveState(w);
             _invalidationQueue.SaveState(w);
-            _contextCache.SaveState(w);
-            Iotlb.SaveState(w);
+            _translator.SaveCaches(w);
             FaultRecorder.SaveState(w);
         }
     }
@@ -55,22 +48,12 @@ public sealed unsafe partial class DmarUnit
                     throw r.Fail($"the offset of a declared register, found 0x{offset:x}", 4);
                 Registers.SetByHardware(offset, r.U64("the register's value"));
             }
-            for (int c = 0; c < ThreadCounters.MaxCounters; c++)
-            {
-                long value = r.I64("a translation counter");
-                _counters.Add(c, value - _counters.Read(c));
-            }
-            for (int i = 0; i < _faultsByReason.Length; i++)
-                _faultsByReason[i] = r.I64("a fault count by reason");
+            _translator.RestoreCounters(r);
             _pageRequestQueue.RestoreState(r);
             _invalidationQueue.RestoreState(r);
-            _contextCache.RestoreState(r);
-            Iotlb.RestoreState(r);
+            _translator.RestoreCaches(r);
             FaultRecorder.RestoreState(r);
-            Volatile.Write(ref _rootTable, root);
-            Volatile.Write(ref _scalableRoot, scalable);
-            Volatile.Write(ref _invalidTtm, invalidTtm);
-            Volatile.Write(ref _translationEnabled, te);
+            _translator.RestoreLatches(root, scalable, invalidTtm, te);
         }
     }
 }

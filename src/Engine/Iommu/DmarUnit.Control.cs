@@ -100,14 +100,14 @@ public sealed partial class DmarUnit
             return PageRequestStatus.NotEnabled;
         // The context check is the translator's: resolved as a translation would be, faults recorded as its are.
         var probe = new TranslationRequest(request.SourceId, request.Address, Paging.Access.Read, request.Pasid);
-        FaultReason fault = ResolveProtected(probe, out ResolvedContext context, out bool fpd);
+        FaultReason fault = _translator.ResolveProtected(probe, out ResolvedContext context, out bool fpd);
         if (fault == FaultReason.None && (context.Flags & ContextFlags.Scalable) == 0)
             fault = FaultReason.SmTtmLegacyPageRequest;
         else if (fault == FaultReason.None && (context.Flags & ContextFlags.PageRequest) == 0)
             fault = FaultReason.SmPageRequestEnableClear;
         if (fault != FaultReason.None)
         {
-            Fault(probe, fault, context.Did, fpd);
+            _translator.Fault(probe, fault, context.Did, fpd);
             return PageRequestStatus.Refused;
         }
         return _pageRequestQueue.Enqueue(request);

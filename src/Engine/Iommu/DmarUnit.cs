@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Engine.Memory;
 using Engine.Paging;
 
@@ -9,42 +10,40 @@ namespace Engine.Iommu;
 /// </summary>
 /// <remarks>
 /// <para>
-/// A façade over a hot translator and three cold models. The translator (no lock, no allocation,
-/// faults as values) is this class's partial files: <c>DmarUnit.Translate.cs</c> (the straight-line
-/// hit, the general path, walk and fill), <c>DmarUnit.Batch.cs</c> (<see cref="TranslateBatch"/>:
-/// misses grouped and walked together), <c>DmarUnit.BatchHits.cs</c> (the 8-at-a-time AVX-512 hit
-/// pass) and <c>DmarUnit.Context.cs</c> (root/context/PASID resolution behind the context cache).
+/// A façade over a hot translator and three cold models, each owning its own state.
 /// </para>
 /// <para>
-/// The cold models are classes of their own, each owning its state, all under one register lock:
+/// The translator, <see cref="Iommu.Translator"/> (no lock, no allocation, faults as values), owns the
+/// context cache and its fast words, the IOTLB, the walker configuration, the counters and the latches
+/// it reads (root table, scalable mode, TE, disposal). It is a struct held in place in this unit
+/// (<see cref="Translator"/>), so that the inlined <see cref="Translate"/> reads its fields off the
+/// unit with no extra load. Its files: <c>Translator.cs</c> (fields, construction, latches, disposal),
+/// <c>Translator.Translate.cs</c> (the straight-line hit, the general path, walk and fill, faults),
+/// <c>Translator.Batch.cs</c> (<see cref="TranslateBatch"/>: misses grouped and walked together),
+/// <c>Translator.BatchHits.cs</c> (the 8-at-a-time AVX-512 hit pass), <c>Translator.Context.cs</c>
+/// (root/context/PASID resolution behind the context cache) and <c>Translator.Checkpoint.cs</c> (its
+/// part of a checkpoint).
+/// </para>
+/// <para>
+/// The cold models are classes of their own, all under one register lock:
 /// <see cref="DmarRegisterModel"/> (register side effects: GCMD, CCMD, IOTLB_REG, the
 /// invalidation-completion and page-request interrupt conditions), <see cref="InvalidationQueue"/>
 /// (queued invalidation) and <see cref="PageRequestQueue"/> (the page-request ring and responses).
-/// They reach the translator's latched state only through <see cref="IDmarUnitHost"/>, which this
-/// class implements; the fault registers belong to <see cref="FaultRecorder"/>.
+/// They reach the translator's latches only through <see cref="IDmarUnitHost"/>, which this class
+/// implements by forwarding to the translator; the fault registers belong to <see cref="FaultRecorder"/>.
 /// </para>
 /// <para>
-/// This file: construction, the latched state the translator reads, interrupt delivery, disposal.
-/// <c>DmarUnit.Control.cs</c>: the control calls, forwarded to the models. <c>DmarUnit.Checkpoint.cs</c>:
-/// save and restore.
+/// This file: construction, the translation calls and counters (forwarders to the translator),
+/// interrupt delivery, the latches the models set, disposal. <c>DmarUnit.Control.cs</c>: the control
+/// calls, forwarded to the models. <c>DmarUnit.Checkpoint.cs</c>: save and restore.
 /// </para>
 /// </remarks>
 public sealed unsafe partial class DmarUnit : IDisposable, IDmarUnitHost
 {
     private readonly HostMemory _memory;
-    private readonly WalkerConfig _walker;
-    private readonly ContextCache _contextCache;
-    private readonly ulong* _fastWords;   // the context cache's fast words, read directly by the hit path
-    private readonly bool _useBatchVector;
-    private readonly BatchWalkerKind _batchWalker;
-    private readonly int _superpageLevel;
-    private readonly int _mgaw;
-    private readonly bool _legacyStylePermissions;
-    private ulong _rootTable;
-    private bool _scalableRoot;
-    private bool _translationEnabled;
-    private bool _invalidTtm;
-    private bool _disposed;
+    // A struct, used in place and never copied (see Translator). Not readonly: a readonly field would
+    // hand every call a defensive copy, and the latches would be written into the copy.
+    private Translator _translator;
     private readonly DmarRegisterModel _registerModel;
     private readonly InvalidationQueue _invalidationQueue;
     private readonly PageRequestQueue _pageRequestQueue;
@@ -62,26 +61,18 @@ public sealed unsafe partial class DmarUnit : IDisposable, IDmarUnitHost
         // Configuration, resolved first (control path: a walker that cannot run throws now, before
         // anything is built, and never in a batch).
         BatchWalker = BatchWalkerDefault.Resolve(options.BatchWalker);
-        _batchWalker = BatchWalker.Kind;
         Options = options;
         _memory = memory;
         Cap = options.Cap;
         Ecap = options.Ecap;
         Driver = new DriverView(Cap, Ecap);
-        _superpageLevel = Driver.SuperpageLevel;
-        _mgaw = Cap.Mgaw;
-        _legacyStylePermissions = options.ScalablePermissionFaults == ScalablePermissionFaultStyle.ByRequest;
-        _walker = WalkerConfig.SecondStage(memory.HostAddressWidth, _superpageLevel, Ecap.SnoopControl, Ecap.DeviceTlb, executeRequests: false);
         Registers = DmarRegisters.CreateFile(Cap, Ecap);
-        Iotlb = new Iotlb(options.IotlbSets, options.UseSimd);
-        _contextCache = new ContextCache(options.ContextCacheSlots);
-        _fastWords = _contextCache.FastWords;
-        _useBatchVector = options.UseSimd && BatchHitsUseVector512;
         FaultRecorder = new FaultRecorder(Registers, Cap, options.FaultCollapsing);
+        _translator = new Translator(this, memory, options, BatchWalker.Kind, Driver.SuperpageLevel, FaultRecorder);
         // The recorder does not know its unit; the unit adds itself as the sender.
         FaultRecorder.FaultEvent += () => Interrupt?.Invoke(this, DmarInterruptEventArgs.Fault);
         // The models act on register writes from here on, each on its own registers.
-        _registerModel = new DmarRegisterModel(this, Registers, Cap, Ecap, Iotlb);
+        _registerModel = new DmarRegisterModel(this, Registers, Cap, Ecap, _translator.Iotlb);
         _pageRequestQueue = new PageRequestQueue(this, _registerModel, Registers, memory, Ecap, Name);
         _invalidationQueue = new InvalidationQueue(this, _registerModel, _pageRequestQueue, Registers, FaultRecorder, memory, Ecap, Name);
     }
@@ -127,16 +118,55 @@ public sealed unsafe partial class DmarUnit : IDisposable, IDmarUnitHost
     }
 
     // SRTP's latches, written under the register lock and read by translations without one.
-    void IDmarUnitHost.LatchRootTable(ulong rootTable, bool scalable, bool invalidTtm)
-    {
-        Volatile.Write(ref _rootTable, rootTable);
-        Volatile.Write(ref _scalableRoot, scalable);
-        _invalidTtm = invalidTtm;
-    }
+    void IDmarUnitHost.LatchRootTable(ulong rootTable, bool scalable, bool invalidTtm) => _translator.LatchRootTable(rootTable, scalable, invalidTtm);
 
-    void IDmarUnitHost.LatchTranslationEnabled(bool enabled) => Volatile.Write(ref _translationEnabled, enabled);
+    void IDmarUnitHost.LatchTranslationEnabled(bool enabled) => _translator.LatchTranslationEnabled(enabled);
 
-    void IDmarUnitHost.InvalidateContextCache() => _contextCache.InvalidateAll();
+    void IDmarUnitHost.InvalidateContextCache() => _translator.InvalidateContextCache();
+
+    /// <summary>
+    /// Translates one request: context (cached) → IOTLB → second-stage walk → fill, or a fault with
+    /// its VT-d reason code. Thread-safe; concurrent with invalidations and table changes.
+    /// </summary>
+    /// <remarks>
+    /// The common case runs in one straight line: translation on, no PASID, not an ATS request, a
+    /// current fast context word (which exists only for contexts that translate), the address within
+    /// the width, an IOTLB hit with the permissions asked for. Anything else takes the general path,
+    /// which gives the same answer for these requests too.
+    /// <para>After <see cref="Dispose"/> every translation answers <see cref="TranslationStatus.Disposed"/>.</para>
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // the translator's straight line, inlined into the caller's loop
+    public TranslationResult Translate(in TranslationRequest request) => Translator.Translate(this, request);
+
+    /// <summary>
+    /// Translates <paramref name="requests"/> into <paramref name="results"/> (one each, same order);
+    /// the same translations and faults as calling <see cref="Translate"/> for each request in order
+    /// (only <see cref="TranslationResult.IotlbHit"/> differs when a page repeats inside one batch:
+    /// both requests walked together).
+    /// </summary>
+    /// <remarks>
+    /// Each chunk of 64 requests reads the context-cache stamp once, as if its requests all started
+    /// together: an invalidation that returns while a batch runs may still be missed by the rest of
+    /// that chunk, never by a later batch. After <see cref="Dispose"/> every result is
+    /// <see cref="TranslationStatus.Disposed"/>.
+    /// </remarks>
+    /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="requests"/>.</exception>
+    public void TranslateBatch(ReadOnlySpan<TranslationRequest> requests, Span<TranslationResult> results) => _translator.TranslateBatch(requests, results);
+
+    /// <summary>Translations that missed the IOTLB and walked.</summary>
+    public long IotlbMisses => _translator.IotlbMisses;
+
+    /// <summary>Translations that missed the context cache and read the tables.</summary>
+    public long ContextMisses => _translator.ContextMisses;
+
+    /// <summary>Translations that faulted (recorded or not).</summary>
+    public long Faults => _translator.Faults;
+
+    /// <summary>Translations (and page requests) that faulted with <paramref name="reason"/>.</summary>
+    public long FaultsWith(FaultReason reason) => _translator.FaultsWith(reason);
+
+    /// <summary>The hot side: translation, the context cache and the IOTLB (a struct, used in place through this reference).</summary>
+    internal ref Translator Translator => ref _translator;
 
     /// <summary>How the unit was built.</summary>
     public DmarUnitOptions Options { get; }
@@ -157,7 +187,7 @@ public sealed unsafe partial class DmarUnit : IDisposable, IDmarUnitHost
     internal RegisterFile Registers { get; }
 
     /// <summary>The IOTLB.</summary>
-    internal Iotlb Iotlb { get; }
+    internal Iotlb Iotlb => _translator.Iotlb;
 
     /// <summary>Primary fault logging into the fault-recording registers, with counters and a callback for embedders.</summary>
     internal FaultRecorder FaultRecorder { get; }
@@ -169,22 +199,22 @@ public sealed unsafe partial class DmarUnit : IDisposable, IDmarUnitHost
     internal BatchWalkerSelection BatchWalker { get; }
 
     /// <summary>The second-stage walker configuration of this unit (HAW, superpages, SC, DT).</summary>
-    internal WalkerConfig WalkerConfig => _walker;
+    internal WalkerConfig WalkerConfig => _translator.WalkerConfig;
 
     /// <summary>Whether GCMD.TE is set (GSTS.TES).</summary>
-    public bool TranslationEnabled => Volatile.Read(ref _translationEnabled);
+    public bool TranslationEnabled => _translator.TranslationEnabled;
 
     /// <summary>The latched root-table address (GSTS.RTPS), or 0.</summary>
-    public ulong RootTableAddress => Volatile.Read(ref _rootTable);
+    public ulong RootTableAddress => _translator.RootTableAddress;
 
     /// <summary>Whether the latched root table is in scalable mode (RTADDR.TTM = 01).</summary>
-    public bool ScalableMode => Volatile.Read(ref _scalableRoot);
+    public bool ScalableMode => _translator.ScalableMode;
 
     /// <summary>Context-cache and PASID-cache invalidations so far (the cache's generation).</summary>
-    public uint ContextCacheGeneration => _contextCache.Generation;
+    public uint ContextCacheGeneration => _translator.ContextCacheGeneration;
 
     /// <summary>Whether <see cref="Dispose"/> has been called.</summary>
-    public bool IsDisposed => Volatile.Read(ref _disposed);
+    public bool IsDisposed => _translator.IsDisposed;
 
     /// <summary>
     /// Takes the unit out of service. Every translation that starts afterwards answers
@@ -202,19 +232,16 @@ public sealed unsafe partial class DmarUnit : IDisposable, IDmarUnitHost
         // Under the register lock, so a GCMD write racing this cannot turn translation back on.
         lock (_registerModel.Lock)
         {
-            if (_disposed)
+            if (_translator.IsDisposed)
                 return;
-            // The flag before TE: a translation that sees TE off and then reads the flag sees it set.
-            Volatile.Write(ref _disposed, true);
-            Volatile.Write(ref _translationEnabled, false);
+            _translator.MarkDisposed();   // the flag, then TE off
             _registerModel.Detach();
             _invalidationQueue.Detach();
         }
         FaultRecorder.Dispose();
-        Iotlb.Dispose();
-        _contextCache.Dispose();
+        _translator.Dispose();
     }
 
     /// <summary>Throws <see cref="ObjectDisposedException"/> once the unit is disposed (control paths).</summary>
-    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed), this);
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_translator.IsDisposed, this);
 }

@@ -6,9 +6,9 @@ namespace Engine.Iommu;
 /// latch, drop the context cache, and deliver an interrupt through the unit's events.
 /// </summary>
 /// <remarks>
-/// The translator reads these latches on every translation without a lock, so they stay fields of
-/// <see cref="DmarUnit"/>; the models write them only through this interface, under their register
-/// lock. The IOTLB is handed to the models directly: its invalidations are its own methods.
+/// The translator reads these latches on every translation without a lock, so they are fields of the
+/// unit's <see cref="Translator"/>; the models write them only through this interface (the unit
+/// forwards), under their register lock. The IOTLB is handed to the models directly: its invalidations are its own methods.
 /// </remarks>
 internal interface IDmarUnitHost
 {

@@ -32,13 +32,49 @@ internal readonly record struct RootEntry
         Hi = hi;
     }
 
+    /// <summary>Device functions each half of a scalable-mode root entry covers (lo 0x00–0x7f, hi 0x80–0xff).</summary>
+    public const int ScalableHalfDevFns = 0x80;
+
     /// <summary>A legacy root entry pointing at <paramref name="contextTable"/>.</summary>
-    public static RootEntry Legacy(ulong contextTable) => new((contextTable & PointerMask) | PresentBit, 0);
+    public static RootEntry Legacy(ulong contextTable) => new(PresentHalf(contextTable), 0);
 
     /// <summary>A scalable-mode root entry; a zero pointer leaves that half not present.</summary>
     public static RootEntry Scalable(ulong lowerContextTable, ulong upperContextTable) => new(
-        lowerContextTable == 0 ? 0 : (lowerContextTable & PointerMask) | PresentBit,
-        upperContextTable == 0 ? 0 : (upperContextTable & PointerMask) | PresentBit);
+        lowerContextTable == 0 ? 0 : PresentHalf(lowerContextTable),
+        upperContextTable == 0 ? 0 : PresentHalf(upperContextTable));
+
+    /// <summary>One present half (a legacy lo, or either scalable half) pointing at <paramref name="contextTable"/>.</summary>
+    public static ulong PresentHalf(ulong contextTable) => (contextTable & PointerMask) | PresentBit;
+
+    /// <summary>Legacy: the entry is present (lo bit 0).</summary>
+    public bool Present => IsPresent(Lo);
+
+    /// <summary>Legacy: the context table of the bus (lo 63:12), indexed by devfn.</summary>
+    public ulong ContextTablePointer => ContextTablePointerOf(Lo);
+
+    /// <summary>Scalable mode: the lower context table (devfn 0x00–0x7f) is present (lo bit 0).</summary>
+    public bool LowerPresent => IsPresent(Lo);
+
+    /// <summary>Scalable mode: the upper context table (devfn 0x80–0xff) is present (hi bit 0).</summary>
+    public bool UpperPresent => IsPresent(Hi);
+
+    /// <summary>Scalable mode: the lower context table, devfn 0x00–0x7f (lo 63:12).</summary>
+    public ulong LowerContextTablePointer => ContextTablePointerOf(Lo);
+
+    /// <summary>Scalable mode: the upper context table, devfn 0x80–0xff (hi 63:12).</summary>
+    public ulong UpperContextTablePointer => ContextTablePointerOf(Hi);
+
+    /// <summary>Whether one half (a legacy lo, or either scalable half) has its P bit (bit 0) set.</summary>
+    public static bool IsPresent(ulong half) => (half & PresentBit) != 0;
+
+    /// <summary>The context-table pointer of one half (bits 63:12).</summary>
+    public static ulong ContextTablePointerOf(ulong half) => half & PointerMask;
+
+    /// <summary>Scalable mode: whether <paramref name="devFn"/> is served by the upper half (hi, devfn 0x80–0xff).</summary>
+    public static bool IsUpperHalf(byte devFn) => devFn >= ScalableHalfDevFns;
+
+    /// <summary>Scalable mode: the byte offset in the root entry of the half that serves <paramref name="devFn"/> (0 lo, 8 hi).</summary>
+    public static int ScalableHalfOffset(byte devFn) => IsUpperHalf(devFn) ? sizeof(ulong) : 0;
 
     /// <summary>Reserved bits of one half: 11:1 and the address bits at or above the host width.</summary>
     public static ulong ReservedMask(int hostAddressWidth) => 0xFFEUL | ~((1UL << hostAddressWidth) - 1);
@@ -176,6 +212,12 @@ internal readonly record struct ScalableContextEntry
 
     /// <summary>Reserved bits of qw1: 63:21 (QEMU's mask).</summary>
     public const ulong ReservedMaskQw1 = 0xFFFF_FFFF_FFE0_0000UL;
+
+    /// <summary>
+    /// The index of <paramref name="devFn"/>'s entry in its half-table (devfn &amp; 0x7f): the root entry's
+    /// lower or upper half (<see cref="RootEntry.IsUpperHalf"/>) picks the table, this the entry.
+    /// </summary>
+    public static int IndexOf(byte devFn) => devFn & (RootEntry.ScalableHalfDevFns - 1);
 }
 
 /// <summary>A PASID-directory entry (64 bits, indexed by PASID &gt;&gt; 6): P 0, FPD 1, PASID-table pointer 63:12.</summary>

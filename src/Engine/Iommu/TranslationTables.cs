@@ -70,8 +70,8 @@ internal sealed class TranslationTables
         RequirePasid(ridPasid, nameof(ridPasid));
         lock (_lock)
         {
-            ulong table = ContextTable(sourceId >> 8, upper: (byte)sourceId >= 0x80);
-            ulong at = table + (ulong)((byte)sourceId & 0x7F) * ScalableContextEntry.Size;
+            ulong table = ContextTable(sourceId >> 8, upper: RootEntry.IsUpperHalf((byte)sourceId));
+            ulong at = table + (ulong)ScalableContextEntry.IndexOf((byte)sourceId) * ScalableContextEntry.Size;
             var entry = ScalableContextEntry.Create(PasidDirectory(sourceId), Pdts, ridPasid, pasidEnable, pageRequestEnable, deviceTlbEnable, fpd);
             _memory.WriteEntry(at, 0);
             _memory.WriteEntry(at + 8, entry.Qw1);
@@ -101,9 +101,9 @@ internal sealed class TranslationTables
     {
         lock (_lock)
         {
-            if (_contextTables.TryGetValue((sourceId >> 8, !Scalable ? false : (byte)sourceId >= 0x80), out ulong table))
+            if (_contextTables.TryGetValue((sourceId >> 8, Scalable && RootEntry.IsUpperHalf((byte)sourceId)), out ulong table))
             {
-                ulong at = Scalable ? table + (ulong)((byte)sourceId & 0x7F) * ScalableContextEntry.Size : table + (ulong)(byte)sourceId * ContextEntry.Size;
+                ulong at = Scalable ? table + (ulong)ScalableContextEntry.IndexOf((byte)sourceId) * ScalableContextEntry.Size : table + (ulong)(byte)sourceId * ContextEntry.Size;
                 _memory.WriteEntry(at, 0);
             }
         }
@@ -128,14 +128,14 @@ internal sealed class TranslationTables
     /// <exception cref="ArgumentException">No context table covers <paramref name="sourceId"/> yet (no context was set on its bus, or, in scalable mode, its half of the bus).</exception>
     public ulong ContextEntryAddress(ushort sourceId)
     {
-        bool upper = Scalable && (byte)sourceId >= 0x80;
+        bool upper = Scalable && RootEntry.IsUpperHalf((byte)sourceId);
         lock (_lock)
         {
             if (!_contextTables.TryGetValue((sourceId >> 8, upper), out ulong table))
                 throw new ArgumentException(
                     $"No context table covers source 0x{sourceId:x4} (bus 0x{sourceId >> 8:x2}{(Scalable ? upper ? ", upper half" : ", lower half" : "")}): set a context for it first.",
                     nameof(sourceId));
-            return Scalable ? table + (ulong)((byte)sourceId & 0x7F) * ScalableContextEntry.Size : table + (ulong)(byte)sourceId * ContextEntry.Size;
+            return Scalable ? table + (ulong)ScalableContextEntry.IndexOf((byte)sourceId) * ScalableContextEntry.Size : table + (ulong)(byte)sourceId * ContextEntry.Size;
         }
     }
 
@@ -174,7 +174,7 @@ internal sealed class TranslationTables
         table = _memory.AllocateFrame();
         _contextTables[(bus, upper)] = table;
         ulong rootEntry = RootTable + (ulong)bus * RootEntry.Size + (upper ? 8UL : 0);
-        _memory.WriteEntry(rootEntry, (table & RootEntry.PointerMask) | RootEntry.PresentBit);
+        _memory.WriteEntry(rootEntry, RootEntry.PresentHalf(table));
         return table;
     }
 

@@ -38,6 +38,54 @@ public class TableEntryEncodingTests
     }
 
     [Fact]
+    public void LegacyRootEntryReadsPresentAndTheContextTablePointerFromLo()
+    {
+        var legacy = new RootEntry(Table | 0xABC | 1, 0);
+        Assert.True(legacy.Present);
+        Assert.Equal(Table, legacy.ContextTablePointer);
+        Assert.Equal(Table, RootEntry.Legacy(Table).ContextTablePointer);
+
+        var absent = new RootEntry(Table, 0);
+        Assert.False(absent.Present, "bit 0 clear: not present, whatever the pointer");
+        Assert.Equal(Table, absent.ContextTablePointer);
+    }
+
+    [Fact]
+    public void ScalableRootEntryReadsEachHalfsPresentAndPointer()
+    {
+        const ulong Upper = 0x0000_0045_6789_A000UL;
+        var both = RootEntry.Scalable(Table, Upper);
+        Assert.True(both.LowerPresent);
+        Assert.True(both.UpperPresent);
+        Assert.Equal(Table, both.LowerContextTablePointer);
+        Assert.Equal(Upper, both.UpperContextTablePointer);
+
+        var upperOnly = RootEntry.Scalable(0, Upper);
+        Assert.False(upperOnly.LowerPresent);
+        Assert.True(upperOnly.UpperPresent);
+        Assert.Equal(Upper, upperOnly.UpperContextTablePointer);
+
+        // The half readers, as the resolution uses them on the one qword it reads.
+        Assert.True(RootEntry.IsPresent(Upper | 1));
+        Assert.False(RootEntry.IsPresent(Upper));
+        Assert.Equal(Upper, RootEntry.ContextTablePointerOf(Upper | 0xFFF));
+        Assert.Equal(Upper | 1, RootEntry.PresentHalf(Upper | 0xABC));
+    }
+
+    [Theory]
+    [InlineData(0x00, false, 0, 0x00)]
+    [InlineData(0x7F, false, 0, 0x7F)]
+    [InlineData(0x80, true, 8, 0x00)]
+    [InlineData(0xA5, true, 8, 0x25)]
+    [InlineData(0xFF, true, 8, 0x7F)]
+    public void ScalableModeDevFnPicksTheHalfAndTheEntryInItsTable(byte devFn, bool upper, int halfOffset, int index)
+    {
+        Assert.Equal(upper, RootEntry.IsUpperHalf(devFn));
+        Assert.Equal(halfOffset, RootEntry.ScalableHalfOffset(devFn));
+        Assert.Equal(index, ScalableContextEntry.IndexOf(devFn));
+    }
+
+    [Fact]
     public void ContextEntryPlacesTtAwAndDidWhereTheSpecSays()
     {
         var e = ContextEntry.Create(Table, aw: 2, did: 0xBEEF, translationType: ContextEntry.TranslationTypePassThrough, fpd: true);

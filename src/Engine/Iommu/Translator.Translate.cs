@@ -5,16 +5,15 @@ using Engine.Paging;
 
 namespace Engine.Iommu;
 
-// The hot path. Allocates nothing, throws nothing, takes no lock: a fault is a value.
-public sealed unsafe partial class DmarUnit
+// The hot path (DmarUnit.Translate forwards here). Allocates nothing, throws nothing, takes no lock: a fault is a value.
+internal unsafe partial struct Translator
 {
-    // The translate path's counters, one cache line per thread, added to with plain stores: an
-    // interlocked increment is a full barrier, and one per miss kept the next miss's walk from
-    // overlapping this one's (issue 14). Summed when read.
+    // The translate path's counters (_counters, in Translator.cs), one cache line per thread, added to
+    // with plain stores: an interlocked increment is a full barrier, and one per miss kept the next
+    // miss's walk from overlapping this one's (issue 14). Summed when read.
     private const int MissCounter = 0;
     private const int ContextMissCounter = 1;
     private const int FaultCounter = 2;
-    private readonly ThreadCounters _counters = new();
 
     /// <summary>Translations that missed the IOTLB and walked.</summary>
     public long IotlbMisses => _counters.Read(MissCounter);
@@ -24,10 +23,6 @@ public sealed unsafe partial class DmarUnit
 
     /// <summary>Translations that faulted (recorded or not).</summary>
     public long Faults => _counters.Read(FaultCounter);
-
-    // Faults by VT-d reason code, counted on the fault path (never on a hit or a miss that
-    // translates), which takes the fault recorder's lock right after: an interlocked add is no loss there.
-    private readonly long[] _faultsByReason = new long[256];
 
     /// <summary>Translations (and page requests) that faulted with <paramref name="reason"/>.</summary>
     public long FaultsWith(FaultReason reason) => Interlocked.Read(ref _faultsByReason[(byte)reason]);
@@ -41,29 +36,37 @@ public sealed unsafe partial class DmarUnit
     /// current fast context word (which exists only for contexts that translate), the address within
     /// the width, an IOTLB hit with the permissions asked for. Anything else takes the general path,
     /// which gives the same answer for these requests too.
-    /// <para>After <see cref="Dispose"/> every translation answers <see cref="TranslationStatus.Disposed"/>.</para>
+    /// <para>After <see cref="DmarUnit.Dispose"/> every translation answers <see cref="TranslationStatus.Disposed"/>.</para>
+    /// <para>
+    /// Static over the unit that holds the translator, and reading the fields as <c>owner.Translator.X</c>:
+    /// inlined into a caller's loop, each is one load off the unit's register, as when they were the
+    /// unit's own fields. As an instance call on the struct, the JIT kept the struct's address in a
+    /// temporary (a null check, a spill, reloads) on every iteration (tier-1 listing of iotlb-hit).
+    /// </para>
     /// </remarks>
+    /// <param name="owner">The unit this translator is the <see cref="DmarUnit.Translator"/> of, kept reachable past the hit's last read.</param>
+    /// <param name="request">The request.</param>
     [SkipLocalsInit]
     [MethodImpl(MethodImplOptions.AggressiveInlining)] // inlined into the caller's loop, as it was by itself before it grew the miss call
-    public TranslationResult Translate(in TranslationRequest request)
+    public static TranslationResult Translate(DmarUnit owner, in TranslationRequest request)
     {
         // The straight line, written out here rather than through TryTranslateHit: with an answer to
         // pass back (hit, miss, neither), the hit's result went through the stack (tier-1 listings of iotlb-hit).
         ulong missWord;
-        if (Volatile.Read(ref _translationEnabled) && request.Pasid == TranslationRequest.NoPasid && !request.IsTranslationRequest)
+        if (Volatile.Read(ref owner.Translator._translationEnabled) && request.Pasid == TranslationRequest.NoPasid && !request.IsTranslationRequest)
         {
             // Raw words with the layouts' static readers: wrapped in struct locals, the loop's words
             // spilled to the stack and iotlb-hit slowed (measured), so the hot path keeps ulongs.
-            ulong word = Volatile.Read(ref _fastWords[request.SourceId]);
+            ulong word = Volatile.Read(ref owner.Translator._fastWords[request.SourceId]);
             ulong iova = request.Iova;
             if (FastContextWord.Covers(word, iova))
             {
-                ulong data = Iotlb.LookupData(FastContextWord.DidOf(word), iova);
-                if (IsStraightHit(data, word, request.Access))
+                ulong data = owner.Translator.Iotlb.LookupData(FastContextWord.DidOf(word), iova);
+                if (IsStraightHit(owner, data, word, request.Access))
                 {
                     // The caches the hit read are freed only once the unit is unreachable: keep it reachable
                     // past the last read, even if the caller dropped its reference (see PinnedWords).
-                    GC.KeepAlive(this);
+                    GC.KeepAlive(owner);
                     return HitResult(data, word, iova);
                 }
                 // A miss under a word ever written (bit 63, the stamp's valid bit): walk at once.
@@ -79,7 +82,7 @@ public sealed unsafe partial class DmarUnit
             missWord = 0;   // each path sets it after leaving the hit's: set before, it cost the hit a store (listing)
         }
         // One call site for both: with a third return, the hit's result went through the stack.
-        return TranslateMiss(request, missWord);
+        return owner.Translator.TranslateMiss(request, missWord);
     }
 
     // Access 0..7 (None, R, W, RW, X, RX, WX, RWX) → entry bits required: 8 | R/W as asked | R for X.
@@ -87,7 +90,7 @@ public sealed unsafe partial class DmarUnit
 
     /// <summary>Whether the probe's <paramref name="data"/> answers the request: granted, and the word still current.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool IsStraightHit(ulong data, ulong word, Access access)
+    private static bool IsStraightHit(DmarUnit owner, ulong data, ulong word, Access access)
     {
         // The bits a hit needs, by access (a nibble each): execute needs read (no ERS/SSEE; X
         // itself is not checked), and bit 3, set in every entry, makes a miss (0) fail too.
@@ -99,7 +102,7 @@ public sealed unsafe partial class DmarUnit
         // filled after the context invalidation that freed the DID, so a probe that saw it
         // sees the stamp move too (loads are ordered, and this one is volatile). A stale word
         // probes for nothing worse than a miss: every DID has its state and sets.
-        return IotlbData.Grants(data, required) && FastContextWord.StampOf(word) == Volatile.Read(ref _fastWords[ContextCache.SourceIds]);
+        return IotlbData.Grants(data, required) && FastContextWord.StampOf(word) == Volatile.Read(ref owner.Translator._fastWords[ContextCache.SourceIds]);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -108,21 +111,22 @@ public sealed unsafe partial class DmarUnit
             (PageSize)IotlbData.LevelOf(data), IotlbData.PermissionsOf(data), IotlbData.SnoopOf(data), FaultReason.None, FastContextWord.DidOf(word), true);
 
     /// <summary>The straight line of <see cref="Translate"/> for the batch's one-by-one pass: a hit, a miss to walk, or neither.</summary>
+    /// <param name="owner">The unit this translator belongs to (kept reachable by the batch).</param>
     /// <param name="request">The request.</param>
     /// <param name="result">The hit's result, when true.</param>
     /// <param name="missed">When false: whether the probe missed under a word ever written, so the request needs only a walk (see <see cref="TryMissContext"/>).</param>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool TryTranslateHit(in TranslationRequest request, out TranslationResult result, out bool missed)
+    private static bool TryTranslateHit(DmarUnit owner, in TranslationRequest request, out TranslationResult result, out bool missed)
     {
         missed = false;
-        if (Volatile.Read(ref _translationEnabled) && request.Pasid == TranslationRequest.NoPasid && !request.IsTranslationRequest)
+        if (Volatile.Read(ref owner.Translator._translationEnabled) && request.Pasid == TranslationRequest.NoPasid && !request.IsTranslationRequest)
         {
-            ulong word = Volatile.Read(ref _fastWords[request.SourceId]);
+            ulong word = Volatile.Read(ref owner.Translator._fastWords[request.SourceId]);
             ulong iova = request.Iova;
             if (FastContextWord.Covers(word, iova))
             {
-                ulong data = Iotlb.LookupData(FastContextWord.DidOf(word), iova);
-                if (IsStraightHit(data, word, request.Access))
+                ulong data = owner.Translator.Iotlb.LookupData(FastContextWord.DidOf(word), iova);
+                if (IsStraightHit(owner, data, word, request.Access))
                 {
                     result = HitResult(data, word, iova);
                     return true;
@@ -144,7 +148,7 @@ public sealed unsafe partial class DmarUnit
         TranslationResult result = TryTranslateWithoutWalk(request, generation, out TranslationResult early, out ResolvedContext context)
             ? early
             : WalkAndFill(request, context, generation);
-        GC.KeepAlive(this);   // as in Translate
+        GC.KeepAlive(_owner);   // as in Translate
         return result;
     }
 
@@ -173,7 +177,7 @@ public sealed unsafe partial class DmarUnit
         int slot = ThreadSlots.Current;   // once per miss: the epoch slot and the counters' line
         WalkResult walk = WalkProtected(context, request.Iova, slot);
         TranslationResult result = FinishWalk(request, context, walk, ticket, generation, slot);
-        GC.KeepAlive(this);   // as in Translate
+        GC.KeepAlive(_owner);   // as in Translate
         return result;
     }
 
@@ -315,7 +319,7 @@ public sealed unsafe partial class DmarUnit
     private static bool Fpd(in ResolvedContext context) => (context.Flags & ContextFlags.FaultProcessingDisabled) != 0;
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private TranslationResult Fault(in TranslationRequest request, FaultReason reason, ushort did, bool fpd)
+    internal TranslationResult Fault(in TranslationRequest request, FaultReason reason, ushort did, bool fpd)
     {
         _counters.Increment(FaultCounter);
         Interlocked.Increment(ref _faultsByReason[(byte)reason]);

@@ -8,7 +8,7 @@ namespace Engine.Iommu;
 // Batch translation: IOTLB probes for the whole batch, then the misses of each domain walked
 // together by the batch walker (their loads overlap), then filled. Zero allocation: the per-chunk
 // bookkeeping lives on the stack.
-public sealed unsafe partial class DmarUnit
+internal unsafe partial struct Translator
 {
     private const int BatchChunk = 64;   // TranslateHits answers with a 64-bit mask
 
@@ -21,7 +21,7 @@ public sealed unsafe partial class DmarUnit
     /// <remarks>
     /// Each chunk of 64 requests reads the context-cache stamp once, as if its requests all started
     /// together: an invalidation that returns while a batch runs may still be missed by the rest of
-    /// that chunk, never by a later batch. After <see cref="Dispose"/> every result is
+    /// that chunk, never by a later batch. After <see cref="DmarUnit.Dispose"/> every result is
     /// <see cref="TranslationStatus.Disposed"/>.
     /// </remarks>
     /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="requests"/>.</exception>
@@ -66,7 +66,7 @@ public sealed unsafe partial class DmarUnit
             if (misses != 0)
                 WalkAndFillMisses(requests, results, missIndex[..misses], missContext[..misses], generation, order, addresses, walks, tickets);
         }
-        GC.KeepAlive(this);   // as in Translate: the caches stay reachable until the last read
+        GC.KeepAlive(_owner);   // as in Translate: the caches stay reachable until the last read
     }
 
     /// <summary>

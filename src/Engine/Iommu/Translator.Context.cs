@@ -4,7 +4,7 @@ namespace Engine.Iommu;
 
 // Resolution of (source id, PASID) through the root, context, PASID-directory and PASID tables,
 // written as the spec's numbered steps; each failing check returns the spec's reason code.
-public sealed unsafe partial class DmarUnit
+internal unsafe partial struct Translator
 {
     /// <summary>The context-cache key of a request without PASID (one past the 20-bit PASID range).</summary>
     private const uint NoPasidKey = ContextCache.NoPasidKey;
@@ -17,7 +17,7 @@ public sealed unsafe partial class DmarUnit
     }
 
     /// <summary>Resolves the request's context inside an epoch-protected region of its own.</summary>
-    private FaultReason ResolveProtected(in TranslationRequest request, out ResolvedContext context, out bool fpd)
+    internal FaultReason ResolveProtected(in TranslationRequest request, out ResolvedContext context, out bool fpd)
     {
         _memory.Epochs.Protect();
         try
@@ -58,13 +58,14 @@ public sealed unsafe partial class DmarUnit
         ulong rootHi = ReadQword(root + (ulong)request.Bus * RootEntry.Size + 8, out bool okHi);
         if (!ok || !okHi)
             return FaultReason.RootTableInvalid;
-        if ((rootLo & RootEntry.PresentBit) == 0)
+        var rootEntry = new RootEntry(rootLo, rootHi);
+        if (!rootEntry.Present)
             return FaultReason.RootEntryNotPresent;
-        if ((rootLo & RootEntry.ReservedMask(haw)) != 0 || rootHi != 0)
+        if ((rootEntry.Lo & RootEntry.ReservedMask(haw)) != 0 || rootEntry.Hi != 0)
             return FaultReason.RootEntryReserved;
 
         // L3: the context entry for the device/function.
-        ulong entryHpa = (rootLo & RootEntry.PointerMask) + (ulong)request.DevFn * ContextEntry.Size;
+        ulong entryHpa = rootEntry.ContextTablePointer + (ulong)request.DevFn * ContextEntry.Size;
         var entry = new ContextEntry(ReadQword(entryHpa, out ok), ReadQword(entryHpa + 8, out okHi));
         if (!ok || !okHi)
             return FaultReason.ContextTableInvalid;
@@ -102,16 +103,16 @@ public sealed unsafe partial class DmarUnit
         int haw = _memory.HostAddressWidth;
 
         // S1: the scalable root entry; its lower half serves devfn 0x00-0x7f, its upper half 0x80-0xff.
-        ulong half = ReadQword(root + (ulong)request.Bus * RootEntry.Size + (request.DevFn < 0x80 ? 0UL : 8UL), out bool ok);
+        ulong half = ReadQword(root + (ulong)request.Bus * RootEntry.Size + (ulong)RootEntry.ScalableHalfOffset(request.DevFn), out bool ok);
         if (!ok)
             return FaultReason.SmRootEntryAccess;
-        if ((half & RootEntry.PresentBit) == 0)
+        if (!RootEntry.IsPresent(half))
             return FaultReason.SmRootEntryNotPresent;
         if ((half & RootEntry.ReservedMask(haw)) != 0)
             return FaultReason.SmRootEntryReserved;
 
-        // S2: the scalable context entry.
-        ulong entryHpa = (half & RootEntry.PointerMask) + (ulong)(request.DevFn & 0x7F) * ScalableContextEntry.Size;
+        // S2: the scalable context entry, at devfn & 0x7f in the half's table.
+        ulong entryHpa = RootEntry.ContextTablePointerOf(half) + (ulong)ScalableContextEntry.IndexOf(request.DevFn) * ScalableContextEntry.Size;
         ulong q0 = ReadQword(entryHpa, out ok), q1 = ReadQword(entryHpa + 8, out bool ok1);
         ulong q2 = ReadQword(entryHpa + 16, out bool ok2), q3 = ReadQword(entryHpa + 24, out bool ok3);
         if (!(ok && ok1 && ok2 && ok3))

@@ -11,7 +11,7 @@ namespace Engine.Iommu;
 // (at the smallest page size the domain has cached: in a domain of mixed sizes, the larger pages are
 // looked up again one by one), and the results built and stored as vectors
 // instead of one result struct per request. Requests the straight line does not take are left to the caller.
-public sealed unsafe partial class DmarUnit
+internal unsafe partial struct Translator
 {
     /// <summary>Whether the batch builds its hit results eight at a time (AVX-512).</summary>
     internal static bool BatchHitsUseVector512 => Avx512F.IsSupported && Avx512DQ.IsSupported && Avx2.IsSupported;
@@ -113,11 +113,12 @@ public sealed unsafe partial class DmarUnit
     private ulong TranslateHitsOneByOne(ReadOnlySpan<TranslationRequest> requests, Span<TranslationResult> results, ulong done, ref ulong missed)
     {
         ulong skip = done | missed;
+        DmarUnit owner = _owner;
         for (int i = 0; i < requests.Length; i++)
         {
             if ((skip >> i & 1) != 0)
                 continue;
-            if (TryTranslateHit(requests[i], out results[i], out bool miss))
+            if (TryTranslateHit(owner, requests[i], out results[i], out bool miss))
                 done |= 1UL << i;
             else if (miss)
                 missed |= 1UL << i;
