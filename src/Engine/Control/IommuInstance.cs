@@ -193,7 +193,7 @@ public sealed class IommuInstance : IDisposable
     /// of two, AM widened until the aligned block covers the range, domain-selective when the unit
     /// has no PSI or AM would exceed MAMV; IH = 0. Then device-TLB invalidation for ATS devices.
     /// </summary>
-    internal void FlushRange(ushort did, ulong address, ulong size, IEnumerable<Device> atsDevices)
+    internal void FlushRange(ushort did, ulong address, ulong size, IReadOnlyList<Device> atsDevices)
     {
         if (IsDisposed)
             return;   // a disposed unit caches nothing: the flush is done already
@@ -202,14 +202,16 @@ public sealed class IommuInstance : IDisposable
         int am = 0;
         while (am < 52 && (first >> am) != (last >> am))
             am++;
-        var descriptors = new List<InvalidationDescriptor>();
         bool selective = Unit.Cap.Psi && am <= Unit.Cap.Mamv;
-        descriptors.Add(selective ? InvalidationDescriptor.Iotlb(3, did, (first >> am) << am << HostMemory.FrameShift, am) : InvalidationDescriptor.Iotlb(2, did));
-        foreach (Device d in atsDevices)
-            descriptors.Add(InvalidationDescriptor.DeviceTlb(d.SourceId, first << HostMemory.FrameShift));
         if (Unit.Ecap.Qi)
         {
-            Submit([.. descriptors]);
+            // The descriptors and the wait on the stack: every unmap flushes (issue 14: map and unmap allocate nothing).
+            int count = atsDevices.Count + 2;
+            Span<InvalidationDescriptor> descriptors = count <= MaxStackDescriptors ? stackalloc InvalidationDescriptor[count] : new InvalidationDescriptor[count];
+            descriptors[0] = selective ? InvalidationDescriptor.Iotlb(3, did, (first >> am) << am << HostMemory.FrameShift, am) : InvalidationDescriptor.Iotlb(2, did);
+            for (int i = 0; i < atsDevices.Count; i++)
+                descriptors[1 + i] = InvalidationDescriptor.DeviceTlb(atsDevices[i].SourceId, first << HostMemory.FrameShift);
+            SubmitWithWait(descriptors);
             return;
         }
         if (selective)
@@ -218,21 +220,37 @@ public sealed class IommuInstance : IDisposable
     }
 
     /// <summary>Domain-selective IOTLB invalidation (and device TLBs).</summary>
-    internal void FlushDomain(ushort did, IEnumerable<Device> atsDevices)
+    internal void FlushDomain(ushort did, IReadOnlyList<Device> atsDevices)
     {
         if (IsDisposed)
             return;   // a disposed unit caches nothing: the flush is done already
-        var descriptors = new List<InvalidationDescriptor> { InvalidationDescriptor.Iotlb(2, did) };
-        foreach (Device d in atsDevices)
-            descriptors.Add(InvalidationDescriptor.DeviceTlb(d.SourceId, (1UL << 63) - 0x1000, sizeBit: true));
-        if (Unit.Ecap.Qi)
-            Submit([.. descriptors]);
-        else
+        if (!Unit.Ecap.Qi)
+        {
             Unit.WriteRegister(Unit.Ecap.IotlbRegisterOffset + 8, 8, 1UL << 63 | 2UL << 60 | (ulong)did << 32);
+            return;
+        }
+        int count = atsDevices.Count + 2;
+        Span<InvalidationDescriptor> descriptors = count <= MaxStackDescriptors ? stackalloc InvalidationDescriptor[count] : new InvalidationDescriptor[count];
+        descriptors[0] = InvalidationDescriptor.Iotlb(2, did);
+        for (int i = 0; i < atsDevices.Count; i++)
+            descriptors[1 + i] = InvalidationDescriptor.DeviceTlb(atsDevices[i].SourceId, (1UL << 63) - 0x1000, sizeBit: true);
+        SubmitWithWait(descriptors);
     }
 
+    // Flushes put up to this many descriptors (with the wait) on the stack; more go to the heap.
+    private const int MaxStackDescriptors = 16;
+
     /// <summary>Submits descriptors followed by a wait with status write, as <c>qi_submit_sync</c> does.</summary>
-    internal void Submit(params InvalidationDescriptor[] descriptors)
+    internal void Submit(params ReadOnlySpan<InvalidationDescriptor> descriptors)
+    {
+        int count = descriptors.Length + 1;
+        Span<InvalidationDescriptor> withWait = count <= MaxStackDescriptors ? stackalloc InvalidationDescriptor[count] : new InvalidationDescriptor[count];
+        descriptors.CopyTo(withWait);
+        SubmitWithWait(withWait);
+    }
+
+    /// <summary><see cref="Submit"/> of <paramref name="descriptors"/> but its last slot, which this call fills with the wait.</summary>
+    private void SubmitWithWait(Span<InvalidationDescriptor> descriptors)
     {
         try
         {
@@ -246,7 +264,8 @@ public sealed class IommuInstance : IDisposable
                 // response whose receiver zaps): that nested wait runs after this one and leaves its
                 // larger token in the shared status word, which still proves this wait completed.
                 uint token = ++_waitToken;
-                InvalidationQueueError error = Unit.Submit([.. descriptors, InvalidationDescriptor.Wait(_statusFrame, token)]);
+                descriptors[^1] = InvalidationDescriptor.Wait(_statusFrame, token);
+                InvalidationQueueError error = Unit.Submit(descriptors);
                 if (error != InvalidationQueueError.None || (int)((uint)Platform.Memory.ReadEntry(_statusFrame) - token) < 0)
                     throw new EngineException(Errno.EFAULT, $"{Name}: queued invalidation failed ({error}).");
             }
@@ -276,10 +295,11 @@ public sealed class IommuInstance : IDisposable
 
     private void CountDeviceTlbInvalidation(ushort sourceId)
     {
-        foreach (Device d in Platform.Devices)
+        Device[] devices = Platform.DeviceSnapshot;   // no copy, no lock: every ATS flush counts here
+        for (int i = 0; i < devices.Length; i++)
         {
-            if (d.Iommu == this && d.SourceId == sourceId)
-                d.OnDeviceTlbInvalidation();
+            if (devices[i].Iommu == this && devices[i].SourceId == sourceId)
+                devices[i].OnDeviceTlbInvalidation();
         }
     }
 

@@ -117,12 +117,14 @@ public sealed class KvmDomain : Domain, ITdpImporter
         if (IsFreed)
             return;
         Interlocked.Increment(ref _invalidations);
-        foreach (IommuInstance iommu in Iommus)
+        IReadOnlyList<IommuInstance> iommus = Iommus;
+        for (int i = 0; i < iommus.Count; i++)   // indexed: a foreach over the interface allocates its enumerator
         {
+            IommuInstance iommu = iommus[i];
             ushort? did = iommu.IsDisposed ? null : iommu.FindDid(this);
             if (did is null)
                 continue;
-            var ats = Devices.Where(d => d.Iommu == iommu && (d.Abilities & DeviceAbilities.Ats) != 0).ToList();
+            IReadOnlyList<Device> ats = AtsDevicesOf(iommu);
             if (gpa == 0 && size == ExportedTdp.InvalidateAll)
             {
                 iommu.FlushDomain(did.Value, ats);

@@ -40,7 +40,18 @@ public sealed class PagingDomain : Domain
     public override ulong Pgd => _pgd;
 
     /// <inheritdoc/>
-    public override int SuperpageLevel => Iommus.Count == 0 ? 2 : Iommus.Min(i => i.Driver.SuperpageLevel);
+    public override int SuperpageLevel
+    {
+        get
+        {
+            // A loop, not LINQ's Min: every map reads it (issue 14: map and unmap allocate nothing).
+            IReadOnlyList<IommuInstance> iommus = Iommus;
+            int level = 2;
+            for (int i = 0; i < iommus.Count; i++)
+                level = i == 0 ? iommus[i].Driver.SuperpageLevel : Math.Min(level, iommus[i].Driver.SuperpageLevel);
+            return level;
+        }
+    }
 
     /// <inheritdoc/>
     public override bool ForceSnooping => _forceSnooping;
@@ -99,7 +110,8 @@ public sealed class PagingDomain : Domain
             }
             ulong done = 0;
             int largestLeafLevel = _largestLeafLevel;
-            var newTables = new List<(ulong Link, ulong Table)>();
+            List<(ulong Link, ulong Table)> newTables = _newTables;   // reused under the control lock: a map allocates nothing
+            newTables.Clear();
             try
             {
                 int maxLevel = SuperpageLevel + 1;
@@ -194,18 +206,22 @@ public sealed class PagingDomain : Domain
         {
             if (iommu.IsDisposed)
                 continue;
-            var ats = Devices.Where(d => d.Iommu == iommu && (d.Abilities & DeviceAbilities.Ats) != 0).ToList();
-            iommu.FlushRange(iommu.FindDid(this)!.Value, iova, size, ats);
+            iommu.FlushRange(iommu.FindDid(this)!.Value, iova, size, AtsDevicesOf(iommu));
         }
         ulong[] frames = [.. newTables.Select(t => t.Table)];
         _memory.RetireFrames(frames);
         _memory.Reclaim();
     }
 
+    // Scratch of Map and Unmap, which run under the platform's control lock.
+    private readonly List<(ulong Link, ulong Table)> _newTables = [];
+    private readonly List<(ulong Start, ulong Bytes)> _cleared = [];
+
     private ulong UnmapLocked(ulong iova, ulong size, bool invalidate = true)
     {
         ulong start = iova, end = iova + size, unmapped = 0;
-        var cleared = new List<(ulong Start, ulong Bytes)>();
+        List<(ulong Start, ulong Bytes)> cleared = _cleared;   // reused under the control lock: an unmap allocates nothing
+        cleared.Clear();
         for (ulong a = start; a < end;)
         {
             (ulong entryHpa, int level) = FindLeaf(a);
@@ -221,13 +237,15 @@ public sealed class PagingDomain : Domain
         }
         if (!invalidate)
             return unmapped;
-        foreach (IommuInstance iommu in Iommus)
+        IReadOnlyList<IommuInstance> iommus = Iommus;
+        for (int i = 0; i < iommus.Count; i++)   // indexed: a foreach over the interface allocates its enumerator
         {
+            IommuInstance iommu = iommus[i];
             if (iommu.IsDisposed)
                 continue;
             ushort did = iommu.FindDid(this)!.Value;
-            var ats = Devices.Where(d => d.Iommu == iommu && (d.Abilities & DeviceAbilities.Ats) != 0).ToList();
-            foreach (var (s, b) in cleared)
+            IReadOnlyList<Device> ats = AtsDevicesOf(iommu);
+            foreach (var (s, b) in cleared)   // List<T>'s struct enumerator: no allocation
                 iommu.FlushRange(did, s, b, ats);
         }
         return unmapped;

@@ -40,6 +40,13 @@ public sealed partial class Platform : IDisposable
         }
     }
 
+    // The devices as an array rebuilt on each add (devices are never removed), read without the control
+    // lock or a copy by the device-TLB counting of every flush (issue 14: map and unmap allocate nothing).
+    private Device[] _deviceSnapshot = [];
+
+    /// <summary>The devices added so far, as a snapshot array the caller must not change.</summary>
+    internal Device[] DeviceSnapshot => Volatile.Read(ref _deviceSnapshot);
+
     /// <summary>The devices.</summary>
     public IReadOnlyList<Device> Devices
     {
@@ -146,6 +153,7 @@ public sealed partial class Platform : IDisposable
                 throw new EngineException(Errno.EEXIST, $"{iommu?.Name ?? "no IOMMU"} already has a device at {sourceId >> 8:x2}:{(sourceId >> 3) & 0x1F:x2}.{sourceId & 7}.");
             var device = new Device(this, sourceId, iommu, abilities, name);
             _devices.Add(device);
+            Volatile.Write(ref _deviceSnapshot, [.. _devices]);
             return device;
         }
     }

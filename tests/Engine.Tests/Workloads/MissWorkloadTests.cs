@@ -77,4 +77,24 @@ public class MissWorkloadTests
         }
         Assert.True(rounds[^1] == 0, $"every round of 50 passes allocated: {string.Join(", ", rounds)} bytes");
     }
+
+    [Theory]
+    [InlineData("dma-strict")]
+    [InlineData("dma-lazy")]
+    public void TheDmaApiWorkloadsAllocateNothingOnceWarm(string name)
+    {
+        // Each pass maps, translates and unmaps 1024 commands: the control path's flushes included.
+        using var w = WorkloadCatalog.Create(name, 1);
+        w.Setup();
+        w.RunPass();
+        var rounds = new List<long>();
+        for (int round = 0; round < 5 && (rounds.Count == 0 || rounds[^1] != 0); round++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 3; i++)
+                w.RunPass();
+            rounds.Add(GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+        Assert.True(rounds[^1] == 0, $"every round of 3 passes allocated: {string.Join(", ", rounds)} bytes");
+    }
 }
