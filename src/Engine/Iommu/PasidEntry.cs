@@ -29,6 +29,9 @@ internal readonly record struct PasidEntry
     /// <summary>Bytes per entry.</summary>
     public const int Size = 64;
 
+    /// <summary>The entry of <paramref name="pasid"/> in its PASID table: PASID bits 5:0.</summary>
+    public static uint IndexOf(uint pasid) => pasid % PasidDirectoryEntry.PasidsPerTable;
+
     /// <summary>SSPTPTR, qw0 bits 63:12.</summary>
     public const ulong SsptPtrMask = 0xFFFF_FFFF_FFFF_F000UL;
 

@@ -199,6 +199,9 @@ internal readonly record struct ScalableContextEntry
     /// <summary>PASID-directory pointer.</summary>
     public ulong PasidDirectoryPointer => Qw0 & PasidDirectoryPointerMask;
 
+    /// <summary>Entries of the PASID directory: 2^(PDTS + 7).</summary>
+    public uint PasidDirectoryEntries => 1u << (Pdts + 7);
+
     /// <summary>The PASID used for requests without one.</summary>
     public uint RidPasid => (uint)(Qw1 & 0xF_FFFF);
 
@@ -224,6 +227,15 @@ internal readonly record struct ScalableContextEntry
 [StructLayout(LayoutKind.Explicit, Size = 8)]
 internal readonly record struct PasidDirectoryEntry
 {
+    /// <summary>Bytes per entry.</summary>
+    public const int Size = 8;
+
+    /// <summary>PASIDs per PASID table, the span of one directory entry (64).</summary>
+    public const int PasidsPerTable = 64;
+
+    /// <summary>The directory entry of <paramref name="pasid"/>: PASID bits 19:6.</summary>
+    public static uint IndexOf(uint pasid) => pasid / PasidsPerTable;
+
     /// <summary>PASIDPTR, bits 63:12.</summary>
     public const ulong PasidTablePointerMask = 0xFFFF_FFFF_FFFF_F000UL;
 

@@ -84,11 +84,11 @@ internal sealed class TranslationTables
     {
         RequireMode(scalable: true);
         RequirePasid(pasid, nameof(pasid));
-        if ((pasid >> 6) >= 1u << (Pdts + 7))
+        if (PasidDirectoryEntry.IndexOf(pasid) >= 1u << (Pdts + 7))
             throw new ArgumentOutOfRangeException(nameof(pasid), pasid, $"PASID {pasid} does not fit a PASID directory of PDTS {Pdts}.");
         lock (_lock)
         {
-            ulong at = PasidTable(sourceId, pasid >> 6) + (pasid & 0x3F) * PasidEntry.Size;
+            ulong at = PasidTable(sourceId, PasidDirectoryEntry.IndexOf(pasid)) + PasidEntry.IndexOf(pasid) * PasidEntry.Size;
             _memory.WriteEntry(at, 0);
             _memory.WriteEntry(at + 16, entry.Qw2);
             _memory.WriteEntry(at + 8, entry.Qw1);
@@ -116,8 +116,8 @@ internal sealed class TranslationTables
         RequirePasid(pasid, nameof(pasid));
         lock (_lock)
         {
-            if (_pasidTables.TryGetValue((sourceId, pasid >> 6), out ulong table))
-                _memory.WriteEntry(table + (pasid & 0x3F) * PasidEntry.Size, 0);
+            if (_pasidTables.TryGetValue((sourceId, PasidDirectoryEntry.IndexOf(pasid)), out ulong table))
+                _memory.WriteEntry(table + PasidEntry.IndexOf(pasid) * PasidEntry.Size, 0);
         }
     }
 
@@ -147,11 +147,11 @@ internal sealed class TranslationTables
         RequirePasid(pasid, nameof(pasid));
         lock (_lock)
         {
-            if (!_pasidTables.TryGetValue((sourceId, pasid >> 6), out ulong table))
+            if (!_pasidTables.TryGetValue((sourceId, PasidDirectoryEntry.IndexOf(pasid)), out ulong table))
                 throw new ArgumentException(
                     $"No PASID table covers source 0x{sourceId:x4}, PASID {pasid} (PASIDs {pasid & ~0x3Fu}..{pasid | 0x3F}): set a PASID entry there first.",
                     nameof(pasid));
-            return table + (pasid & 0x3F) * PasidEntry.Size;
+            return table + PasidEntry.IndexOf(pasid) * PasidEntry.Size;
         }
     }
 

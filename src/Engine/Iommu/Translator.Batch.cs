@@ -165,7 +165,7 @@ internal unsafe partial struct Translator
                 : new TranslationResult(TranslationStatus.PassThrough, request.Iova, PageSize.Size4K, Access.All, false, FaultReason.None, 0, false);
             return true;
         }
-        uint pasidKey = request.HasPasid ? request.Pasid & 0xF_FFFF : NoPasidKey;
+        uint pasidKey = request.HasPasid ? request.Pasid & FaultRecord.MaxPasid : NoPasidKey;
         if ((request.HasPasid || !_contextCache.TryGetFast(request.SourceId, out context))
             && !_contextCache.TryGet(request.SourceId, pasidKey, out context))
         {

@@ -130,17 +130,17 @@ internal unsafe partial struct Translator
         {
             if (!ctx.PasidEnable)
                 return FaultReason.SmPasidEnableClear;
-            pasid = request.Pasid & 0xF_FFFF;
+            pasid = request.Pasid & FaultRecord.MaxPasid;
         }
         else
         {
             pasid = ctx.RidPasid;
         }
-        if ((pasid >> 6) >= 1u << (ctx.Pdts + 7))
+        if (PasidDirectoryEntry.IndexOf(pasid) >= ctx.PasidDirectoryEntries)
             return FaultReason.SmPasidTooLarge;
 
         // S4: the PASID-directory entry.
-        var dir = new PasidDirectoryEntry(ReadQword(ctx.PasidDirectoryPointer + (ulong)(pasid >> 6) * 8, out ok));
+        var dir = new PasidDirectoryEntry(ReadQword(ctx.PasidDirectoryPointer + (ulong)PasidDirectoryEntry.IndexOf(pasid) * PasidDirectoryEntry.Size, out ok));
         if (!ok)
             return FaultReason.SmPasidDirectoryAccess;
         if (!dir.Present)
@@ -150,7 +150,7 @@ internal unsafe partial struct Translator
             return FaultReason.SmPasidDirectoryReserved;
 
         // S5: the PASID-table entry.
-        ulong peHpa = dir.PasidTablePointer + (ulong)(pasid & 0x3F) * PasidEntry.Size;
+        ulong peHpa = dir.PasidTablePointer + (ulong)PasidEntry.IndexOf(pasid) * PasidEntry.Size;
         var pe = new PasidEntry(ReadQword(peHpa, out ok), ReadQword(peHpa + 8, out ok1), ReadQword(peHpa + 16, out ok2));
         if (!(ok && ok1 && ok2))
             return FaultReason.SmPasidTableAccess;

@@ -135,4 +135,22 @@ public class TableEntryEncodingTests
         Assert.Equal((4UL << 6) | (2UL << 2) | 1, pt.Qw0);
         Assert.Equal(Pgtt.PassThrough, pt.Pgtt);
     }
+
+    [Theory]
+    [InlineData(0u, 0u, 0u)]
+    [InlineData(63u, 0u, 63u)]
+    [InlineData(64u, 1u, 0u)]
+    [InlineData(0xF_FFFFu, 0x3FFFu, 63u)]
+    public void APasidSplitsIntoItsDirectoryEntryBits19To6AndItsTableEntryBits5To0(uint pasid, uint directory, uint entry)
+    {
+        Assert.Equal(directory, PasidDirectoryEntry.IndexOf(pasid));
+        Assert.Equal(entry, PasidEntry.IndexOf(pasid));
+        Assert.Equal(8, PasidDirectoryEntry.Size);
+    }
+
+    [Theory]
+    [InlineData(0, 128u)]
+    [InlineData(7, 16384u)]
+    public void TheScalableContextEntrysPdtsGivesTwoToThePdtsPlus7DirectoryEntries(int pdts, uint entries) =>
+        Assert.Equal(entries, ScalableContextEntry.Create(Table, pdts).PasidDirectoryEntries);
 }
