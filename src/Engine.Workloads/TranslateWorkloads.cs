@@ -451,7 +451,7 @@ public sealed class WalkMissSetWorkload : HitSetupWorkload
     {
         Hit = new HitSetup(PageSize.Size4K, 16384);
         _roots = [.. Hit.Domains.Select(d => d?.Pgd ?? 0)];
-        _levels = [.. Hit.Domains.Select(d => d is null ? 0 : d.Agaw + 2)];
+        _levels = [.. Hit.Domains.Select(d => d is null ? 0 : AgawMath.AgawToLevel(d.Agaw))];
         var domainOf = new Dictionary<ushort, int>();
         for (int d = 1; d < Hit.Domains.Length; d++)
         {
