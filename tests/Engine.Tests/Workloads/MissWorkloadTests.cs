@@ -64,18 +64,11 @@ public class MissWorkloadTests
         w.Setup();
         w.RunPass();
         w.RunPass();
-        // Steady state allocates nothing. A round may still see a one-time allocation on this thread
-        // (the runtime's tiering installs recompiled code while the passes run, sooner or later on a
-        // loaded machine), so the claim is that some round of 50 passes allocates nothing at all.
-        var rounds = new List<long>();
-        for (int round = 0; round < 5 && (rounds.Count == 0 || rounds[^1] != 0); round++)
+        SteadyStateAllocation.AssertSomeRoundAllocatesNothing(() =>
         {
-            long before = GC.GetAllocatedBytesForCurrentThread();
             for (int i = 0; i < 50; i++)
                 w.RunPass();
-            rounds.Add(GC.GetAllocatedBytesForCurrentThread() - before);
-        }
-        Assert.True(rounds[^1] == 0, $"every round of 50 passes allocated: {string.Join(", ", rounds)} bytes");
+        }, "50 passes");
     }
 
     [Theory]
@@ -87,14 +80,10 @@ public class MissWorkloadTests
         using var w = WorkloadCatalog.Create(name, 1);
         w.Setup();
         w.RunPass();
-        var rounds = new List<long>();
-        for (int round = 0; round < 5 && (rounds.Count == 0 || rounds[^1] != 0); round++)
+        SteadyStateAllocation.AssertSomeRoundAllocatesNothing(() =>
         {
-            long before = GC.GetAllocatedBytesForCurrentThread();
             for (int i = 0; i < 3; i++)
                 w.RunPass();
-            rounds.Add(GC.GetAllocatedBytesForCurrentThread() - before);
-        }
-        Assert.True(rounds[^1] == 0, $"every round of 3 passes allocated: {string.Join(", ", rounds)} bytes");
+        }, "3 passes");
     }
 }
