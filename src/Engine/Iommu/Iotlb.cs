@@ -157,6 +157,7 @@ internal sealed unsafe class Iotlb : IDisposable
     /// Caches a translation found by a walk that began with <paramref name="ticket"/>. Skipped (false)
     /// when the set is busy or an invalidation happened since the ticket was taken.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // into the miss paths: 23 executed instructions fewer a miss, 16 a batched one (gdb stepi)
     public bool TryFill(ushort did, ulong iova, in IotlbEntry entry, FillTicket ticket)
     {
         int level = (int)entry.Size;

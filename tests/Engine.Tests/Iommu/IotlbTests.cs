@@ -217,9 +217,10 @@ public class IotlbTests
             return sum;
         }
         Assert.NotEqual(0UL, Pass());
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        ulong total = Pass();
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        // Some round of passes allocates nothing: a single measured pass failed once in the loaded
+        // suite, when the runtime installed recompiled code during it.
+        ulong total = 0;
+        SteadyStateAllocation.AssertSomeRoundAllocatesNothing(() => total += Pass(), "1,000,000 lookups");
         Assert.NotEqual(0UL, total);
     }
 }
