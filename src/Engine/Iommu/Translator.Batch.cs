@@ -123,7 +123,8 @@ internal unsafe partial struct Translator
         {
             int n = order[k];
             int index = missIndex[n];
-            results[index] = ResultOfWalk(requests[index], missContext[n], walks[k], tickets[k], generation);
+            ref readonly ResolvedContext context = ref missContext[n];
+            results[index] = ResultOfWalk(requests[index], context.Did, context.Flags, walks[k], tickets[k], generation);
         }
     }
 

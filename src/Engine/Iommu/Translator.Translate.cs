@@ -191,18 +191,9 @@ internal unsafe partial struct Translator
         WalkResult walk = PageWalker.Walk(_memory, _walker, context.Root, context.Levels, iova, Access.None);
         epochs.Unprotect(slot);
         _counters.Increment(slot, MissCounter);
-        if (!walk.IsSuccess)
-            return WalkFaulted(request, did, flags, walk.Fault);
-        Access granted = walk.Permissions;
-        PageSize size = walk.PageSize;
-        bool snoop = (flags & ContextFlags.PageSnoop) != 0 || (Ecap.SnoopControl && (walk.Entry & SlPte.SnoopBit) != 0);
-        // Fill only under a context that is still current: see ResultOfWalk.
-        if (_contextCache.Generation == generation)
-            Iotlb.TryFill(did, iova, new IotlbEntry(walk.PageHpa, size, granted, snoop), ticket);
+        TranslationResult result = ResultOfWalk(request, did, flags, walk, ticket, generation);
         GC.KeepAlive(_owner);   // as in Translate: past the fill, the last use of the caches
-        if ((RequiredFor(request.Access) & ~granted) != 0)
-            return PermissionFaulted(request, did, flags, granted);
-        return new TranslationResult(TranslationStatus.Translated, walk.Hpa, size, granted, snoop, FaultReason.None, did, false);
+        return result;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)] // the miss path stays out of the hit path's code
@@ -248,19 +239,31 @@ internal unsafe partial struct Translator
 
     /// <summary><see cref="FinishWalk"/> without counting the miss (the batch counts a chunk's misses at once).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private TranslationResult ResultOfWalk(in TranslationRequest request, in ResolvedContext context, in WalkResult walk, Iotlb.FillTicket ticket, uint contextGeneration)
+    private TranslationResult ResultOfWalk(in TranslationRequest request, in ResolvedContext context, in WalkResult walk, Iotlb.FillTicket ticket, uint contextGeneration) =>
+        ResultOfWalk(request, context.Did, context.Flags, walk, ticket, contextGeneration);
+
+    /// <summary>
+    /// Turns a walk in the context of DID <paramref name="did"/> with <paramref name="flags"/> into a
+    /// result: a fault with its reason, or a fill and the permission check. The context's fields come
+    /// by value, so the miss paths keep them in registers (issue 14).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private TranslationResult ResultOfWalk(in TranslationRequest request, ushort did, ContextFlags flags, in WalkResult walk, Iotlb.FillTicket ticket, uint contextGeneration)
     {
         if (!walk.IsSuccess)
-            return WalkFaulted(request, context, walk.Fault);
-        bool snoop = (context.Flags & ContextFlags.PageSnoop) != 0 || (Ecap.SnoopControl && (walk.Entry & SlPte.SnoopBit) != 0);
-        var entry = new IotlbEntry(walk.PageHpa, walk.PageSize, walk.Permissions, snoop);
+            return WalkFaulted(request, did, flags, walk.Fault);
+        Access granted = walk.Permissions;
+        PageSize size = walk.PageSize;
+        bool snoop = (flags & ContextFlags.PageSnoop) != 0 || (Ecap.SnoopControl && (walk.Entry & SlPte.SnoopBit) != 0);
         // Fill only under a context that is still current. If the context was invalidated since it
         // was looked up, the driver may have freed its DID and given it to another device: an entry
         // filled now would hand this device's page to the new owner. The IOTLB's ticket catches the
         // DID flush that follows the context invalidation when that flush comes after this check.
         if (_contextCache.Generation == contextGeneration)
-            Iotlb.TryFill(context.Did, request.Iova, entry, ticket);
-        return Complete(request, context, entry, iotlbHit: false);
+            Iotlb.TryFill(did, request.Iova, new IotlbEntry(walk.PageHpa, size, granted, snoop), ticket);
+        if ((RequiredFor(request.Access) & ~granted) != 0)
+            return PermissionFaulted(request, did, flags, granted);
+        return new TranslationResult(TranslationStatus.Translated, walk.Hpa, size, granted, snoop, FaultReason.None, did, false);
     }
 
     /// <summary>The fault a failed walk reports, by its <see cref="WalkFault"/> and the context's mode.</summary>
