@@ -59,7 +59,7 @@ internal readonly struct FastContextWord(ulong value)
     /// <summary>Whether <paramref name="iova"/> fits the input width.</summary>
     public bool Covers(ulong iova) => Covers(Value, iova);
 
-    // The hot path's readers of a raw word: the same fields without a struct local (see DmarUnit.TryTranslateHit).
+    // The hot path's readers of a raw word: the same fields without a struct local (see Translator.TryTranslateHit).
 
     /// <summary>Whether <paramref name="iova"/> fits the input width of <paramref name="word"/>.</summary>
     /// <remarks>

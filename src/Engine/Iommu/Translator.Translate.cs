@@ -168,10 +168,7 @@ internal unsafe partial struct Translator
     /// here — 301 now — and a thread's next miss cannot overlap this one's walk when the two are that far apart):
     /// the context's fields are taken into locals and passed by value, never by reference, so the
     /// JIT keeps them in registers; the result is built once, at the return; the walk runs without a
-    /// <c>try</c>/<c>finally</c>, whose region made the JIT store every value the walk produced to the
-    /// stack and load it back. No <c>finally</c> is needed: between <c>Protect</c> and <c>Unprotect</c>
-    /// only the walk runs, and a walk throws nothing (faults are values; it allocates nothing and calls
-    /// nothing that throws), so the protection is always left.</para>
+    /// <c>try</c>/<c>finally</c> (see <see cref="WalkProtected"/>).</para>
     /// </remarks>
     [SkipLocalsInit] // its walk and result structs were zeroed in the prologue: three 64-byte stores a miss
     [MethodImpl(MethodImplOptions.NoInlining)] // the miss path stays out of the hit path's code
@@ -186,10 +183,7 @@ internal unsafe partial struct Translator
         ulong iova = request.Iova;
         Iotlb.FillTicket ticket = Iotlb.BeginFill(did);
         int slot = ThreadSlots.Current;   // once per miss: the epoch slot and the counters' line
-        EpochManager epochs = _memory.Epochs;
-        epochs.Protect(slot);
-        WalkResult walk = PageWalker.Walk(_memory, _walker, context.Root, context.Levels, iova, Access.None);
-        epochs.Unprotect(slot);
+        WalkResult walk = WalkProtected(context.Root, context.Levels, iova, slot);
         _counters.Increment(slot, MissCounter);
         TranslationResult result = ResultOfWalk(request, did, flags, walk, ticket, generation);
         GC.KeepAlive(_owner);   // as in Translate: past the fill, the last use of the caches
@@ -204,23 +198,25 @@ internal unsafe partial struct Translator
             return fault;
         Iotlb.FillTicket ticket = Iotlb.BeginFill(context.Did);
         int slot = ThreadSlots.Current;   // once per miss: the epoch slot and the counters' line
-        WalkResult walk = WalkProtected(context, request.Iova, slot);
+        WalkResult walk = WalkProtected(context.Root, context.Levels, request.Iova, slot);
         return FinishWalk(request, context, walk, ticket, contextGeneration, slot);
     }
 
-    /// <summary>One second-stage walk of <paramref name="iova"/> in <paramref name="context"/>, inside the epoch protection of <paramref name="slot"/>.</summary>
+    /// <summary>One second-stage walk of <paramref name="iova"/> in the table at <paramref name="root"/>, inside the epoch protection of <paramref name="slot"/>.</summary>
+    /// <remarks>
+    /// No <c>try</c>/<c>finally</c>: its region made the JIT store every value the walk produced to the
+    /// stack and load it back (issue 14). None is needed: only the walk runs inside the protection, and
+    /// a walk throws nothing (faults are values; it allocates nothing and calls nothing that throws),
+    /// so the protection is always left.
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private WalkResult WalkProtected(in ResolvedContext context, ulong iova, int slot)
+    private WalkResult WalkProtected(ulong root, int levels, ulong iova, int slot)
     {
-        _memory.Epochs.Protect(slot);
-        try
-        {
-            return PageWalker.Walk(_memory, _walker, context.Root, context.Levels, iova, Access.None);
-        }
-        finally
-        {
-            _memory.Epochs.Unprotect(slot);
-        }
+        EpochManager epochs = _memory.Epochs;
+        epochs.Protect(slot);
+        WalkResult walk = PageWalker.Walk(_memory, _walker, root, levels, iova, Access.None);
+        epochs.Unprotect(slot);
+        return walk;
     }
 
     /// <summary>Turns a walk into a result: a fault with its reason, or a fill and the permission check.</summary>

@@ -44,7 +44,7 @@ namespace Engine.Memory;
 /// <para>Protection is per call (a walk, a batch's chunk, a DMA transfer), never held while a thread
 /// is idle: a thread that stops translating has left its region, so nothing waits on it, and a
 /// thread cannot exit inside a region (each region is a <c>try</c>/<c>finally</c> or a <c>using</c>,
-/// except the single miss's walk in <c>Translator.TranslateMiss</c>, where nothing that can throw runs
+/// except the miss paths' walk in <c>Translator.WalkProtected</c>, where nothing that can throw runs
 /// between the entry and the exit: a walk returns faults as values).</para>
 /// </remarks>
 internal sealed unsafe class EpochManager : IDisposable
