@@ -64,6 +64,9 @@ internal sealed unsafe class ContextCache : IDisposable
     // A 22-bit generation could wrap onto a stale word after 2^22 invalidations, so the words are
     // cleared every 2^21.
     private readonly ulong* _bySource;   // one word per source id, then the stamp
+    // Beside each fast word, its root word (FastRootWord): the table a miss walks, so a miss needs no slot read.
+    private readonly PinnedWords _rootBlock;
+    private readonly ulong* _rootBySource;
     private readonly Lock _invalidationLock = new();
     /// <summary>Source ids (and the index of the stamp in <see cref="FastWords"/>).</summary>
     public const int SourceIds = 65536;
@@ -77,6 +80,8 @@ internal sealed unsafe class ContextCache : IDisposable
         _sourceBlock = new PinnedWords(SourceIds + 1);
         _bySource = _sourceBlock.Pointer;
         _bySource[SourceIds] = FastContextWord.StampOf(0);
+        _rootBlock = new PinnedWords(SourceIds);
+        _rootBySource = _rootBlock.Pointer;
     }
 
     public int Slots { get; }
@@ -101,6 +106,12 @@ internal sealed unsafe class ContextCache : IDisposable
     /// 15:0, input width in 22:16. Valid for as long as the cache is reachable, Dispose or not.
     /// </summary>
     public ulong* FastWords => _bySource;
+
+    /// <summary>
+    /// The root words (<see cref="FastRootWord"/>), indexed by source id: the table of the put that
+    /// wrote the source's fast word, or of a later one. Valid for as long as the cache is reachable.
+    /// </summary>
+    public ulong* RootWords => _rootBySource;
 
     /// <summary>The fast word of <paramref name="sourceId"/> (see <see cref="FastWords"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -191,7 +202,9 @@ internal sealed unsafe class ContextCache : IDisposable
             if (pasid == NoPasidKey && (context.Flags & ContextFlags.PassThrough) == 0)
             {
                 // Written under the slot lock after the generation check; a racing invalidation
-                // makes the word stale at once, as it does the slot.
+                // makes the word stale at once, as it does the slot. The root word first: a reader
+                // that sees this fast word then sees this root word or a later one (FastRootWord).
+                Volatile.Write(ref _rootBySource[sourceId], FastRootWord.Create(context));
                 Volatile.Write(ref _bySource[sourceId], FastContextWord.Create(generation, context).Value);
             }
         }
@@ -221,6 +234,21 @@ internal sealed unsafe class ContextCache : IDisposable
         }
     }
 
+    // The root words are not in the checkpoint (its format predates them): each current fast word gets
+    // the root word of its source's slot; a word whose slot was evicted gets none (0), and its misses
+    // take the general path until the source's context is cached again.
+    private void RebuildRootWords()
+    {
+        _rootBlock.Clear(0, SourceIds);
+        uint generation = Volatile.Read(ref _generation);
+        for (int source = 0; source < SourceIds; source++)
+        {
+            if (FastContextWord.StampOf(_bySource[source]) == FastContextWord.StampOf(generation)
+                && TryGet((ushort)source, NoPasidKey, out ResolvedContext context))
+                _rootBySource[source] = FastRootWord.Create(context);
+        }
+    }
+
     /// <summary>Checkpoint: takes the contents <see cref="SaveState"/> wrote (the cache must have as many slots).</summary>
     internal void RestoreState(Memory.CheckpointReader r)
     {
@@ -230,6 +258,7 @@ internal sealed unsafe class ContextCache : IDisposable
             _slotBlock.Restore(r, "the context-cache slots");
             _sourceBlock.Restore(r, "the context cache's per-source words");
             Volatile.Write(ref _generation, generation);
+            RebuildRootWords();
         }
     }
 }

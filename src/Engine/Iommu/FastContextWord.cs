@@ -73,6 +73,10 @@ internal readonly struct FastContextWord(ulong value)
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong StampOf(ulong word) => word >> StampShift;
 
+    /// <summary>The context flags of <paramref name="word"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ContextFlags FlagsOf(ulong word) => (ContextFlags)(byte)(word >> FlagsShift);
+
     /// <summary>The DID of <paramref name="word"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ushort DidOf(ulong word) => (ushort)word;

@@ -87,7 +87,7 @@ internal unsafe partial struct Translator
     {
         int misses = missIndex.Length;
         int slot = ThreadSlots.Current;
-        _memory.Epochs.Protect(slot);
+        _epochs.Protect(slot);
         try
         {
             // Misses not yet in a group, one bit each (a chunk has at most 64).
@@ -116,9 +116,9 @@ internal unsafe partial struct Translator
         }
         finally
         {
-            _memory.Epochs.Unprotect(slot);
+            _epochs.Unprotect(slot);
         }
-        _counters.Add(slot, MissCounter, misses);
+        CountMiss(slot, misses);
         for (int k = 0; k < misses; k++)
         {
             int n = order[k];
@@ -130,21 +130,27 @@ internal unsafe partial struct Translator
 
     /// <summary>
     /// The walk context of a request whose straight-line probe missed: its fast word still current at
-    /// <paramref name="contextGeneration"/> and covering the address, and the slot of that generation
-    /// (the root). False sends the request through <see cref="TryTranslateWithoutWalk"/>.
+    /// <paramref name="contextGeneration"/> and covering the address, and its root word (the table, see
+    /// <see cref="FastRootWord"/>). False sends the request through <see cref="TryTranslateWithoutWalk"/>.
     /// </summary>
     /// <remarks>
-    /// The word is read again, not taken from the hit pass: a word of that generation is what the
-    /// slot must match (see <see cref="TranslateMiss"/>). If it changed since the probe, the request
+    /// The word is read again, not taken from the hit pass: the root word is read after it, so it is
+    /// that word's put's or a later one's (see <see cref="FastRootWord"/>). If it changed since the probe, the request
     /// walks under the newer context without probing for it: a walk where a hit might have been, the
     /// same translation.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool TryMissContext(in TranslationRequest request, uint contextGeneration, out ResolvedContext context)
     {
-        ulong word = _contextCache.FastWord(request.SourceId);
-        if (FastContextWord.StampOf(word) == FastContextWord.StampOf(contextGeneration) && FastContextWord.Covers(word, request.Iova))
-            return _contextCache.TryGet(request.SourceId, NoPasidKey, contextGeneration, out context);
+        ulong word = Volatile.Read(ref _fastWords[request.SourceId]);
+        ulong rootWord = Volatile.Read(ref _rootWords[request.SourceId]);   // after the word: its put's or a later one's
+        if (FastContextWord.StampOf(word) == FastContextWord.StampOf(contextGeneration) && FastContextWord.Covers(word, request.Iova)
+            && FastRootWord.Matches(rootWord, word))
+        {
+            context = new ResolvedContext(FastRootWord.RootOf(rootWord), FastContextWord.DidOf(word), (byte)FastRootWord.LevelsOf(rootWord),
+                (byte)(word >> FastContextWord.WidthShift & FastContextWord.WidthMask), FastContextWord.FlagsOf(word));
+            return true;
+        }
         context = default;
         return false;
     }

@@ -159,11 +159,11 @@ internal unsafe partial struct Translator
     /// <remarks>
     /// The straight line has already done steps 1–5 for this request (TE on, no PASID, not ATS, the
     /// address within the word's width, the IOTLB probed), so a miss runs: the word's stamp against the
-    /// context cache's generation, the context's slot for the root, the fill ticket, the walk, one fill
-    /// and the result. The slot must hold the word's generation: a slot resolved under a later one may
-    /// describe another context (pass-through, another width) than the word the checks used. Anything
-    /// unusual — a stale word, an evicted slot — goes to <see cref="TranslateGeneral"/>, which decides
-    /// from scratch (and probes again: the context may have changed).
+    /// context cache's generation, the source's root word for the table (not the seqlocked slot: two
+    /// loads instead of a key, a hash and six), the fill ticket, the walk, one fill and the result. The
+    /// root word is the word's put's or a later one's under the same DID (see <see cref="FastRootWord"/>).
+    /// Anything unusual — a stale word, a root word of another DID or none — goes to
+    /// <see cref="TranslateGeneral"/>, which decides from scratch (and probes again: the context may have changed).
     /// <para>Written for the registers (issue 14: a miss was 543 executed instructions, 324 of them
     /// here — 301 now — and a thread's next miss cannot overlap this one's walk when the two are that far apart):
     /// the context's fields are taken into locals and passed by value, never by reference, so the
@@ -174,17 +174,20 @@ internal unsafe partial struct Translator
     [MethodImpl(MethodImplOptions.NoInlining)] // the miss path stays out of the hit path's code
     private TranslationResult TranslateMiss(in TranslationRequest request, ulong word)
     {
+        // The thread's slot first: the thread-static read is a call, and whatever is live across it is spilled.
+        int slot = ThreadSlots.Current;   // once per miss: the epoch slot and the counters' line
         uint generation = _contextCache.Generation;
-        if (word == 0 || FastContextWord.StampOf(word) != FastContextWord.StampOf(generation)
-            || !_contextCache.TryGet(request.SourceId, NoPasidKey, generation, out ResolvedContext context))
+        if (word == 0 || FastContextWord.StampOf(word) != FastContextWord.StampOf(generation))
             return TranslateGeneral(request);
-        ushort did = context.Did;
-        ContextFlags flags = context.Flags;
+        ulong rootWord = Volatile.Read(ref _rootWords[request.SourceId]);
+        if (!FastRootWord.Matches(rootWord, word))
+            return TranslateGeneral(request);
+        ushort did = FastContextWord.DidOf(word);
+        ContextFlags flags = FastContextWord.FlagsOf(word);
         ulong iova = request.Iova;
         Iotlb.FillTicket ticket = Iotlb.BeginFill(did);
-        int slot = ThreadSlots.Current;   // once per miss: the epoch slot and the counters' line
-        WalkResult walk = WalkProtected(context.Root, context.Levels, iova, slot);
-        _counters.Increment(slot, MissCounter);
+        WalkResult walk = WalkProtected(FastRootWord.RootOf(rootWord), FastRootWord.LevelsOf(rootWord), iova, slot);
+        CountMiss(slot);
         TranslationResult result = ResultOfWalk(request, did, flags, walk, ticket, generation);
         GC.KeepAlive(_owner);   // as in Translate: past the fill, the last use of the caches
         return result;
@@ -212,11 +215,20 @@ internal unsafe partial struct Translator
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private WalkResult WalkProtected(ulong root, int levels, ulong iova, int slot)
     {
-        EpochManager epochs = _memory.Epochs;
-        epochs.Protect(slot);
+        EpochManager epochs = _epochs;
+        bool entered = epochs.EnterIfIdle(slot);
         WalkResult walk = PageWalker.Walk(_memory, _walker, root, levels, iova, Access.None);
-        epochs.Unprotect(slot);
+        epochs.LeaveEntered(slot, entered);
         return walk;
+    }
+
+    /// <summary>Counts one miss on the line of <paramref name="slot"/>, the calling thread's (see <see cref="MissCounter"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void CountMiss(int slot, long misses = 1)
+    {
+        long* cell = _missCells + (nint)(uint)(slot & (ThreadSlots.MaxThreads - 1)) * ThreadCounters.LineLongs;
+        // One writer per line (ThreadCounters): a plain add; volatile so the JIT keeps no copy in a register.
+        Volatile.Write(ref *cell, *cell + misses);
     }
 
     /// <summary>Turns a walk into a result: a fault with its reason, or a fill and the permission check.</summary>
@@ -229,7 +241,7 @@ internal unsafe partial struct Translator
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private TranslationResult FinishWalk(in TranslationRequest request, in ResolvedContext context, in WalkResult walk, Iotlb.FillTicket ticket, uint contextGeneration, int slot)
     {
-        _counters.Increment(slot, MissCounter);
+        CountMiss(slot);
         return ResultOfWalk(request, context, walk, ticket, contextGeneration);
     }
 

@@ -40,6 +40,7 @@ internal unsafe partial struct Translator
     private readonly WalkerConfig _walker;
     private readonly ContextCache _contextCache;
     private readonly ulong* _fastWords;   // the context cache's fast words, read directly by the hit path
+    private readonly ulong* _rootWords;   // and its root words, read by the miss paths
     private readonly bool _useBatchVector;
     private readonly BatchWalkerKind _batchWalker;
     private readonly int _superpageLevel;
@@ -50,7 +51,9 @@ internal unsafe partial struct Translator
     private bool _translationEnabled;
     private bool _invalidTtm;
     private bool _disposed;
-    private readonly ThreadCounters _counters = new();   // see the counters in Translator.Translate.cs
+    private readonly ThreadCounters _counters;   // see the counters in Translator.Translate.cs
+    private readonly long* _missCells;           // _counters' miss counter, slot 0's cell (the miss paths add through it)
+    private readonly EpochManager _epochs;       // _memory's, kept here: one load fewer a miss
 
     // Faults by VT-d reason code, counted on the fault path (never on a hit or a miss that
     // translates), which takes the fault recorder's lock right after: an interlocked add is no loss there.
@@ -67,6 +70,9 @@ internal unsafe partial struct Translator
     {
         _owner = owner;
         _memory = memory;
+        _epochs = memory.Epochs;
+        _counters = new ThreadCounters();
+        _missCells = _counters.CellOfSlotZero(MissCounter);
         Cap = options.Cap;
         Ecap = options.Ecap;
         _batchWalker = batchWalker;
@@ -77,6 +83,7 @@ internal unsafe partial struct Translator
         Iotlb = new Iotlb(options.IotlbSets, options.UseSimd);
         _contextCache = new ContextCache(options.ContextCacheSlots);
         _fastWords = _contextCache.FastWords;
+        _rootWords = _contextCache.RootWords;
         _useBatchVector = options.UseSimd && BatchHitsUseVector512;
         FaultRecorder = faultRecorder;
     }

@@ -118,6 +118,34 @@ internal sealed unsafe class EpochManager : IDisposable
             Volatile.Write(ref s->Epoch, Volatile.Read(ref _current));
     }
 
+    /// <summary>
+    /// The miss path's entry: enters a region for the thread that holds <paramref name="slot"/> unless it
+    /// is inside one already, and says which (pass the answer to <see cref="LeaveEntered"/>).
+    /// </summary>
+    /// <remarks>
+    /// No nesting count: a thread inside a region (<see cref="Protect(int)"/>) has a nonzero epoch, and
+    /// that region protects the walk; an idle thread gets the epoch and has it taken back, and its depth
+    /// stays 0 throughout. Two loads and a store where <see cref="Protect(int)"/> is a read-modify-write
+    /// of the depth as well, and the leave needs no check (issue 14: every instruction of a miss counts).
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool EnterIfIdle(int slot)
+    {
+        Slot* s = _slots + slot;
+        if (s->Epoch != 0)
+            return false;
+        Volatile.Write(ref s->Epoch, Volatile.Read(ref _current));   // a plain store, as Protect's
+        return true;
+    }
+
+    /// <summary>Leaves the region <see cref="EnterIfIdle"/> entered, if it did (<paramref name="entered"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void LeaveEntered(int slot, bool entered)
+    {
+        if (entered)
+            Volatile.Write(ref _slots[slot].Epoch, 0);   // release: the walk's loads come before it
+    }
+
     /// <summary>Leaves the innermost protected region of the calling thread.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Unprotect() => Unprotect(ThreadSlots.Current);
