@@ -121,4 +121,100 @@ public class EpochTests
         // The walk that raced disposal found the limit at 0 and faulted instead of touching freed memory.
         Assert.Equal([Engine.Paging.WalkFault.TablePointerOutsideMemory], results);
     }
+
+    // The miss path's entry (issue 14): EnterIfIdle / LeaveEntered, no nesting count.
+
+    [Fact]
+    public void AnIdleThreadThatEntersHoldsBackFramesTaggedAfterItsEntryUntilItLeaves()
+    {
+        using var epochs = new EpochManager();
+        int slot = ThreadSlots.Current;
+        ulong entered = epochs.Current;
+        Assert.True(epochs.EnterIfIdle(slot));
+        ulong tag = epochs.Bump();   // a frame unlinked while the walk may still hold it
+        Assert.Equal(entered, epochs.SafeEpoch());
+        Assert.False(epochs.IsSafe(tag));
+        epochs.LeaveEntered(slot, entered: true);
+        Assert.True(epochs.IsSafe(tag));
+        Assert.Equal(epochs.Current, epochs.SafeEpoch());
+        // It left no depth behind: a region entered and left afterwards nests as usual, and nothing is left to leave.
+        Assert.False(epochs.IsProtected);
+        epochs.Protect();
+        Assert.True(epochs.IsProtected);
+        epochs.Unprotect();
+        Assert.False(epochs.IsProtected);
+        Assert.Throws<InvalidOperationException>(() => epochs.Unprotect());
+    }
+
+    [Fact]
+    public void InsideARegionEnterIfIdleChangesNothingAndItsLeaveLeavesTheRegionProtected()
+    {
+        using var epochs = new EpochManager();
+        int slot = ThreadSlots.Current;
+        ulong entered = epochs.Current;
+        epochs.Protect(slot);
+        ulong before = epochs.Bump();   // tagged after the region's entry: held back by it
+        // Refused, and the slot keeps the region's (older) epoch: not moved up to the current one.
+        Assert.False(epochs.EnterIfIdle(slot));
+        ulong during = epochs.Bump();
+        Assert.Equal(entered, epochs.SafeEpoch());
+        epochs.LeaveEntered(slot, entered: false);
+        Assert.True(epochs.IsProtected);
+        Assert.Equal(entered, epochs.SafeEpoch());
+        Assert.False(epochs.IsSafe(before));
+        Assert.False(epochs.IsSafe(during));
+        epochs.Unprotect(slot);
+        Assert.False(epochs.IsProtected);
+        Assert.True(epochs.IsSafe(during));
+        Assert.Throws<InvalidOperationException>(() => epochs.Unprotect(slot));
+    }
+
+    [Fact]
+    public void EnterIfIdleAndItsLeaveGoTogetherWithNestedRegionsOfTheSameThread()
+    {
+        // Entered twice with Protect and once with EnterIfIdle (refused): only the outermost Unprotect leaves.
+        using var epochs = new EpochManager();
+        int slot = ThreadSlots.Current;
+        ulong entered = epochs.Current;
+        epochs.Protect(slot);
+        epochs.Protect(slot);
+        bool inner = epochs.EnterIfIdle(slot);
+        ulong tag = epochs.Bump();
+        epochs.LeaveEntered(slot, inner);
+        epochs.Unprotect(slot);
+        Assert.True(epochs.IsProtected);
+        Assert.Equal(entered, epochs.SafeEpoch());
+        epochs.Unprotect(slot);
+        Assert.True(epochs.IsSafe(tag));
+    }
+
+    [Fact]
+    public void AFrameRetiredWhileAnotherThreadIsEnteredIfIdleWaitsForItsLeave()
+    {
+        using var memory = TestMemory.Create(16);
+        ulong hpa = memory.AllocateFrame();
+        using var readerInside = new ManualResetEventSlim();
+        using var readerMayLeave = new ManualResetEventSlim();
+        bool entered = false;
+        var reader = new Thread(() =>
+        {
+            int slot = ThreadSlots.Current;
+            entered = memory.Epochs.EnterIfIdle(slot);
+            readerInside.Set();
+            readerMayLeave.Wait(TestContext.Current.CancellationToken);
+            memory.Epochs.LeaveEntered(slot, entered);
+        });
+        reader.Start();
+        readerInside.Wait(TestContext.Current.CancellationToken);
+        Assert.True(Volatile.Read(ref entered));
+
+        memory.RetireFrame(hpa);
+        Assert.Equal(0, memory.Reclaim());
+        Assert.Equal(FrameState.Retired, memory.GetFrameState(hpa));
+
+        readerMayLeave.Set();
+        reader.Join();
+        Assert.Equal(1, memory.Reclaim());
+        Assert.Equal(FrameState.Free, memory.GetFrameState(hpa));
+    }
 }

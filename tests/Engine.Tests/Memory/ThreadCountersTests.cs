@@ -77,4 +77,53 @@ public class ThreadCountersTests
         Assert.Equal(50_000L * Enumerable.Range(1, 6).Sum(), tally.Translations);
         Assert.Equal(6L * 16_667 * 4096, tally.DmaBytes);
     }
+
+    [Fact]
+    public unsafe void AddsThroughTheKeptCellPointerShowUpInTheTotalOfThatCounterOnly()
+    {
+        var counters = new ThreadCounters();
+        const int Counter = 3;
+        long* cell = counters.CellOfSlotZero(Counter);
+        cell[0] += 5;                                                          // slot 0
+        cell[2 * ThreadCounters.LineLongs] += 7;                               // slot 2
+        cell[(ThreadSlots.MaxThreads - 1) * ThreadCounters.LineLongs] += 11;   // the last slot
+        Assert.Equal(23, counters.Read(Counter));
+        for (int c = 0; c < ThreadCounters.MaxCounters; c++)
+        {
+            if (c != Counter)
+                Assert.Equal(0, counters.Read(c));
+        }
+        GC.KeepAlive(counters);
+    }
+
+    [Fact]
+    public unsafe void TheKeptCellPointerIsTheCellTheSlotsAddsUse()
+    {
+        var counters = new ThreadCounters();
+        long* first = counters.CellOfSlotZero(0);
+        Assert.Equal(0, (nint)first & 63);   // a line per slot, starting on a cache line
+        int own = ThreadSlots.Current, other = own == 5 ? 6 : 5;
+        for (int c = 0; c < ThreadCounters.MaxCounters; c++)
+        {
+            long* cell = counters.CellOfSlotZero(c);
+            Assert.True(cell == first + c, $"counter {c}'s cell is not {c} cells past counter 0's");
+            counters.Add(other, c, 100 + c);
+            Assert.Equal(100 + c, cell[other * ThreadCounters.LineLongs]);
+            counters.Increment(c);   // the calling thread's own line
+            Assert.Equal(1, cell[own * ThreadCounters.LineLongs]);
+            Assert.Equal(101 + c, counters.Read(c));
+        }
+        GC.KeepAlive(counters);
+    }
+
+    [Fact]
+    public void AnOutOfRangeCounterIsRefusedForTheCellPointer()
+    {
+        var counters = new ThreadCounters();
+        unsafe
+        {
+            Assert.Throws<ArgumentOutOfRangeException>(() => { _ = (nint)counters.CellOfSlotZero(ThreadCounters.MaxCounters); });
+            Assert.Throws<ArgumentOutOfRangeException>(() => { _ = (nint)counters.CellOfSlotZero(-1); });
+        }
+    }
 }
