@@ -243,8 +243,12 @@ internal sealed unsafe class ContextCache : IDisposable
         uint generation = Volatile.Read(ref _generation);
         for (int source = 0; source < SourceIds; source++)
         {
-            if (FastContextWord.StampOf(_bySource[source]) == FastContextWord.StampOf(generation)
-                && TryGet((ushort)source, NoPasidKey, out ResolvedContext context))
+            // Only a slot that could have written the word: translating, under its DID (a pass-through
+            // context put later under the same generation leaves the word but has no table).
+            ulong word = _bySource[source];
+            if (FastContextWord.StampOf(word) == FastContextWord.StampOf(generation)
+                && TryGet((ushort)source, NoPasidKey, out ResolvedContext context)
+                && (context.Flags & ContextFlags.PassThrough) == 0 && context.Did == FastContextWord.DidOf(word))
                 _rootBySource[source] = FastRootWord.Create(context);
         }
     }

@@ -12,10 +12,14 @@ namespace Engine.Iommu;
 /// <para>Both words of a source are written by one put of the context cache, under that source's
 /// slot lock, the root word first (release stores), so a reader that saw a fast word current and then
 /// reads the root word gets the root word of the same put or of a later one — never an older one.
-/// A later put under the same DID is a later state of the same domain (the request is served as if it
-/// started after it, and the fill is skipped because the generation moved, or the tables were changed
-/// without an invalidation, when either is allowed); a later put under another DID fails
-/// <see cref="Matches"/>, so a walk never pairs one domain's tables with another's DID.</para>
+/// A later put comes from a later generation (an invalidation raced the miss) or from the same one
+/// (the tables changed without an invalidation). Under another DID, <see cref="Matches"/> fails and
+/// the miss takes the general path, so a walk never pairs one domain's table with another's DID.
+/// Under the same DID the miss walks the later table with the earlier word's width and flags: a
+/// result that is neither context's exactly, but only of that domain. After an invalidation it is not
+/// cached: the fill checks the generation, which the invalidation moved. Without one (the driver
+/// changed a present context entry and did not invalidate) it may be, as either context's may be. The
+/// walk checks the address against its own levels, so it reads nothing outside the table.</para>
 /// </remarks>
 internal static class FastRootWord
 {

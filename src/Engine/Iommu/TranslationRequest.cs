@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Engine.Paging;
 
@@ -118,6 +119,32 @@ public readonly record struct TranslationResult
         Did = did;
         IotlbHit = iotlbHit;
     }
+
+    /// <summary>
+    /// A result from its two 8-byte words as they lie in memory: <paramref name="hpa"/>, then
+    /// <paramref name="tail"/> = DID | status &lt;&lt; 16 | size &lt;&lt; 24 | permissions &lt;&lt; 32 |
+    /// snoop &lt;&lt; 40 | fault &lt;&lt; 48 | IOTLB hit &lt;&lt; 56 (see <see cref="Tail"/>).
+    /// </summary>
+    /// <remarks>
+    /// For the miss path (issue 14): built field by field, a result that is returned went through the
+    /// stack as six narrow stores and one 8-byte load of them, which cannot be forwarded from the
+    /// stores and waits for them to reach the cache. Two words are two stores the load is forwarded from,
+    /// or none. <c>TranslationResultLayoutTests</c> pins the layout.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static TranslationResult FromWords(ulong hpa, ulong tail)
+    {
+        Unsafe.SkipInit(out TranslationResult result);
+        ref ulong words = ref Unsafe.As<TranslationResult, ulong>(ref result);
+        words = hpa;
+        Unsafe.Add(ref words, 1) = tail;
+        return result;
+    }
+
+    /// <summary>The second word of a result (see <see cref="FromWords"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static ulong Tail(TranslationStatus status, PageSize size, Access permissions, bool snoop, FaultReason fault, ushort did, bool iotlbHit) =>
+        did | (ulong)status << 16 | (ulong)size << 24 | (ulong)permissions << 32 | (snoop ? 1UL << 40 : 0) | (ulong)fault << 48 | (iotlbHit ? 1UL << 56 : 0);
 
     /// <summary>Translated host-physical address (page + offset); 0 on a fault.</summary>
     public ulong Hpa { get; }

@@ -261,17 +261,17 @@ internal unsafe partial struct Translator
         if (!walk.IsSuccess)
             return WalkFaulted(request, did, flags, walk.Fault);
         Access granted = walk.Permissions;
-        PageSize size = walk.PageSize;
-        bool snoop = (flags & ContextFlags.PageSnoop) != 0 || (Ecap.SnoopControl && (walk.Entry & SlPte.SnoopBit) != 0);
+        int level = walk.Level;
+        bool snoop = (flags & ContextFlags.PageSnoop) != 0 || (walk.Entry & _snoopBit) != 0;
         // Fill only under a context that is still current. If the context was invalidated since it
         // was looked up, the driver may have freed its DID and given it to another device: an entry
         // filled now would hand this device's page to the new owner. The IOTLB's ticket catches the
         // DID flush that follows the context invalidation when that flush comes after this check.
         if (_contextCache.Generation == contextGeneration)
-            Iotlb.TryFill(did, request.Iova, new IotlbEntry(walk.PageHpa, size, granted, snoop), ticket);
-        if ((RequiredFor(request.Access) & ~granted) != 0)
+            Iotlb.TryFill(did, request.Iova, level, walk.Hpa, granted, snoop, ticket);
+        if (((RequiredBitsByAccess >> ((int)request.Access << 2)) & 7 & ~(uint)granted) != 0)
             return PermissionFaulted(request, did, flags, granted);
-        return new TranslationResult(TranslationStatus.Translated, walk.Hpa, size, granted, snoop, FaultReason.None, did, false);
+        return TranslationResult.FromWords(walk.Hpa, TranslationResult.Tail(TranslationStatus.Translated, (PageSize)level, granted, snoop, FaultReason.None, did, false));
     }
 
     /// <summary>The fault a failed walk reports, by its <see cref="WalkFault"/> and the context's mode.</summary>

@@ -46,6 +46,7 @@ internal unsafe partial struct Translator
     private readonly int _superpageLevel;
     private readonly int _mgaw;
     private readonly bool _legacyStylePermissions;
+    private readonly ulong _snoopBit;   // SlPte.SnoopBit when ECAP.SC, else 0: a leaf's SNP counts only then
     private ulong _rootTable;
     private bool _scalableRoot;
     private bool _translationEnabled;
@@ -79,6 +80,7 @@ internal unsafe partial struct Translator
         _superpageLevel = superpageLevel;
         _mgaw = Cap.Mgaw;
         _legacyStylePermissions = options.ScalablePermissionFaults == ScalablePermissionFaultStyle.ByRequest;
+        _snoopBit = Ecap.SnoopControl ? SlPte.SnoopBit : 0;
         _walker = WalkerConfig.SecondStage(memory.HostAddressWidth, _superpageLevel, Ecap.SnoopControl, Ecap.DeviceTlb, executeRequests: false);
         Iotlb = new Iotlb(options.IotlbSets, options.UseSimd);
         _contextCache = new ContextCache(options.ContextCacheSlots);

@@ -127,6 +127,9 @@ internal sealed unsafe class EpochManager : IDisposable
     /// that region protects the walk; an idle thread gets the epoch and has it taken back, and its depth
     /// stays 0 throughout. Two loads and a store where <see cref="Protect(int)"/> is a read-modify-write
     /// of the depth as well, and the leave needs no check (issue 14: every instruction of a miss counts).
+    /// <para>Only for a region that calls nothing that protects: a <see cref="Protect(int)"/> inside it
+    /// sees depth 0, overwrites the epoch and clears it on leaving, and <see cref="IsProtected"/> reads
+    /// false inside it. Its one user, the miss paths' walk (<c>Translator.WalkProtected</c>), runs only the walker.</para>
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal bool EnterIfIdle(int slot)

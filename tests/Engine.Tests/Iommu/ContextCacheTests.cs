@@ -216,4 +216,20 @@ public class ContextCacheTests
         SaveAndRestore(saved, afterInvalidation);
         Assert.Equal(0UL, RootWord(afterInvalidation, 0x0320));
     }
+
+    [Fact]
+    public void RestoringGivesNoRootWordFromASlotThatCouldNotHaveWrittenTheFastWord()
+    {
+        // The source's translating put writes its words; another source evicts the slot; then the same
+        // source is put as pass-through (the tables changed without an invalidation), which writes no
+        // words but fills the slot. The restore must not make a root word of the pass-through context.
+        using var saved = new ContextCache(1);
+        saved.TryPut(0x0310, ContextCache.NoPasidKey, Context, saved.Generation);
+        saved.TryPut(0x0320, ContextCache.NoPasidKey, new ResolvedContext(0x2_2000, 2, 4, 48, ContextFlags.None), saved.Generation);
+        saved.TryPut(0x0310, ContextCache.NoPasidKey, new ResolvedContext(0, Context.Did, 2, 48, ContextFlags.PassThrough), saved.Generation);
+        Assert.True(saved.TryGetFast(0x0310, out _));
+        using var restored = new ContextCache(1);
+        SaveAndRestore(saved, restored);
+        Assert.Equal(0UL, RootWord(restored, 0x0310));
+    }
 }
