@@ -35,7 +35,24 @@ internal enum ContextFlags : byte
 /// <param name="Levels">Levels of the table (agaw + 2).</param>
 /// <param name="Width">Input-address width: min(AW width, MGAW).</param>
 /// <param name="Flags">Attributes.</param>
-internal readonly record struct ResolvedContext(ulong Root, ushort Did, byte Levels, byte Width, ContextFlags Flags);
+[StructLayout(LayoutKind.Sequential)]
+internal readonly record struct ResolvedContext(ulong Root, ushort Did, byte Levels, byte Width, ContextFlags Flags)
+{
+    /// <summary>
+    /// A context from its two 8-byte words as they lie in memory: <paramref name="root"/>, then
+    /// DID | levels &lt;&lt; 16 | width &lt;&lt; 24 | flags &lt;&lt; 32 (the batch's miss list stores one
+    /// per miss: built field by field it went through the stack as narrow stores read back wide, issue 14).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ResolvedContext FromWords(ulong root, ulong tail)
+    {
+        Unsafe.SkipInit(out ResolvedContext context);
+        ref ulong words = ref Unsafe.As<ResolvedContext, ulong>(ref context);
+        words = root;
+        Unsafe.Add(ref words, 1) = tail;
+        return context;
+    }
+}
 
 /// <summary>
 /// The context cache and PASID cache in one: resolved contexts keyed by (source id, PASID),

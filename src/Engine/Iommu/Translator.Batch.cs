@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Engine.Memory;
 using Engine.Paging;
 
@@ -35,7 +36,6 @@ internal unsafe partial struct Translator
         Span<ulong> addresses = stackalloc ulong[BatchChunk];
         Span<int> order = stackalloc int[BatchChunk];
         Span<WalkResult> walks = stackalloc WalkResult[BatchChunk];
-        Span<Iotlb.FillTicket> tickets = stackalloc Iotlb.FillTicket[BatchChunk];
         for (int start = 0; start < requests.Length; start += BatchChunk)
         {
             int count = Math.Min(BatchChunk, requests.Length - start);
@@ -44,7 +44,7 @@ internal unsafe partial struct Translator
             // Pass 1: everything that needs no walk — the straight line's hits for the whole chunk,
             // then one by one TE off, faults before the IOTLB, and the hits it does not take.
             // A request the hit pass probed and missed goes straight to the walk list (its context from
-            // the slot); the rest take steps 1-5 in full.
+            // its fast and root words); the rest take steps 1-5 in full.
             ulong answered = TranslateHits(requests.Slice(start, count), results.Slice(start, count), out ulong missed);
             // Only the requests left: a chunk of hits runs no iteration at all.
             ulong all = count == BatchChunk ? ulong.MaxValue : (1UL << count) - 1;
@@ -52,66 +52,103 @@ internal unsafe partial struct Translator
             {
                 int i = BitOperations.TrailingZeroCount(left);
                 ref readonly TranslationRequest request = ref requests[start + i];
-                if ((missed >> i & 1) == 0 || !TryMissContext(request, generation, out ResolvedContext context))
+                // A straight-line miss's context goes into the list as two words, straight from the
+                // request's fast and root words: through a ResolvedContext local, the JIT stored it as
+                // two words and loaded it back as one 16-byte word (a failed store forward, issue 14).
+                if ((missed >> i & 1) != 0 && TryMissContextWords(request, generation, out ulong root, out ulong tail))
                 {
-                    if (TryTranslateWithoutWalk(request, generation, out results[start + i], out context))
-                        continue;
-                    if ((context.Flags & ContextFlags.RootUnknown) != 0 && !TryCompleteContext(request, ref context, out results[start + i]))
-                        continue;
+                    ref ulong entry = ref Unsafe.As<ResolvedContext, ulong>(ref missContext[misses]);
+                    entry = root;
+                    Unsafe.Add(ref entry, 1) = tail;
+                }
+                else if (!TryWalkContext(request, generation, out results[start + i], out missContext[misses]))
+                {
+                    continue;
                 }
                 missIndex[misses] = start + i;
-                missContext[misses] = context;
                 misses++;
             }
             if (misses != 0)
-                WalkAndFillMisses(requests, results, missIndex[..misses], missContext[..misses], generation, order, addresses, walks, tickets);
+                WalkAndFillMisses(requests, results, missIndex[..misses], missContext[..misses], generation, order, addresses, walks);
         }
         GC.KeepAlive(_owner);   // as in Translate: the caches stay reachable until the last read
     }
 
     /// <summary>
-    /// Pass 2 of a chunk: its misses grouped by second-stage table (root and level count), each group
-    /// walked together by the batch walker, then every walk turned into its result and filled.
+    /// Pass 2 of a chunk: its misses grouped by second-stage table (root and level count) and DID, each
+    /// group walked together by the batch walker, then every walk turned into its result and filled.
     /// </summary>
     /// <remarks>
-    /// One epoch protection and one thread-slot read for the whole chunk, and the miss counter added
+    /// <para>One epoch protection and one thread-slot read for the whole chunk, and the miss counter added
     /// to once: the walks of all groups run back to back with no fill between them, so the only
     /// locked instructions (the fills' set takes) come after the chunk's last table load (issue 14).
-    /// Each group's fill ticket is taken before its walk, as a single miss takes it.
-    /// <paramref name="order"/>, <paramref name="addresses"/>, <paramref name="walks"/> and
-    /// <paramref name="tickets"/>: scratch of at least <paramref name="missIndex"/>'s length, in walk order.
+    /// Each group's fill ticket is taken before its walk, as a single miss takes it, for the group's
+    /// DID: a group is one table under one DID, so every fill is checked against its own DID's ticket
+    /// (grouped by table alone, two DIDs sharing a table filled with the first one's ticket).</para>
+    /// <para>The grouping is one pass (each miss looks for its group among those found so far: a chunk
+    /// touches few domains) and a counting sort, not a scan of the misses left per group; the spans are
+    /// read through references without bounds checks (their lengths are the chunk's, checked once here).</para>
+    /// <para><paramref name="order"/>, <paramref name="addresses"/> and <paramref name="walks"/>: scratch of at
+    /// least <paramref name="missIndex"/>'s length, in walk order.</para>
     /// </remarks>
+    [SkipLocalsInit]
     private void WalkAndFillMisses(ReadOnlySpan<TranslationRequest> requests, Span<TranslationResult> results,
         ReadOnlySpan<int> missIndex, ReadOnlySpan<ResolvedContext> missContext, uint generation,
-        Span<int> order, Span<ulong> addresses, Span<WalkResult> walks, Span<Iotlb.FillTicket> tickets)
+        Span<int> order, Span<ulong> addresses, Span<WalkResult> walks)
     {
         int misses = missIndex.Length;
+        if (misses > BatchChunk || missContext.Length < misses || order.Length < misses || addresses.Length < misses || walks.Length < misses)
+            throw new ArgumentException("The batch's scratch is shorter than its misses.");
+        ref readonly ResolvedContext contexts = ref MemoryMarshal.GetReference(missContext);
+        ref readonly int indexes = ref MemoryMarshal.GetReference(missIndex);
+        ref readonly TranslationRequest firstRequest = ref MemoryMarshal.GetReference(requests);
+
+        // Each miss's group (the first miss of each group is its leader), and the groups' sizes.
+        byte* groupOf = stackalloc byte[BatchChunk];
+        int* leader = stackalloc int[BatchChunk];
+        int* next = stackalloc int[BatchChunk];   // sizes, then where each group's next miss goes
+        int groups = 0;
+        for (int n = 0; n < misses; n++)
+        {
+            ref readonly ResolvedContext context = ref Unsafe.Add(ref Unsafe.AsRef(in contexts), n);
+            int g = 0;
+            while (g < groups && !SameWalk(Unsafe.Add(ref Unsafe.AsRef(in contexts), leader[g]), context))
+                g++;
+            if (g == groups)
+            {
+                leader[groups++] = n;
+                next[g] = 0;
+            }
+            groupOf[n] = (byte)g;
+            next[g]++;
+        }
+        for (int g = 0, at = 0; g < groups; g++)
+        {
+            int size = next[g];
+            next[g] = at;
+            at += size;
+        }
+        ref int walkOrder = ref MemoryMarshal.GetReference(order);
+        ref ulong walkAddress = ref MemoryMarshal.GetReference(addresses);
+        for (int n = 0; n < misses; n++)
+        {
+            int at = next[groupOf[n]]++;
+            Unsafe.Add(ref walkOrder, at) = n;
+            Unsafe.Add(ref walkAddress, at) = Unsafe.Add(ref Unsafe.AsRef(in firstRequest), Unsafe.Add(ref Unsafe.AsRef(in indexes), n)).Iova;
+        }
+
+        Iotlb.FillTicket* tickets = stackalloc Iotlb.FillTicket[groups];
         int slot = ThreadSlots.Current;
         _epochs.Protect(slot);
         try
         {
-            // Misses not yet in a group, one bit each (a chunk has at most 64).
-            ulong left = misses == BatchChunk ? ulong.MaxValue : (1UL << misses) - 1;
-            int walked = 0;
-            while (left != 0)
+            for (int g = 0, start = 0; g < groups; g++)
             {
-                int first = BitOperations.TrailingZeroCount(left);
-                ref readonly ResolvedContext leader = ref missContext[first];
-                int start = walked;
-                for (ulong scan = left; scan != 0; scan &= scan - 1)
-                {
-                    int n = BitOperations.TrailingZeroCount(scan);
-                    if (missContext[n].Root == leader.Root && missContext[n].Levels == leader.Levels)
-                    {
-                        order[walked] = n;
-                        addresses[walked] = requests[missIndex[n]].Iova;
-                        walked++;
-                        left &= ~(1UL << n);
-                    }
-                }
-                Iotlb.FillTicket ticket = Iotlb.BeginFill(leader.Did);
-                tickets[start..walked].Fill(ticket);
-                PageWalker.WalkBatch(_batchWalker, _memory, _walker, leader.Root, leader.Levels, addresses[start..walked], Access.None, walks[start..]);
+                // next[g] is now where group g ends (and g + 1 starts).
+                ref readonly ResolvedContext head = ref Unsafe.Add(ref Unsafe.AsRef(in contexts), leader[g]);
+                tickets[g] = Iotlb.BeginFill(head.Did);
+                PageWalker.WalkBatch(_batchWalker, _memory, _walker, head.Root, head.Levels, addresses[start..next[g]], Access.None, walks[start..]);
+                start = next[g];
             }
         }
         finally
@@ -119,14 +156,22 @@ internal unsafe partial struct Translator
             _epochs.Unprotect(slot);
         }
         CountMiss(slot, misses);
+        ref WalkResult walked = ref MemoryMarshal.GetReference(walks);
+        ref TranslationResult firstResult = ref MemoryMarshal.GetReference(results);
         for (int k = 0; k < misses; k++)
         {
-            int n = order[k];
-            int index = missIndex[n];
-            ref readonly ResolvedContext context = ref missContext[n];
-            results[index] = ResultOfBatchedWalk(requests[index], context.Did, context.Flags, walks[k], tickets[k], generation);
+            int n = Unsafe.Add(ref walkOrder, k);
+            int index = Unsafe.Add(ref Unsafe.AsRef(in indexes), n);
+            ref readonly ResolvedContext context = ref Unsafe.Add(ref Unsafe.AsRef(in contexts), n);
+            Unsafe.Add(ref firstResult, index) = ResultOfBatchedWalk(Unsafe.Add(ref Unsafe.AsRef(in firstRequest), index), context.Did, context.Flags,
+                Unsafe.Add(ref walked, k), tickets[groupOf[n]], generation);
         }
     }
+
+    /// <summary>Whether two misses walk together: the same table (root and levels) under the same DID.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool SameWalk(in ResolvedContext a, in ResolvedContext b) =>
+        a.Root == b.Root && a.Levels == b.Levels && a.Did == b.Did;
 
     /// <summary><see cref="ResultOfWalk(in TranslationRequest, ushort, ContextFlags, in WalkResult, Iotlb.FillTicket, uint)"/> for the batch, as a call of its own.</summary>
     /// <remarks>
@@ -139,6 +184,19 @@ internal unsafe partial struct Translator
         ResultOfWalk(request, did, flags, walk, ticket, contextGeneration);
 
     /// <summary>
+    /// Steps 1–5 in full for a request of the batch the straight line did not take: false with its
+    /// <paramref name="result"/> when it needs no walk (or faulted), true with the complete context to walk in.
+    /// </summary>
+    /// <remarks>Not inlined: in the batch's loop, its many paths took the registers of the straight-line misses' (issue 14).</remarks>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool TryWalkContext(in TranslationRequest request, uint contextGeneration, out TranslationResult result, out ResolvedContext context)
+    {
+        if (TryTranslateWithoutWalk(request, contextGeneration, out result, out context))
+            return false;
+        return (context.Flags & ContextFlags.RootUnknown) == 0 || TryCompleteContext(request, ref context, out result);
+    }
+
+    /// <summary>
     /// The walk context of a request whose straight-line probe missed: its fast word still current at
     /// <paramref name="contextGeneration"/> and covering the address, and its root word (the table, see
     /// <see cref="FastRootWord"/>). False sends the request through <see cref="TryTranslateWithoutWalk"/>.
@@ -147,21 +205,24 @@ internal unsafe partial struct Translator
     /// The word is read again, not taken from the hit pass: the root word is read after it, so it is
     /// that word's put's or a later one's (see <see cref="FastRootWord"/>). If it changed since the probe, the request
     /// walks under the newer context without probing for it: a walk where a hit might have been, the
-    /// same translation.
+    /// same translation. The context comes back as the two words of a <see cref="ResolvedContext"/> (see
+    /// <see cref="ResolvedContext.FromWords"/>), both 0 when false.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool TryMissContext(in TranslationRequest request, uint contextGeneration, out ResolvedContext context)
+    private bool TryMissContextWords(in TranslationRequest request, uint contextGeneration, out ulong root, out ulong tail)
     {
         ulong word = Volatile.Read(ref _fastWords[request.SourceId]);
         ulong rootWord = Volatile.Read(ref _rootWords[request.SourceId]);   // after the word: its put's or a later one's
         if (FastContextWord.StampOf(word) == FastContextWord.StampOf(contextGeneration) && FastContextWord.Covers(word, request.Iova)
             && FastRootWord.Matches(rootWord, word))
         {
-            context = new ResolvedContext(FastRootWord.RootOf(rootWord), FastContextWord.DidOf(word), (byte)FastRootWord.LevelsOf(rootWord),
-                (byte)(word >> FastContextWord.WidthShift & FastContextWord.WidthMask), FastContextWord.FlagsOf(word));
+            root = FastRootWord.RootOf(rootWord);
+            tail = FastContextWord.DidOf(word) | (ulong)FastRootWord.LevelsOf(rootWord) << 16
+                | (word >> FastContextWord.WidthShift & FastContextWord.WidthMask) << 24 | (ulong)FastContextWord.FlagsOf(word) << 32;
             return true;
         }
-        context = default;
+        root = 0;
+        tail = 0;
         return false;
     }
 

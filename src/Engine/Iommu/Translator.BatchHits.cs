@@ -21,7 +21,7 @@ internal unsafe partial struct Translator
     /// writing their results; returns a mask of those done (bit i = request i). Identical results to
     /// <see cref="TryTranslateHit"/> request by request. <paramref name="missed"/>: the requests the
     /// straight line took and whose probe missed (every size the domain caches probed), which need
-    /// only a walk (see <see cref="TryMissContext"/>).
+    /// only a walk (see <see cref="TryMissContextWords"/>).
     /// </summary>
     [SkipLocalsInit]
     private ulong TranslateHits(ReadOnlySpan<TranslationRequest> requests, Span<TranslationResult> results, out ulong missed)

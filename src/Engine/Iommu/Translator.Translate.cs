@@ -114,7 +114,7 @@ internal unsafe partial struct Translator
     /// <param name="owner">The unit this translator belongs to (kept reachable by the batch).</param>
     /// <param name="request">The request.</param>
     /// <param name="result">The hit's result, when true.</param>
-    /// <param name="missed">When false: whether the probe missed under a word ever written, so the request needs only a walk (see <see cref="TryMissContext"/>).</param>
+    /// <param name="missed">When false: whether the probe missed under a word ever written, so the request needs only a walk (see <see cref="TryMissContextWords"/>).</param>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool TryTranslateHit(DmarUnit owner, in TranslationRequest request, out TranslationResult result, out bool missed)
     {

@@ -43,4 +43,13 @@ public class TranslationResultLayoutTests
         var hitAsMiss = new TranslationResult(hit.Status, hit.Hpa, hit.Size, hit.Permissions, hit.Snoop, hit.Fault, hit.Did, iotlbHit: false);
         Assert.Equal(hitAsMiss, miss);
     }
+
+    [Fact]
+    public void TwoWordsMakeTheContextTheConstructorMakes()
+    {
+        Assert.Equal(16, Unsafe.SizeOf<ResolvedContext>());
+        Gen.Select(Gen.ULong, Gen.UShort, Gen.Byte, Gen.Byte, Gen.Byte).Sample((root, did, levels, width, flags) =>
+            Assert.Equal(new ResolvedContext(root, did, levels, width, (ContextFlags)flags),
+                ResolvedContext.FromWords(root, did | (ulong)levels << 16 | (ulong)width << 24 | (ulong)flags << 32)));
+    }
 }
