@@ -9,6 +9,38 @@ namespace Engine.Tests.Iommu;
 public class TranslateBatchTests
 {
     [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void TwoDomainsSharingATableAreEachFilledByTheBatch(bool simd)
+    {
+        // Two devices in two domains (DIDs 5 and 9) whose contexts point at the same table, DID 9's
+        // IOTLB state one domain invalidation ahead of DID 5's. A batch of misses from both walks the
+        // table once per DID and fills each DID's entries under its own ticket: a repeat of the batch
+        // is all hits. (Walked as one group under the first DID's ticket, DID 9's fills were refused.)
+        using var f = new UnitFixture(scalable: false, simd: simd);
+        f.Vm.Map(0, 4096, Access.All);
+        ushort other = TranslationRequest.Bdf(0x3A, 6, 0);
+        f.Tables.SetContext(other, ContextEntry.Create(f.Vm.Tdp.RootHpa, 2, 9));
+        f.Unit.Iotlb.InvalidateDomain(9);
+        var requests = new TranslationRequest[64];
+        for (int i = 0; i < requests.Length; i++)
+            requests[i] = new TranslationRequest(i % 2 == 0 ? UnitFixture.Sid : other, (ulong)(i * 37 % 4096) << 12, Access.Read);
+        var first = new TranslationResult[64];
+        var second = new TranslationResult[64];
+        f.Unit.TranslateBatch(requests, first);
+        long misses = f.Unit.IotlbMisses;
+        f.Unit.TranslateBatch(requests, second);
+        for (int i = 0; i < requests.Length; i++)
+        {
+            Assert.True(first[i].IsSuccess, $"request {i}: {first[i]}");
+            Assert.Equal(i % 2 == 0 ? UnitFixture.Did : (ushort)9, first[i].Did);
+            Assert.Equal(first[i].Hpa, second[i].Hpa);
+            Assert.True(second[i].IotlbHit, $"request {i} ({requests[i]}) missed again: its fill was refused");
+        }
+        Assert.Equal(misses, f.Unit.IotlbMisses);
+    }
+
+    [Theory]
     [InlineData(true, true)]
     [InlineData(true, false)]
     [InlineData(false, true)]
