@@ -26,6 +26,8 @@ public sealed class TraceReader : IDisposable
     private int _at;                   // next record in _payload
     private int _left;                 // records of the current block not yet handed out
     private bool _ended;
+    private readonly long _firstBlock;        // file offset of the first block, after the header
+    private readonly long _streamOrigin = -1; // the stream's position at the preamble, when it can seek
 
     /// <summary>Reads and checks the preamble and the header.</summary>
     /// <exception cref="TraceFormatException">Not a trace, another version, a truncated or corrupt header.</exception>
@@ -34,6 +36,8 @@ public sealed class TraceReader : IDisposable
         ArgumentNullException.ThrowIfNull(stream);
         _stream = stream;
         _leaveOpen = leaveOpen;
+        if (stream.CanSeek)
+            _streamOrigin = stream.Position;
         Span<byte> preamble = stackalloc byte[TraceFormat.PreambleBytes];
         int got = Fill(preamble);
         if (got < 8 || !preamble[..8].SequenceEqual(TraceFormat.Magic))
@@ -68,6 +72,28 @@ public sealed class TraceReader : IDisposable
         _pagingDomain = [.. Platform.Domains.Select(d => d.Kind == TraceDomainKind.Paging)];
         _fileOffset = TraceFormat.PreambleBytes + body.Length;
         _payloadOffset = _fileOffset;
+        _firstBlock = _fileOffset;
+    }
+
+    /// <summary>
+    /// Starts again at the first record, as if the reader had just read the header: for replaying one
+    /// trace many times (a benchmark's passes) without reading and checking the header again, or
+    /// allocating a reader and its buffers per pass. Every block is read and checked again.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The stream cannot seek (the reader was made over a stream that cannot).</exception>
+    public void Rewind()
+    {
+        if (_streamOrigin < 0)
+            throw new NotSupportedException("Rewind needs a stream that can seek; this trace's stream cannot.");
+        _stream.Position = _streamOrigin + _firstBlock;
+        _fileOffset = _firstBlock;
+        _payloadOffset = _firstBlock;
+        _length = 0;
+        _at = 0;
+        _left = 0;
+        _ended = false;
+        RecordsRead = 0;
+        RecordOffset = 0;
     }
 
     /// <summary>The platform the header describes.</summary>

@@ -7,6 +7,21 @@ namespace Engine.Tests.Workloads;
 /// </summary>
 public class MissWorkloadTests
 {
+    [Fact]
+    public void TheReplayWorkloadAllocatesNothingOnceWarm()
+    {
+        // Each pass rewinds one reader over the trace: a reader a pass was 1 B/op.
+        using var w = WorkloadCatalog.Create("replay-hit", 1);
+        w.Setup();
+        ulong expected = w.RunPass();
+        Assert.Equal(expected, w.RunPass());
+        SteadyStateAllocation.AssertSomeRoundAllocatesNothing(() =>
+        {
+            for (int i = 0; i < 3; i++)
+                w.RunPass();
+        }, "3 passes");
+    }
+
     [Theory]
     [InlineData("dma-strict")]
     [InlineData("dma-lazy")]
