@@ -20,7 +20,7 @@ internal readonly struct FastContextWord(ulong value)
     internal const int WidthShift = 16;
     internal const ulong WidthMask = 0x7F;
     private const int LevelsShift = 23;
-    private const int FlagsShift = 26;
+    internal const int FlagsShift = 26;
     internal const uint GenerationMask = (1u << 22) - 1;
     internal const ulong StampValid = 1UL << 22;
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -31,8 +32,9 @@ internal unsafe partial struct Translator
     {
         if (results.Length < requests.Length)
             throw new ArgumentException($"results holds {results.Length} entries for {requests.Length} requests.", nameof(results));
-        Span<int> missIndex = stackalloc int[BatchChunk];
-        Span<ResolvedContext> missContext = stackalloc ResolvedContext[BatchChunk];
+        Span<int> missIndex = stackalloc int[BatchChunk];   // the chunk's misses, by position in the chunk
+        ResolvedContext* contextBlock = stackalloc ResolvedContext[BatchChunk];   // by position: a miss's walk context
+        var contexts = new Span<ResolvedContext>(contextBlock, BatchChunk);
         Span<ulong> addresses = stackalloc ulong[BatchChunk];
         Span<int> order = stackalloc int[BatchChunk];
         Span<WalkResult> walks = stackalloc WalkResult[BatchChunk];
@@ -45,31 +47,39 @@ internal unsafe partial struct Translator
             // then one by one TE off, faults before the IOTLB, and the hits it does not take.
             // A request the hit pass probed and missed goes straight to the walk list (its context from
             // its fast and root words); the rest take steps 1-5 in full.
-            ulong answered = TranslateHits(requests.Slice(start, count), results.Slice(start, count), out ulong missed);
-            // Only the requests left: a chunk of hits runs no iteration at all.
+            ReadOnlySpan<TranslationRequest> chunk = requests.Slice(start, count);
+            Span<TranslationResult> chunkResults = results.Slice(start, count);
+            ulong answered = TranslateHits(chunk, chunkResults, out ulong missed);
+            // The straight-line misses' contexts eight at a time where AVX-512 runs the hit pass (a
+            // separate pass: built inside the hit loop, their values took its registers).
+            ulong ready = missed != 0 && _useBatchVector ? MissContexts(chunk, missed, generation, contextBlock) : 0;
+            // Only the requests left: a chunk of hits runs no iteration at all. A miss the vector pass
+            // gave its context (ready) only joins the list.
             ulong all = count == BatchChunk ? ulong.MaxValue : (1UL << count) - 1;
             for (ulong left = all & ~answered; left != 0; left &= left - 1)
             {
                 int i = BitOperations.TrailingZeroCount(left);
-                ref readonly TranslationRequest request = ref requests[start + i];
-                // A straight-line miss's context goes into the list as two words, straight from the
-                // request's fast and root words: through a ResolvedContext local, the JIT stored it as
-                // two words and loaded it back as one 16-byte word (a failed store forward, issue 14).
-                if ((missed >> i & 1) != 0 && TryMissContextWords(request, generation, out ulong root, out ulong tail))
+                if ((ready >> i & 1) == 0)
                 {
-                    ref ulong entry = ref Unsafe.As<ResolvedContext, ulong>(ref missContext[misses]);
-                    entry = root;
-                    Unsafe.Add(ref entry, 1) = tail;
+                    ref readonly TranslationRequest request = ref chunk[i];
+                    // A straight-line miss's context goes into the list as two words, straight from the
+                    // request's fast and root words: through a ResolvedContext local, the JIT stored it as
+                    // two words and loaded it back as one 16-byte word (a failed store forward, issue 14).
+                    if ((missed >> i & 1) != 0 && TryMissContextWords(request, generation, out ulong root, out ulong tail))
+                    {
+                        ref ulong entry = ref Unsafe.As<ResolvedContext, ulong>(ref contexts[i]);
+                        entry = root;
+                        Unsafe.Add(ref entry, 1) = tail;
+                    }
+                    else if (!TryWalkContext(request, generation, out chunkResults[i], out contexts[i]))
+                    {
+                        continue;
+                    }
                 }
-                else if (!TryWalkContext(request, generation, out results[start + i], out missContext[misses]))
-                {
-                    continue;
-                }
-                missIndex[misses] = start + i;
-                misses++;
+                missIndex[misses++] = i;
             }
             if (misses != 0)
-                WalkAndFillMisses(requests, results, missIndex[..misses], missContext[..misses], generation, order, addresses, walks);
+                WalkAndFillMisses(chunk, chunkResults, missIndex[..misses], contexts, generation, order, addresses, walks);
         }
         GC.KeepAlive(_owner);   // as in Translate: the caches stay reachable until the last read
     }
@@ -88,20 +98,30 @@ internal unsafe partial struct Translator
     /// <para>The grouping is one pass (each miss looks for its group among those found so far: a chunk
     /// touches few domains) and a counting sort, not a scan of the misses left per group; the spans are
     /// read through references without bounds checks (their lengths are the chunk's, checked once here).</para>
-    /// <para><paramref name="order"/>, <paramref name="addresses"/> and <paramref name="walks"/>: scratch of at
+    /// <para><paramref name="requests"/>, <paramref name="results"/> and <paramref name="contextsByPosition"/>: the chunk's,
+    /// by position; <paramref name="missIndex"/>: the positions of its misses, ascending.
+    /// <paramref name="order"/>, <paramref name="addresses"/> and <paramref name="walks"/>: scratch of at
     /// least <paramref name="missIndex"/>'s length, in walk order.</para>
     /// </remarks>
     [SkipLocalsInit]
     private void WalkAndFillMisses(ReadOnlySpan<TranslationRequest> requests, Span<TranslationResult> results,
-        ReadOnlySpan<int> missIndex, ReadOnlySpan<ResolvedContext> missContext, uint generation,
+        ReadOnlySpan<int> missIndex, ReadOnlySpan<ResolvedContext> contextsByPosition, uint generation,
         Span<int> order, Span<ulong> addresses, Span<WalkResult> walks)
     {
         int misses = missIndex.Length;
-        if (misses > BatchChunk || missContext.Length < misses || order.Length < misses || addresses.Length < misses || walks.Length < misses)
-            throw new ArgumentException("The batch's scratch is shorter than its misses.");
-        ref readonly ResolvedContext contexts = ref MemoryMarshal.GetReference(missContext);
+        if (misses > BatchChunk || requests.Length > BatchChunk || results.Length < requests.Length || contextsByPosition.Length < requests.Length
+            || order.Length < misses || addresses.Length < misses || walks.Length < misses)
+            throw new ArgumentException("The batch's scratch is shorter than its chunk.");
+        // The positions come from the bits of the chunk's request mask, so each is below its length.
+        Debug.Assert(!missIndex.ContainsAnyExceptInRange(0, requests.Length - 1), "A miss outside the chunk.");
+        ref readonly ResolvedContext byPosition = ref MemoryMarshal.GetReference(contextsByPosition);
         ref readonly int indexes = ref MemoryMarshal.GetReference(missIndex);
         ref readonly TranslationRequest firstRequest = ref MemoryMarshal.GetReference(requests);
+        // Each miss's context, by miss: gathered once, so the grouping reads a contiguous list.
+        ResolvedContext* missContexts = stackalloc ResolvedContext[BatchChunk];
+        for (int n = 0; n < misses; n++)
+            missContexts[n] = Unsafe.Add(ref Unsafe.AsRef(in byPosition), Unsafe.Add(ref Unsafe.AsRef(in indexes), n));
+        ref readonly ResolvedContext contexts = ref *missContexts;
 
         // Each miss's group (the first miss of each group is its leader), and the groups' sizes.
         byte* groupOf = stackalloc byte[BatchChunk];

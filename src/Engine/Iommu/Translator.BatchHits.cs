@@ -107,6 +107,58 @@ internal unsafe partial struct Translator
         return (done | missed) == all ? done : TranslateHitsOneByOne(requests, results, done, ref missed);
     }
 
+    /// <summary>
+    /// The walk contexts of the requests in <paramref name="lanes"/> (misses of the straight line), eight at
+    /// a time, as <see cref="TryMissContextWords"/> builds them one by one: each request's fast word read
+    /// again, current at <paramref name="contextGeneration"/> and covering its address, then its root word
+    /// (gathered after the fast words: see <see cref="FastRootWord"/>), valid and of the word's DID. Each
+    /// is stored at its request's index in <paramref name="contexts"/>; returns the lanes that got one
+    /// (the rest go one by one, where they are refused too, to the general path).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong MissContexts(ReadOnlySpan<TranslationRequest> requests, ulong lanes, uint contextGeneration, ResolvedContext* contexts)
+    {
+        ref ulong requestWords = ref Unsafe.As<TranslationRequest, ulong>(ref MemoryMarshal.GetReference(requests));
+        Vector512<ulong> stamp = Vector512.Create(FastContextWord.StampOf(contextGeneration));
+        Vector512<ulong> evens = Vector512.Create(0UL, 2, 4, 6, 8, 10, 12, 14);
+        Vector512<ulong> odds = Vector512.Create(1UL, 3, 5, 7, 9, 11, 13, 15);
+        ulong* fastWords = _fastWords;
+        ulong* rootWords = _rootWords;
+        ulong ready = 0;
+        for (int i8 = 0; i8 + 8 <= requests.Length; i8 += 8)
+        {
+            ulong eight = (lanes >> i8) & 0xFF;
+            if (eight == 0)
+                continue;
+            Vector512<ulong> front = Vector512.LoadUnsafe(ref requestWords, (nuint)(2 * i8));
+            Vector512<ulong> back = Vector512.LoadUnsafe(ref requestWords, (nuint)(2 * i8 + 8));
+            Vector512<ulong> iova = Avx512F.PermuteVar8x64x2(front, evens, back);
+            Vector512<ulong> source = (Avx512F.PermuteVar8x64x2(front, odds, back) >> 32) & Vector512.Create(0xFFFFUL);
+            Vector512<ulong> word = Vector512.Create(
+                Avx2.GatherVector256(fastWords, source.GetLower().AsInt64(), sizeof(ulong)),
+                Avx2.GatherVector256(fastWords, source.GetUpper().AsInt64(), sizeof(ulong)));
+            Vector512<ulong> rootWord = Vector512.Create(
+                Avx2.GatherVector256(rootWords, source.GetLower().AsInt64(), sizeof(ulong)),
+                Avx2.GatherVector256(rootWords, source.GetUpper().AsInt64(), sizeof(ulong)));
+            Vector512<ulong> did = word & Vector512.Create(0xFFFFUL);
+            // The word current and covering the address; FastRootWord.Matches: bit 63 (valid, bit 23
+            // after the shift) and the DID in 55:40.
+            Vector512<ulong> matches = Vector512.Equals(word >> FastContextWord.StampShift, stamp)
+                & Vector512.Equals(Avx512F.ShiftRightLogicalVariable(iova, (word >> FastContextWord.WidthShift) & Vector512.Create(FastContextWord.WidthMask)), Vector512<ulong>.Zero)
+                & Vector512.Equals((rootWord >> 40) & Vector512.Create(0x80_FFFFUL), did | Vector512.Create(0x80_0000UL));
+            Vector512<ulong> root = (rootWord & Vector512.Create((1UL << 40) - 1)) << 12;
+            // The tail as TryMissContextWords makes it: DID | levels << 16 | width << 24 | flags << 32.
+            Vector512<ulong> tail = did | (((rootWord >> 56) & Vector512.Create(7UL)) << 16)
+                | (((word >> FastContextWord.WidthShift) & Vector512.Create(FastContextWord.WidthMask)) << 24)
+                | (((word >> FastContextWord.FlagsShift) & Vector512.Create(0xFFUL)) << 32);
+            ref ulong output = ref *(ulong*)(contexts + i8);
+            Avx512F.PermuteVar8x64x2(root, Vector512.Create(0UL, 8, 1, 9, 2, 10, 3, 11), tail).StoreUnsafe(ref output);
+            Avx512F.PermuteVar8x64x2(root, Vector512.Create(4UL, 12, 5, 13, 6, 14, 7, 15), tail).StoreUnsafe(ref Unsafe.Add(ref output, 8));
+            ready |= (matches.ExtractMostSignificantBits() & eight) << i8;
+        }
+        return ready;
+    }
+
     // The scalar twin of TranslateHits (and its path without AVX-512): the straight line for every
     // request not yet in <done> or <missed>. Out of line, so the vector loop keeps its registers.
     [MethodImpl(MethodImplOptions.NoInlining)]
