@@ -44,14 +44,7 @@ internal readonly record struct ResolvedContext(ulong Root, ushort Did, byte Lev
     /// per miss: built field by field it went through the stack as narrow stores read back wide, issue 14).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static ResolvedContext FromWords(ulong root, ulong tail)
-    {
-        Unsafe.SkipInit(out ResolvedContext context);
-        ref ulong words = ref Unsafe.As<ResolvedContext, ulong>(ref context);
-        words = root;
-        Unsafe.Add(ref words, 1) = tail;
-        return context;
-    }
+    public static ResolvedContext FromWords(ulong root, ulong tail) => TwoWords.Make<ResolvedContext>(root, tail);
 }
 
 /// <summary>

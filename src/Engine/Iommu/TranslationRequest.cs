@@ -132,14 +132,7 @@ public readonly record struct TranslationResult
     /// or none. <c>TranslationResultLayoutTests</c> pins the layout.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static TranslationResult FromWords(ulong hpa, ulong tail)
-    {
-        Unsafe.SkipInit(out TranslationResult result);
-        ref ulong words = ref Unsafe.As<TranslationResult, ulong>(ref result);
-        words = hpa;
-        Unsafe.Add(ref words, 1) = tail;
-        return result;
-    }
+    internal static TranslationResult FromWords(ulong hpa, ulong tail) => TwoWords.Make<TranslationResult>(hpa, tail);
 
     /// <summary>The second word of a result (see <see cref="FromWords"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
