@@ -178,21 +178,47 @@ internal sealed unsafe class Iotlb : IDisposable
         int shift = PageSizes.ShiftOfLevel(level);
         ulong page = iova >> shift;   // below 2^45: iova is below 2^57
         ulong tag = ValidBit | ((ulong)level << SizeShift) | ((ulong)did << DidShift) | page;
-        ulong* set = SetOfPage(did, page, level);
+        ulong data = ((ulong)ticket.Generation << StampShift) | ((hpa >> shift << shift) & EptEntry.AddressMask)
+            | ((ulong)shift << IotlbData.PageShiftShift) | IotlbData.EntryBit | (snoop ? IotlbData.SnoopBit : 0) | ((ulong)permissions & 7);
+        return TryFillPrepared(SetOfPage(did, page, level), tag, data, did, level, ticket);
+    }
+
+    /// <summary>
+    /// The batch's fills, eight at a time: for each lane the tag, the set and the data word
+    /// <see cref="TryFill(ushort, ulong, int, ulong, Access, bool, FillTicket)"/> would compute, for
+    /// <see cref="TryFillPrepared"/> to write. Levels 1–3, addresses below 2^57; lanes the caller does not fill may hold anything.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void PrepareFills(Vector512<ulong> did, Vector512<ulong> iova, Vector512<ulong> level, Vector512<ulong> hpa, Vector512<ulong> permissions,
+        Vector512<ulong> snoop, Vector512<ulong> generation, out Vector512<ulong> tag, out Vector512<ulong> set, out Vector512<ulong> data)
+    {
+        Vector512<ulong> shift = (level << 3) + level + Vector512.Create(3UL);   // 12, 21, 30
+        Vector512<ulong> page = Avx512F.ShiftRightLogicalVariable(iova, shift);
+        tag = Vector512.Create(ValidBit) | (level << SizeShift) | (did << DidShift) | page;
+        Vector512<ulong> index = (page ^ (page >> 11) ^ (did << 6) ^ ((level - Vector512<ulong>.One) << 4)) & Vector512.Create(_setMask);
+        set = Vector512.Create((ulong)_sets) + (index << 6);
+        data = (generation << StampShift) | (Avx512F.ShiftLeftLogicalVariable(Avx512F.ShiftRightLogicalVariable(hpa, shift), shift) & Vector512.Create(EptEntry.AddressMask))
+            | (shift << IotlbData.PageShiftShift) | Vector512.Create(IotlbData.EntryBit) | (snoop << IotlbData.SnoopShift) | (permissions & Vector512.Create(7UL));
+    }
+
+    /// <summary>
+    /// Writes a fill <see cref="PrepareFills"/> prepared (the set, the tag and the data of a walk of
+    /// <paramref name="level"/> in domain <paramref name="did"/> that began with <paramref name="ticket"/>),
+    /// under the same lock and checks as <see cref="TryFill(ushort, ulong, int, ulong, Access, bool, FillTicket)"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool TryFillPrepared(ulong* set, ulong tag, ulong data, ushort did, int level, FillTicket ticket)
+    {
         ulong version = Volatile.Read(ref set[0]);
         if ((version & 1) != 0 || Interlocked.CompareExchange(ref set[0], version + 1, version) != version)
             return false;
         bool filled = false;
-        // Under the set lock: an invalidation since the walk began means the walk may be stale, and
-        // Dispose clears each set under its lock after raising the flag, so no fill lands behind it.
         if (!Volatile.Read(ref _disposed) && CurrentStamp(did) == ticket.Generation && Volatile.Read(ref _pageInvalidationSequence) == ticket.PageSequence)
         {
             ulong hint = 1UL << (SizeHintShift + level - 1);
             if ((Volatile.Read(ref _domainStates[did]) & hint) == 0)
                 Interlocked.Or(ref _domainStates[did], hint);   // before the entry can be seen
             ulong* way = set + 1 + 2 * ChooseWay(set, tag);
-            ulong data = ((ulong)ticket.Generation << StampShift) | ((hpa >> shift << shift) & EptEntry.AddressMask)
-                | ((ulong)shift << IotlbData.PageShiftShift) | IotlbData.EntryBit | (snoop ? IotlbData.SnoopBit : 0) | ((ulong)permissions & 7);
             Volatile.Write(ref way[0], tag);
             Volatile.Write(ref way[1], data);
             filled = true;

@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
+using System.Runtime.Intrinsics;
 using Engine.Memory;
 using Engine.Paging;
 
@@ -176,6 +178,12 @@ internal unsafe partial struct Translator
             _epochs.Unprotect(slot);
         }
         CountMiss(slot, misses);
+        if (_useBatchVector && WalksAreThreeWords && walks.Length >= (misses + 7) / 8 * 8 && addresses.Length >= (misses + 7) / 8 * 8)
+        {
+            FillAndAnswerEight(requests, results, indexes, missContexts, (int*)Unsafe.AsPointer(ref walkOrder), (ulong*)Unsafe.AsPointer(ref walkAddress),
+                (WalkResult*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(walks)), tickets, groupOf, next, groups, misses, generation);
+            return;
+        }
         ref WalkResult walked = ref MemoryMarshal.GetReference(walks);
         ref TranslationResult firstResult = ref MemoryMarshal.GetReference(results);
         for (int k = 0; k < misses; k++)
@@ -187,6 +195,109 @@ internal unsafe partial struct Translator
                 Unsafe.Add(ref walked, k), tickets[groupOf[n]], generation);
         }
     }
+
+    // FillAndAnswerEight reads walk results as three 8-byte words: HPA, entry, then fault | level << 8 | permissions << 16.
+    private static readonly bool WalksAreThreeWords = Unsafe.SizeOf<WalkResult>() == 24;
+
+    /// <summary>
+    /// The end of <see cref="WalkAndFillMisses"/> with AVX-512: each walk's fill (tag, set, data word) and
+    /// result words worked out eight at a time, then one pass that takes each set, writes the fill and
+    /// stores the result. A walk that faulted, or whose permissions the request lacks, is answered by
+    /// <see cref="ResultOfBatchedWalk"/> as before (its fault recorded, the fill made as the one-by-one path makes it).
+    /// </summary>
+    /// <remarks>
+    /// The same fills and results as <see cref="ResultOfWalk(in TranslationRequest, ushort, ContextFlags, in WalkResult, Iotlb.FillTicket, uint)"/>,
+    /// request by request (issue 14: that call was ~185 executed instructions a batched miss, with the
+    /// fill's tag, set and data worked out one by one). The scalar twin is the loop it replaces, which
+    /// runs without AVX-512 (and with <c>UseSimd = false</c>); <c>TranslateBatchTests</c> run both.
+    /// <paramref name="walkOrder"/>, <paramref name="addresses"/> and <paramref name="walks"/>: in walk
+    /// order, at least <paramref name="misses"/> rounded up to eight long (the lanes past the last are padded here),
+    /// on the stack (<see cref="TranslateBatch"/>'s), as are <paramref name="indexes"/> and <paramref name="missContexts"/>.
+    /// </remarks>
+    [SkipLocalsInit]
+    private void FillAndAnswerEight(ReadOnlySpan<TranslationRequest> requests, Span<TranslationResult> results, in int indexes, ResolvedContext* missContexts,
+        int* walkOrder, ulong* addresses, WalkResult* walks, Iotlb.FillTicket* tickets, byte* groupOf, int* groupEnd, int groups, int misses, uint generation)
+    {
+        int padded = (misses + 7) & ~7;
+        for (int k = misses; k < padded; k++)
+            walkOrder[k] = 0;   // a padded lane gathers miss 0's context and request, in bounds; its answer is dropped
+        // Everything a walk's fill and answer need, one row of the chunk's length each, in walk order: one
+        // pointer and constant offsets, so the answering loop keeps its values in registers.
+        ulong* rows = stackalloc ulong[PreparedRows * BatchChunk];
+        for (int g = 0, start = 0; g < groups; g++)
+        {
+            // A group's walks share its ticket.
+            new Span<ulong>(rows + (TicketGenerationRow * BatchChunk) + start, groupEnd[g] - start).Fill(tickets[g].Generation);
+            new Span<ulong>(rows + (TicketSequenceRow * BatchChunk) + start, groupEnd[g] - start).Fill(tickets[g].PageSequence);
+            start = groupEnd[g];
+        }
+        ulong answerable = 0;   // walks that translated and grant what their request asks
+        Vector256<int> threeWords = Vector256.Create(0, 3, 6, 9, 12, 15, 18, 21);
+        Vector512<ulong> byteMask = Vector512.Create(0xFFUL);
+        Vector512<ulong> one = Vector512<ulong>.One;
+        Vector512<ulong> snoopBit = Vector512.Create(_snoopBit);
+        fixed (TranslationRequest* pinnedRequests = requests)   // the caller's array may move: gathered from, so pinned
+        for (int k8 = 0; k8 < padded; k8 += 8)
+        {
+            ulong* requestWords = (ulong*)pinnedRequests;
+            Vector256<int> at = threeWords + Vector256.Create(3 * k8);
+            ulong* words = (ulong*)walks;
+            Vector512<ulong> hpa = Gather8(words, at);
+            Vector512<ulong> entry = Gather8(words + 1, at);
+            Vector512<ulong> misc = Gather8(words + 2, at);   // fault | level << 8 | permissions << 16
+            Vector512<ulong> level = (misc >> 8) & byteMask;
+            Vector512<ulong> permissions = (misc >> 16) & byteMask;
+            // Each walk's miss: its context's tail (DID | levels << 16 | width << 24 | flags << 32) and its request.
+            Vector256<int> miss = Vector256.Load(walkOrder + k8);
+            Vector512<ulong> tail = Gather8((ulong*)missContexts + 1, miss + miss);
+            Vector256<int> position = Avx2.GatherVector256((int*)Unsafe.AsPointer(ref Unsafe.AsRef(in indexes)), miss, sizeof(int));
+            Vector512<ulong> info = Gather8(requestWords + 1, position + position);   // PASID, source id, access, ATS
+            Vector512<ulong> did = tail & Vector512.Create(0xFFFFUL);
+            // Snoop: the context's PGSNP (flag 2), or the leaf's SNP where ECAP.SC counts it.
+            Vector512<ulong> snoop = ((tail >> 33) & one) | (~Vector512.Equals(entry & snoopBit, Vector512<ulong>.Zero) & one);
+            Iotlb.PrepareFills(did, Vector512.Load(addresses + k8), level, hpa, permissions, snoop, Vector512.Load(rows + (TicketGenerationRow * BatchChunk) + k8),
+                out Vector512<ulong> tag, out Vector512<ulong> set, out Vector512<ulong> data);
+            set.Store(rows + (SetRow * BatchChunk) + k8);
+            tag.Store(rows + (TagRow * BatchChunk) + k8);
+            data.Store(rows + (DataRow * BatchChunk) + k8);
+            hpa.Store(rows + (HpaRow * BatchChunk) + k8);
+            Avx512F.ConvertToVector512UInt64(position).Store(rows + (PositionRow * BatchChunk) + k8);
+            // Bytes 8..15 of the result: DID, status 0, size, permissions, snoop, fault 0, no IOTLB hit.
+            (did | (level << 24) | (permissions << 32) | (snoop << 40)).Store(rows + (TailRow * BatchChunk) + k8);
+            Vector512<ulong> need = Avx512F.ShiftRightLogicalVariable(Vector512.Create((ulong)RequiredBitsByAccess), ((info >> 48) & Vector512.Create(7UL)) << 2) & Vector512.Create(7UL);
+            answerable |= (Vector512.Equals(misc & byteMask, Vector512<ulong>.Zero) & Vector512.Equals(Vector512.AndNot(need, permissions), Vector512<ulong>.Zero))
+                .ExtractMostSignificantBits() << k8;
+        }
+        ref TranslationResult firstResult = ref MemoryMarshal.GetReference(results);
+        for (int k = 0; k < misses; k++)
+        {
+            if ((answerable >> k & 1) == 0)
+            {
+                // A fault, or a grant short of the request: the one-by-one answer records the fault.
+                int n = walkOrder[k];
+                int index = Unsafe.Add(ref Unsafe.AsRef(in indexes), n);
+                ref readonly ResolvedContext context = ref missContexts[n];
+                Unsafe.Add(ref firstResult, index) = ResultOfBatchedWalk(requests[index], context.Did, context.Flags, walks[k], tickets[groupOf[n]], generation);
+                continue;
+            }
+            ulong tail = rows[(TailRow * BatchChunk) + k];
+            // Fill only under a context still current (see ResultOfWalk).
+            if (_contextCache.Generation == generation)
+            {
+                Iotlb.TryFillPrepared((ulong*)rows[(SetRow * BatchChunk) + k], rows[(TagRow * BatchChunk) + k], rows[(DataRow * BatchChunk) + k], (ushort)tail,
+                    (int)(tail >> 24) & 0xFF, new Iotlb.FillTicket((uint)rows[(TicketGenerationRow * BatchChunk) + k], rows[(TicketSequenceRow * BatchChunk) + k]));
+            }
+            Unsafe.Add(ref firstResult, (nint)rows[(PositionRow * BatchChunk) + k]) = TranslationResult.FromWords(rows[(HpaRow * BatchChunk) + k], tail);
+        }
+    }
+
+    // FillAndAnswerEight's rows.
+    private const int SetRow = 0, TagRow = 1, DataRow = 2, TailRow = 3, HpaRow = 4, PositionRow = 5, TicketGenerationRow = 6, TicketSequenceRow = 7, PreparedRows = 8;
+
+    /// <summary>Eight words at <paramref name="words"/>[<paramref name="index"/>] (two AVX2 gathers).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<ulong> Gather8(ulong* words, Vector256<int> index) => Vector512.Create(
+        Avx2.GatherVector256(words, index.GetLower(), sizeof(ulong)), Avx2.GatherVector256(words, index.GetUpper(), sizeof(ulong)));
 
     /// <summary>Whether two misses walk together: the same table (root and levels) under the same DID.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
