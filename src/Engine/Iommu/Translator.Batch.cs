@@ -196,8 +196,22 @@ internal unsafe partial struct Translator
         }
     }
 
-    // FillAndAnswerEight reads walk results as three 8-byte words: HPA, entry, then fault | level << 8 | permissions << 16.
-    private static readonly bool WalksAreThreeWords = Unsafe.SizeOf<WalkResult>() == 24;
+    /// <summary>
+    /// Whether a <see cref="WalkResult"/> is the three 8-byte words <see cref="FillAndAnswerEight"/> gathers:
+    /// HPA, entry, then fault | level &lt;&lt; 8 | permissions &lt;&lt; 16. Checked from the layout itself, so a
+    /// reordered struct falls back to the one-by-one answer instead of reading the wrong bytes.
+    /// </summary>
+    internal static readonly bool WalksAreThreeWords = WalkResultLayoutIsThreeWords();
+
+    private static bool WalkResultLayoutIsThreeWords()
+    {
+        WalkResult walk = default;
+        return Unsafe.SizeOf<WalkResult>() == 24 && OffsetOf(walk, walk.Hpa) == 0 && OffsetOf(walk, walk.Entry) == 8
+            && OffsetOf(walk, walk.Fault) == 16 && OffsetOf(walk, walk.Level) == 17 && OffsetOf(walk, walk.Permissions) == 18;
+    }
+
+    private static nint OffsetOf<T>(in WalkResult walk, in T field) =>
+        Unsafe.ByteOffset(ref Unsafe.As<WalkResult, byte>(ref Unsafe.AsRef(in walk)), ref Unsafe.As<T, byte>(ref Unsafe.AsRef(in field)));
 
     /// <summary>
     /// The end of <see cref="WalkAndFillMisses"/> with AVX-512: each walk's fill (tag, set, data word) and

@@ -52,4 +52,9 @@ public class TranslationResultLayoutTests
             Assert.Equal(new ResolvedContext(root, did, levels, width, (ContextFlags)flags),
                 ResolvedContext.FromWords(root, did | (ulong)levels << 16 | (ulong)width << 24 | (ulong)flags << 32)));
     }
+
+    [Fact]
+    public void TheBatchReadsWalkResultsAsThreeWords() =>
+        // Otherwise the batch's eight-at-a-time answer is never taken (it falls back to one by one).
+        Assert.True(Translator.WalksAreThreeWords);
 }
