@@ -26,6 +26,7 @@ public sealed class TraceReader : IDisposable
     private int _at;                   // next record in _payload
     private int _left;                 // records of the current block not yet handed out
     private bool _ended;
+    private bool _disposed;
     private readonly long _firstBlock;        // file offset of the first block, after the header
     private readonly long _streamOrigin = -1; // the stream's position at the preamble, when it can seek
 
@@ -81,8 +82,10 @@ public sealed class TraceReader : IDisposable
     /// allocating a reader and its buffers per pass. Every block is read and checked again.
     /// </summary>
     /// <exception cref="NotSupportedException">The stream cannot seek (the reader was made over a stream that cannot).</exception>
+    /// <exception cref="ObjectDisposedException">The reader is disposed.</exception>
     public void Rewind()
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (_streamOrigin < 0)
             throw new NotSupportedException("Rewind needs a stream that can seek; this trace's stream cannot.");
         _stream.Position = _streamOrigin + _firstBlock;
@@ -337,6 +340,7 @@ public sealed class TraceReader : IDisposable
     /// <inheritdoc/>
     public void Dispose()
     {
+        _disposed = true;
         if (!_leaveOpen)
             _stream.Dispose();
     }

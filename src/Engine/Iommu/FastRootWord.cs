@@ -24,9 +24,15 @@ namespace Engine.Iommu;
 internal static class FastRootWord
 {
     private const ulong ValidBit = 1UL << 63;
-    private const int DidShift = 40;
-    private const int LevelsShift = 56;
-    private const ulong FrameNumberMask = (1UL << 40) - 1;
+    internal const int DidShift = 40;
+    internal const int LevelsShift = 56;
+    internal const ulong FrameNumberMask = (1UL << 40) - 1;
+
+    /// <summary>The word shifted down by <see cref="DidShift"/> and masked with this keeps the valid bit and the DID (<see cref="Matches"/> as one compare, for vectors).</summary>
+    internal const ulong ValidAndDidMask = (ValidBit >> DidShift) | 0xFFFF;
+
+    /// <summary>What a matching word shows through <see cref="ValidAndDidMask"/>, less its DID.</summary>
+    internal const ulong ValidAfterShift = ValidBit >> DidShift;
 
     /// <summary>The word for <paramref name="context"/>, or 0 (never valid: the miss path takes the general one) when its root does not fit the layout (not 4 KiB aligned, or 2^52 or above).</summary>
     public static ulong Create(in ResolvedContext context) =>

@@ -178,7 +178,8 @@ internal unsafe partial struct Translator
             _epochs.Unprotect(slot);
         }
         CountMiss(slot, misses);
-        if (_useBatchVector && WalksAreThreeWords && walks.Length >= (misses + 7) / 8 * 8 && addresses.Length >= (misses + 7) / 8 * 8)
+        int padded = (misses + 7) & ~7;   // FillAndAnswerEight reads (and pads) whole vectors of these
+        if (_useBatchVector && WalksAreThreeWords && walks.Length >= padded && addresses.Length >= padded && order.Length >= padded)
         {
             FillAndAnswerEight(requests, results, indexes, missContexts, (int*)Unsafe.AsPointer(ref walkOrder), (ulong*)Unsafe.AsPointer(ref walkAddress),
                 (WalkResult*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(walks)), tickets, groupOf, next, groups, misses, generation);
@@ -268,7 +269,8 @@ internal unsafe partial struct Translator
             Vector512<ulong> info = Gather8(requestWords + 1, position + position);   // PASID, source id, access, ATS
             Vector512<ulong> did = tail & Vector512.Create(0xFFFFUL);
             // Snoop: the context's PGSNP (flag 2), or the leaf's SNP where ECAP.SC counts it.
-            Vector512<ulong> snoop = ((tail >> 33) & one) | (~Vector512.Equals(entry & snoopBit, Vector512<ulong>.Zero) & one);
+            Vector512<ulong> snoop = Vector512.Min((tail >> 32) & Vector512.Create((ulong)ContextFlags.PageSnoop), one)
+                | (~Vector512.Equals(entry & snoopBit, Vector512<ulong>.Zero) & one);
             Iotlb.PrepareFills(did, Vector512.Load(addresses + k8), level, hpa, permissions, snoop, Vector512.Load(rows + (TicketGenerationRow * BatchChunk) + k8),
                 out Vector512<ulong> tag, out Vector512<ulong> set, out Vector512<ulong> data);
             set.Store(rows + (SetRow * BatchChunk) + k8);

@@ -141,14 +141,13 @@ internal unsafe partial struct Translator
                 Avx2.GatherVector256(rootWords, source.GetLower().AsInt64(), sizeof(ulong)),
                 Avx2.GatherVector256(rootWords, source.GetUpper().AsInt64(), sizeof(ulong)));
             Vector512<ulong> did = word & Vector512.Create(0xFFFFUL);
-            // The word current and covering the address; FastRootWord.Matches: bit 63 (valid, bit 23
-            // after the shift) and the DID in 55:40.
+            // The word current and covering the address; FastRootWord.Matches as one compare (valid and DID).
             Vector512<ulong> matches = Vector512.Equals(word >> FastContextWord.StampShift, stamp)
                 & Vector512.Equals(Avx512F.ShiftRightLogicalVariable(iova, (word >> FastContextWord.WidthShift) & Vector512.Create(FastContextWord.WidthMask)), Vector512<ulong>.Zero)
-                & Vector512.Equals((rootWord >> 40) & Vector512.Create(0x80_FFFFUL), did | Vector512.Create(0x80_0000UL));
-            Vector512<ulong> root = (rootWord & Vector512.Create((1UL << 40) - 1)) << 12;
+                & Vector512.Equals((rootWord >> FastRootWord.DidShift) & Vector512.Create(FastRootWord.ValidAndDidMask), did | Vector512.Create(FastRootWord.ValidAfterShift));
+            Vector512<ulong> root = (rootWord & Vector512.Create(FastRootWord.FrameNumberMask)) << 12;
             // The tail as TryMissContextWords makes it: DID | levels << 16 | width << 24 | flags << 32.
-            Vector512<ulong> tail = did | (((rootWord >> 56) & Vector512.Create(7UL)) << 16)
+            Vector512<ulong> tail = did | (((rootWord >> FastRootWord.LevelsShift) & Vector512.Create(7UL)) << 16)
                 | (((word >> FastContextWord.WidthShift) & Vector512.Create(FastContextWord.WidthMask)) << 24)
                 | (((word >> FastContextWord.FlagsShift) & Vector512.Create(0xFFUL)) << 32);
             ref ulong output = ref *(ulong*)(contexts + i8);

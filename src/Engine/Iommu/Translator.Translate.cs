@@ -224,12 +224,7 @@ internal unsafe partial struct Translator
 
     /// <summary>Counts one miss on the line of <paramref name="slot"/>, the calling thread's (see <see cref="MissCounter"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void CountMiss(int slot, long misses = 1)
-    {
-        long* cell = _missCells + (nint)(uint)(slot & (ThreadSlots.MaxThreads - 1)) * ThreadCounters.LineLongs;
-        // One writer per line (ThreadCounters): a plain add; volatile so the JIT keeps no copy in a register.
-        Volatile.Write(ref *cell, *cell + misses);
-    }
+    private void CountMiss(int slot, long misses = 1) => ThreadCounters.Add(_missCells, slot, misses);
 
     /// <summary>Turns a walk into a result: a fault with its reason, or a fill and the permission check.</summary>
     /// <param name="request">The request.</param>

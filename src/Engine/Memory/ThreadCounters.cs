@@ -73,6 +73,18 @@ internal sealed class ThreadCounters
         return (long*)Unsafe.AsPointer(ref _cells[_first + counter]);
     }
 
+    /// <summary>
+    /// Adds <paramref name="value"/> to the cell of <paramref name="slot"/> (the calling thread's) whose
+    /// slot-0 cell is <paramref name="cellOfSlotZero"/> (from <see cref="CellOfSlotZero"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe void Add(long* cellOfSlotZero, int slot, long value)
+    {
+        long* cell = cellOfSlotZero + (nint)(uint)(slot & (ThreadSlots.MaxThreads - 1)) * LineLongs;
+        // One writer per line: a plain add; volatile so the JIT keeps no copy in a register.
+        Volatile.Write(ref *cell, *cell + value);
+    }
+
     /// <summary>Longs per thread's line: the stride between one slot's cell and the next's.</summary>
     public const int LineLongs = 8;
 

@@ -66,6 +66,18 @@ public class TraceReaderRewindTests
         Assert.Equal(TraceSamples.ReadAll(TraceSamples.Mixed(10)).Count, ReadRest(reader).Count);   // still readable
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ADisposedReaderRefusesToRewind(bool leaveOpen)
+    {
+        // With the stream left open it could still seek: the reader refuses all the same.
+        var stream = new MemoryStream(TraceSamples.Mixed(10));
+        var reader = new TraceReader(stream, leaveOpen);
+        reader.Dispose();
+        Assert.Throws<ObjectDisposedException>(reader.Rewind);
+    }
+
     private sealed class ForwardOnlyStream(byte[] bytes) : Stream
     {
         private readonly MemoryStream _inner = new(bytes);
