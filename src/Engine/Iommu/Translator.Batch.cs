@@ -37,8 +37,6 @@ internal unsafe partial struct Translator
         Span<int> missIndex = stackalloc int[BatchChunk];   // the chunk's misses, by position in the chunk
         ResolvedContext* contextBlock = stackalloc ResolvedContext[BatchChunk];   // by position: a miss's walk context
         var contexts = new Span<ResolvedContext>(contextBlock, BatchChunk);
-        Span<ulong> addresses = stackalloc ulong[BatchChunk];
-        Span<int> order = stackalloc int[BatchChunk];
         Span<WalkResult> walks = stackalloc WalkResult[BatchChunk];
         for (int start = 0; start < requests.Length; start += BatchChunk)
         {
@@ -81,96 +79,86 @@ internal unsafe partial struct Translator
                 missIndex[misses++] = i;
             }
             if (misses != 0)
-                WalkAndFillMisses(chunk, chunkResults, missIndex[..misses], contexts, generation, order, addresses, walks);
+                WalkAndFillMisses(chunk, chunkResults, missIndex[..misses], contexts, generation, walks);
         }
         GC.KeepAlive(_owner);   // as in Translate: the caches stay reachable until the last read
     }
 
     /// <summary>
-    /// Pass 2 of a chunk: its misses grouped by second-stage table (root and level count) and DID, each
-    /// group walked together by the batch walker, then every walk turned into its result and filled.
+    /// Pass 2 of a chunk: its misses walked together, each in its own domain's table, then every walk
+    /// turned into its result and filled.
     /// </summary>
     /// <remarks>
+    /// <para>The batch walker takes a root per address, so misses of different domains walk as one group
+    /// and their loads overlap; only a chunk whose tables differ in level count is walked in one group per
+    /// count (grouped by table and DID before, a chunk over four domains was four short walks, and the
+    /// grouping cost a batched miss about 90 instructions, issue 14).</para>
     /// <para>One epoch protection and one thread-slot read for the whole chunk, and the miss counter added
-    /// to once: the walks of all groups run back to back with no fill between them, so the only
-    /// locked instructions (the fills' set takes) come after the chunk's last table load (issue 14).
-    /// Each group's fill ticket is taken before its walk, as a single miss takes it, for the group's
-    /// DID: a group is one table under one DID, so every fill is checked against its own DID's ticket
-    /// (grouped by table alone, two DIDs sharing a table filled with the first one's ticket).</para>
-    /// <para>The grouping is one pass (each miss looks for its group among those found so far: a chunk
-    /// touches few domains) and a counting sort, not a scan of the misses left per group; the spans are
-    /// read through references without bounds checks (their lengths are the chunk's, checked once here).</para>
-    /// <para><paramref name="requests"/>, <paramref name="results"/> and <paramref name="contextsByPosition"/>: the chunk's,
-    /// by position; <paramref name="missIndex"/>: the positions of its misses, ascending.
-    /// <paramref name="order"/>, <paramref name="addresses"/> and <paramref name="walks"/>: scratch of at
-    /// least <paramref name="missIndex"/>'s length, in walk order.</para>
+    /// to once: the walks run with no fill between them, so the only locked instructions (the fills' set
+    /// takes) come after the chunk's last table load. Each miss's fill ticket is taken for its own DID
+    /// before any walk, as a single miss takes it before its walk, so every fill is checked against its
+    /// own DID's ticket.</para>
+    /// <para>What each walk's answer needs is laid out in rows of one stack block, in walk order (see
+    /// <see cref="AddressRow"/>); the spans are read through references without bounds checks (their lengths
+    /// are the chunk's, checked once here). <paramref name="requests"/>, <paramref name="results"/> and
+    /// <paramref name="contextsByPosition"/>: the chunk's, by position; <paramref name="missIndex"/>: the
+    /// positions of its misses, ascending; <paramref name="walks"/>: scratch of at least
+    /// <paramref name="missIndex"/>'s length rounded up to eight.</para>
     /// </remarks>
     [SkipLocalsInit]
     private void WalkAndFillMisses(ReadOnlySpan<TranslationRequest> requests, Span<TranslationResult> results,
-        ReadOnlySpan<int> missIndex, ReadOnlySpan<ResolvedContext> contextsByPosition, uint generation,
-        Span<int> order, Span<ulong> addresses, Span<WalkResult> walks)
+        ReadOnlySpan<int> missIndex, ReadOnlySpan<ResolvedContext> contextsByPosition, uint generation, Span<WalkResult> walks)
     {
         int misses = missIndex.Length;
-        if (misses > BatchChunk || requests.Length > BatchChunk || results.Length < requests.Length || contextsByPosition.Length < requests.Length
-            || order.Length < misses || addresses.Length < misses || walks.Length < misses)
+        if (misses == 0 || misses > BatchChunk || requests.Length > BatchChunk || results.Length < requests.Length || contextsByPosition.Length < requests.Length
+            || walks.Length < ((misses + 7) & ~7))
             throw new ArgumentException("The batch's scratch is shorter than its chunk.");
         // The positions come from the bits of the chunk's request mask, so each is below its length.
         Debug.Assert(!missIndex.ContainsAnyExceptInRange(0, requests.Length - 1), "A miss outside the chunk.");
-        ref readonly ResolvedContext byPosition = ref MemoryMarshal.GetReference(contextsByPosition);
+        ref ulong contextWords = ref Unsafe.As<ResolvedContext, ulong>(ref MemoryMarshal.GetReference(contextsByPosition));   // root, tail per context
         ref readonly int indexes = ref MemoryMarshal.GetReference(missIndex);
         ref readonly TranslationRequest firstRequest = ref MemoryMarshal.GetReference(requests);
-        // Each miss's context, by miss: gathered once, so the grouping reads a contiguous list.
-        ResolvedContext* missContexts = stackalloc ResolvedContext[BatchChunk];
-        for (int n = 0; n < misses; n++)
-            missContexts[n] = Unsafe.Add(ref Unsafe.AsRef(in byPosition), Unsafe.Add(ref Unsafe.AsRef(in indexes), n));
-        ref readonly ResolvedContext contexts = ref *missContexts;
+        ulong* rows = stackalloc ulong[Rows * BatchChunk];
+        ulong* address = rows + (AddressRow * BatchChunk);
+        ulong* root = rows + (RootRow * BatchChunk);
 
-        // Each miss's group (the first miss of each group is its leader), and the groups' sizes.
-        byte* groupOf = stackalloc byte[BatchChunk];
-        int* leader = stackalloc int[BatchChunk];
-        int* next = stackalloc int[BatchChunk];   // sizes, then where each group's next miss goes
-        int groups = 0;
+        // The rows in miss order, with the tickets: taken here, before any walk.
+        int levels = ContextLevels(Unsafe.Add(ref contextWords, (2 * indexes) + 1));
+        int otherLevels = 0;
         for (int n = 0; n < misses; n++)
         {
-            ref readonly ResolvedContext context = ref Unsafe.Add(ref Unsafe.AsRef(in contexts), n);
-            int g = 0;
-            while (g < groups && !SameWalk(Unsafe.Add(ref Unsafe.AsRef(in contexts), leader[g]), context))
-                g++;
-            if (g == groups)
-            {
-                leader[groups++] = n;
-                next[g] = 0;
-            }
-            groupOf[n] = (byte)g;
-            next[g]++;
+            int index = Unsafe.Add(ref Unsafe.AsRef(in indexes), n);
+            ulong tail = Unsafe.Add(ref contextWords, (2 * index) + 1);
+            Iotlb.FillTicket ticket = Iotlb.BeginFill((ushort)tail);
+            address[n] = Unsafe.Add(ref Unsafe.AsRef(in firstRequest), index).Iova;
+            root[n] = Unsafe.Add(ref contextWords, 2 * index);
+            rows[(PositionRow * BatchChunk) + n] = (ulong)index;
+            rows[(ContextRow * BatchChunk) + n] = tail;
+            rows[(TicketGenerationRow * BatchChunk) + n] = ticket.Generation;
+            rows[(TicketSequenceRow * BatchChunk) + n] = ticket.PageSequence;
+            otherLevels |= ContextLevels(tail) ^ levels;
         }
-        for (int g = 0, at = 0; g < groups; g++)
-        {
-            int size = next[g];
-            next[g] = at;
-            at += size;
-        }
-        ref int walkOrder = ref MemoryMarshal.GetReference(order);
-        ref ulong walkAddress = ref MemoryMarshal.GetReference(addresses);
-        for (int n = 0; n < misses; n++)
-        {
-            int at = next[groupOf[n]]++;
-            Unsafe.Add(ref walkOrder, at) = n;
-            Unsafe.Add(ref walkAddress, at) = Unsafe.Add(ref Unsafe.AsRef(in firstRequest), Unsafe.Add(ref Unsafe.AsRef(in indexes), n)).Iova;
-        }
+        int* levelEnds = stackalloc int[MaxLevels + 1];   // with several level counts: where each count's walks end
+        if (otherLevels != 0)
+            SortRowsByLevels(rows, misses, levelEnds);
 
-        Iotlb.FillTicket* tickets = stackalloc Iotlb.FillTicket[groups];
         int slot = ThreadSlots.Current;
         _epochs.Protect(slot);
         try
         {
-            for (int g = 0, start = 0; g < groups; g++)
+            if (otherLevels == 0)
             {
-                // next[g] is now where group g ends (and g + 1 starts).
-                ref readonly ResolvedContext head = ref Unsafe.Add(ref Unsafe.AsRef(in contexts), leader[g]);
-                tickets[g] = Iotlb.BeginFill(head.Did);
-                PageWalker.WalkBatch(_batchWalker, _memory, _walker, head.Root, head.Levels, addresses[start..next[g]], Access.None, walks[start..]);
-                start = next[g];
+                PageWalker.WalkBatchPerRoot(_batchWalker, _memory, _walker, new ReadOnlySpan<ulong>(root, misses), levels, new ReadOnlySpan<ulong>(address, misses), Access.None, walks);
+            }
+            else
+            {
+                for (int count = 0, start = 0; count <= MaxLevels; count++)
+                {
+                    int end = levelEnds[count];
+                    if (end > start)
+                        PageWalker.WalkBatchPerRoot(_batchWalker, _memory, _walker, new ReadOnlySpan<ulong>(root + start, end - start), count, new ReadOnlySpan<ulong>(address + start, end - start), Access.None, walks[start..]);
+                    start = end;
+                }
             }
         }
         finally
@@ -178,23 +166,68 @@ internal unsafe partial struct Translator
             _epochs.Unprotect(slot);
         }
         CountMiss(slot, misses);
-        int padded = (misses + 7) & ~7;   // FillAndAnswerEight reads (and pads) whole vectors of these
-        if (_useBatchVector && WalksAreThreeWords && walks.Length >= padded && addresses.Length >= padded && order.Length >= padded)
+        if (_useBatchVector && WalksAreThreeWords)
         {
-            FillAndAnswerEight(requests, results, indexes, missContexts, (int*)Unsafe.AsPointer(ref walkOrder), (ulong*)Unsafe.AsPointer(ref walkAddress),
-                (WalkResult*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(walks)), tickets, groupOf, next, groups, misses, generation);
+            FillAndAnswerEight(requests, results, rows, (WalkResult*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(walks)), misses, generation);
             return;
         }
         ref WalkResult walked = ref MemoryMarshal.GetReference(walks);
         ref TranslationResult firstResult = ref MemoryMarshal.GetReference(results);
         for (int k = 0; k < misses; k++)
+            AnswerOneByOne(ref firstResult, firstRequest, rows, Unsafe.Add(ref walked, k), k, generation);
+    }
+
+    /// <summary>The level count in a context's tail word (DID | levels &lt;&lt; 16 | width &lt;&lt; 24 | flags &lt;&lt; 32).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int ContextLevels(ulong tail) => (int)(tail >> 16) & 0xFF;
+
+    /// <summary>The largest level count a context's byte can hold: walks are grouped by count, one bucket each (a cached context has 2 to 5).</summary>
+    private const int MaxLevels = byte.MaxValue;
+
+    /// <summary>
+    /// Reorders the input rows of <see cref="WalkAndFillMisses"/> (the first <paramref name="misses"/> of each)
+    /// by the level count of each miss's table, a stable counting sort; <paramref name="levelEnds"/>[c] is
+    /// then where the walks of count c end. Only a chunk whose tables differ in level count comes here.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void SortRowsByLevels(ulong* rows, int misses, int* levelEnds)
+    {
+        ulong* context = rows + (ContextRow * BatchChunk);
+        new Span<int>(levelEnds, MaxLevels + 1).Clear();
+        for (int n = 0; n < misses; n++)
+            levelEnds[ContextLevels(context[n])]++;
+        for (int c = 0, at = 0; c <= MaxLevels; c++)
         {
-            int n = Unsafe.Add(ref walkOrder, k);
-            int index = Unsafe.Add(ref Unsafe.AsRef(in indexes), n);
-            ref readonly ResolvedContext context = ref Unsafe.Add(ref Unsafe.AsRef(in contexts), n);
-            Unsafe.Add(ref firstResult, index) = ResultOfBatchedWalk(Unsafe.Add(ref Unsafe.AsRef(in firstRequest), index), context.Did, context.Flags,
-                Unsafe.Add(ref walked, k), tickets[groupOf[n]], generation);
+            at += levelEnds[c];
+            levelEnds[c] = at;
         }
+        int* target = stackalloc int[BatchChunk];
+        int* next = stackalloc int[MaxLevels + 1];
+        for (int c = 0; c <= MaxLevels; c++)
+            next[c] = c == 0 ? 0 : levelEnds[c - 1];
+        for (int n = 0; n < misses; n++)
+            target[n] = next[ContextLevels(context[n])]++;
+        ulong* copy = stackalloc ulong[BatchChunk];
+        foreach (int row in InputRows)
+        {
+            ulong* words = rows + (row * BatchChunk);
+            new ReadOnlySpan<ulong>(words, misses).CopyTo(new Span<ulong>(copy, misses));
+            for (int n = 0; n < misses; n++)
+                words[target[n]] = copy[n];
+        }
+    }
+
+    /// <summary>
+    /// The one-by-one answer of walk <paramref name="k"/> of <see cref="WalkAndFillMisses"/>: its request,
+    /// context and ticket from the rows, the result, fault and fill from <see cref="ResultOfBatchedWalk"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void AnswerOneByOne(ref TranslationResult firstResult, in TranslationRequest firstRequest, ulong* rows, in WalkResult walk, int k, uint generation)
+    {
+        int index = (int)rows[(PositionRow * BatchChunk) + k];
+        ResolvedContext context = ResolvedContext.FromWords(rows[(RootRow * BatchChunk) + k], rows[(ContextRow * BatchChunk) + k]);
+        var ticket = new Iotlb.FillTicket((uint)rows[(TicketGenerationRow * BatchChunk) + k], rows[(TicketSequenceRow * BatchChunk) + k]);
+        Unsafe.Add(ref firstResult, index) = ResultOfBatchedWalk(Unsafe.Add(ref Unsafe.AsRef(in firstRequest), index), context.Did, context.Flags, walk, ticket, generation);
     }
 
     /// <summary>
@@ -223,34 +256,24 @@ internal unsafe partial struct Translator
     /// <remarks>
     /// The same fills and results as <see cref="ResultOfWalk(in TranslationRequest, ushort, ContextFlags, in WalkResult, Iotlb.FillTicket, uint)"/>,
     /// request by request (issue 14: that call was ~185 executed instructions a batched miss, with the
-    /// fill's tag, set and data worked out one by one). The scalar twin is the loop it replaces, which
-    /// runs without AVX-512 (and with <c>UseSimd = false</c>); <c>TranslateBatchTests</c> run both.
-    /// <paramref name="walkOrder"/>, <paramref name="addresses"/> and <paramref name="walks"/>: in walk
-    /// order, at least <paramref name="misses"/> rounded up to eight long (the lanes past the last are padded here),
-    /// on the stack (<see cref="TranslateBatch"/>'s), as are <paramref name="indexes"/> and <paramref name="missContexts"/>.
+    /// fill's tag, set and data worked out one by one). The scalar twin is the loop it replaces
+    /// (<see cref="AnswerOneByOne"/>), which runs without AVX-512 (and with <c>UseSimd = false</c>);
+    /// <c>TranslateBatchTests</c> run both. <paramref name="rows"/>: <see cref="WalkAndFillMisses"/>'s, whose
+    /// input rows hold <paramref name="misses"/> walks and have room for a whole last vector (its lanes
+    /// past the last walk are padded here); <paramref name="walks"/>: as many, rounded up to eight.
     /// </remarks>
     [SkipLocalsInit]
-    private void FillAndAnswerEight(ReadOnlySpan<TranslationRequest> requests, Span<TranslationResult> results, in int indexes, ResolvedContext* missContexts,
-        int* walkOrder, ulong* addresses, WalkResult* walks, Iotlb.FillTicket* tickets, byte* groupOf, int* groupEnd, int groups, int misses, uint generation)
+    private void FillAndAnswerEight(ReadOnlySpan<TranslationRequest> requests, Span<TranslationResult> results, ulong* rows, WalkResult* walks, int misses, uint generation)
     {
         int padded = (misses + 7) & ~7;
         for (int k = misses; k < padded; k++)
-            walkOrder[k] = 0;   // a padded lane gathers miss 0's context and request, in bounds; its answer is dropped
-        // Everything a walk's fill and answer need, one row of the chunk's length each, in walk order: one
-        // pointer and constant offsets, so the answering loop keeps its values in registers.
-        ulong* rows = stackalloc ulong[PreparedRows * BatchChunk];
-        for (int g = 0, start = 0; g < groups; g++)
-        {
-            // A group's walks share its ticket.
-            new Span<ulong>(rows + (TicketGenerationRow * BatchChunk) + start, groupEnd[g] - start).Fill(tickets[g].Generation);
-            new Span<ulong>(rows + (TicketSequenceRow * BatchChunk) + start, groupEnd[g] - start).Fill(tickets[g].PageSequence);
-            start = groupEnd[g];
-        }
+            rows[(PositionRow * BatchChunk) + k] = 0;   // a padded lane gathers request 0, in bounds; its answer is dropped
         ulong answerable = 0;   // walks that translated and grant what their request asks
         Vector256<int> threeWords = Vector256.Create(0, 3, 6, 9, 12, 15, 18, 21);
         Vector512<ulong> byteMask = Vector512.Create(0xFFUL);
         Vector512<ulong> one = Vector512<ulong>.One;
         Vector512<ulong> snoopBit = Vector512.Create(_snoopBit);
+        ref readonly TranslationRequest firstRequest = ref MemoryMarshal.GetReference(requests);
         fixed (TranslationRequest* pinnedRequests = requests)   // the caller's array may move: gathered from, so pinned
         for (int k8 = 0; k8 < padded; k8 += 8)
         {
@@ -262,22 +285,21 @@ internal unsafe partial struct Translator
             Vector512<ulong> misc = Gather8(words + 2, at);   // fault | level << 8 | permissions << 16
             Vector512<ulong> level = (misc >> 8) & byteMask;
             Vector512<ulong> permissions = (misc >> 16) & byteMask;
-            // Each walk's miss: its context's tail (DID | levels << 16 | width << 24 | flags << 32) and its request.
-            Vector256<int> miss = Vector256.Load(walkOrder + k8);
-            Vector512<ulong> tail = Gather8((ulong*)missContexts + 1, miss + miss);
-            Vector256<int> position = Avx2.GatherVector256((int*)Unsafe.AsPointer(ref Unsafe.AsRef(in indexes)), miss, sizeof(int));
-            Vector512<ulong> info = Gather8(requestWords + 1, position + position);   // PASID, source id, access, ATS
+            // Each walk's context tail (DID | levels << 16 | width << 24 | flags << 32) and request.
+            Vector512<ulong> tail = Vector512.Load(rows + (ContextRow * BatchChunk) + k8);
+            Vector512<ulong> position = Vector512.Load(rows + (PositionRow * BatchChunk) + k8);
+            Vector256<int> twice = Avx512F.ConvertToVector256Int32(position + position);
+            Vector512<ulong> info = Gather8(requestWords + 1, twice);   // PASID, source id, access, ATS
             Vector512<ulong> did = tail & Vector512.Create(0xFFFFUL);
             // Snoop: the context's PGSNP (flag 2), or the leaf's SNP where ECAP.SC counts it.
             Vector512<ulong> snoop = Vector512.Min((tail >> 32) & Vector512.Create((ulong)ContextFlags.PageSnoop), one)
                 | (~Vector512.Equals(entry & snoopBit, Vector512<ulong>.Zero) & one);
-            Iotlb.PrepareFills(did, Vector512.Load(addresses + k8), level, hpa, permissions, snoop, Vector512.Load(rows + (TicketGenerationRow * BatchChunk) + k8),
+            Iotlb.PrepareFills(did, Vector512.Load(rows + (AddressRow * BatchChunk) + k8), level, hpa, permissions, snoop, Vector512.Load(rows + (TicketGenerationRow * BatchChunk) + k8),
                 out Vector512<ulong> tag, out Vector512<ulong> set, out Vector512<ulong> data);
             set.Store(rows + (SetRow * BatchChunk) + k8);
             tag.Store(rows + (TagRow * BatchChunk) + k8);
             data.Store(rows + (DataRow * BatchChunk) + k8);
             hpa.Store(rows + (HpaRow * BatchChunk) + k8);
-            Avx512F.ConvertToVector512UInt64(position).Store(rows + (PositionRow * BatchChunk) + k8);
             // Bytes 8..15 of the result: DID, status 0, size, permissions, snoop, fault 0, no IOTLB hit.
             (did | (level << 24) | (permissions << 32) | (snoop << 40)).Store(rows + (TailRow * BatchChunk) + k8);
             Vector512<ulong> need = Avx512F.ShiftRightLogicalVariable(Vector512.Create((ulong)RequiredBitsByAccess), ((info >> 48) & Vector512.Create(7UL)) << 2) & Vector512.Create(7UL);
@@ -290,10 +312,7 @@ internal unsafe partial struct Translator
             if ((answerable >> k & 1) == 0)
             {
                 // A fault, or a grant short of the request: the one-by-one answer records the fault.
-                int n = walkOrder[k];
-                int index = Unsafe.Add(ref Unsafe.AsRef(in indexes), n);
-                ref readonly ResolvedContext context = ref missContexts[n];
-                Unsafe.Add(ref firstResult, index) = ResultOfBatchedWalk(requests[index], context.Did, context.Flags, walks[k], tickets[groupOf[n]], generation);
+                AnswerOneByOne(ref firstResult, firstRequest, rows, walks[k], k, generation);
                 continue;
             }
             ulong tail = rows[(TailRow * BatchChunk) + k];
@@ -307,18 +326,20 @@ internal unsafe partial struct Translator
         }
     }
 
-    // FillAndAnswerEight's rows.
-    private const int SetRow = 0, TagRow = 1, DataRow = 2, TailRow = 3, HpaRow = 4, PositionRow = 5, TicketGenerationRow = 6, TicketSequenceRow = 7, PreparedRows = 8;
+    // WalkAndFillMisses's rows, BatchChunk words each, in walk order. Input (one per miss, before the
+    // walks): the request's address and position in the chunk, its context's root and tail words, its
+    // fill ticket. Output (FillAndAnswerEight's, after the walks): the fill's set, tag and data word,
+    // the result's two words.
+    private const int AddressRow = 0, PositionRow = 1, RootRow = 2, ContextRow = 3, TicketGenerationRow = 4, TicketSequenceRow = 5,
+        SetRow = 6, TagRow = 7, DataRow = 8, TailRow = 9, HpaRow = 10, Rows = 11;
+
+    // The rows SortRowsByLevels reorders.
+    private static ReadOnlySpan<int> InputRows => [AddressRow, PositionRow, RootRow, ContextRow, TicketGenerationRow, TicketSequenceRow];
 
     /// <summary>Eight words at <paramref name="words"/>[<paramref name="index"/>] (two AVX2 gathers).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<ulong> Gather8(ulong* words, Vector256<int> index) => Vector512.Create(
         Avx2.GatherVector256(words, index.GetLower(), sizeof(ulong)), Avx2.GatherVector256(words, index.GetUpper(), sizeof(ulong)));
-
-    /// <summary>Whether two misses walk together: the same table (root and levels) under the same DID.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool SameWalk(in ResolvedContext a, in ResolvedContext b) =>
-        a.Root == b.Root && a.Levels == b.Levels && a.Did == b.Did;
 
     /// <summary><see cref="ResultOfWalk(in TranslationRequest, ushort, ContextFlags, in WalkResult, Iotlb.FillTicket, uint)"/> for the batch, as a call of its own.</summary>
     /// <remarks>

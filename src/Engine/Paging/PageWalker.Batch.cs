@@ -76,19 +76,73 @@ internal static unsafe partial class PageWalker
     }
 
     /// <summary>
+    /// <see cref="WalkBatch"/> for addresses that each walk their own table: address <c>i</c> in the
+    /// table at <paramref name="rootHpas"/>[<c>i</c>], every table of <paramref name="levels"/> levels;
+    /// identical to calling <see cref="Walk"/> for each. The caller is inside an epoch-protected region.
+    /// </summary>
+    /// <remarks>
+    /// The loads of one level are in flight together whatever table each address walks, so a batch
+    /// that spans several domains is walked as one group instead of one group per table (the
+    /// translator's batch, issue 14). A root outside Engine's region, or not frame-aligned, sends its
+    /// address to the scalar walk.
+    /// </remarks>
+    /// <exception cref="ArgumentException"><paramref name="results"/> or <paramref name="rootHpas"/> is shorter than <paramref name="addresses"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="kind"/> is not a batch walker.</exception>
+    /// <exception cref="PlatformNotSupportedException">This CPU or runtime cannot run <paramref name="kind"/>.</exception>
+    public static void WalkBatchPerRoot(BatchWalkerKind kind, HostMemory memory, in WalkerConfig config, ReadOnlySpan<ulong> rootHpas, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results)
+    {
+        if ((uint)kind > (uint)BatchWalkerKind.Avx512Loads)   // before a short batch turns any kind into the interleaved walker
+            throw new ArgumentOutOfRangeException(nameof(kind), kind, $"Not a batch walker; known: {BatchWalkerKinds.Names}.");
+        if (rootHpas.Length < addresses.Length)
+            throw new ArgumentException($"rootHpas holds {rootHpas.Length} roots for {addresses.Length} addresses.", nameof(rootHpas));
+        if (rootHpas.IsEmpty)
+        {
+            if (results.Length < addresses.Length)
+                throw new ArgumentException($"results holds {results.Length} entries for {addresses.Length} addresses.", nameof(results));
+            return;
+        }
+        if (kind > BatchWalkerKind.Interleaved && addresses.Length < GatherMinimumBatch)
+            kind = BatchWalkerKind.Interleaved;
+        rootHpas = rootHpas[..addresses.Length];
+        switch (kind)
+        {
+            case BatchWalkerKind.Interleaved:
+                if (!WalkBatchPrologue(memory, config, rootHpas[0], rootHpas, levels, addresses, access, results))
+                    InterleavedBatch.WalkGroups(memory, config, rootHpas[0], rootHpas, levels, addresses, access, results);
+                return;
+            case BatchWalkerKind.Avx2Gather:
+                RunVectorWalker<System.Runtime.Intrinsics.Vector256<ulong>, Lanes4, Gather4>(kind, "AVX2", memory, config, rootHpas[0], rootHpas, levels, addresses, access, results);
+                return;
+            case BatchWalkerKind.Avx512Gather:
+                RunVectorWalker<System.Runtime.Intrinsics.Vector512<ulong>, Lanes8, Gather8>(kind, "AVX-512F and AVX2", memory, config, rootHpas[0], rootHpas, levels, addresses, access, results);
+                return;
+            case BatchWalkerKind.Avx512Loads:
+                RunVectorWalker<System.Runtime.Intrinsics.Vector512<ulong>, Lanes8, Loads8>(kind, "AVX-512F", memory, config, rootHpas[0], rootHpas, levels, addresses, access, results);
+                return;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(kind), kind, $"Not a batch walker; known: {BatchWalkerKinds.Names}.");
+        }
+    }
+
+    /// <summary>The table address <c>i</c> walks: its own root where <paramref name="rootHpas"/> has one per address, else <paramref name="rootHpa"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong RootOf(ulong rootHpa, ReadOnlySpan<ulong> rootHpas, int i) => rootHpas.IsEmpty ? rootHpa : rootHpas[i];
+
+    /// <summary>
     /// The checks every batch walker makes first: the result span's length (misuse: an exception),
     /// then shapes the vector paths do not serve — an odd level count, a misaligned root, the CPU's
     /// EPT view — which are walked one by one here. True when nothing is left to do.
     /// </summary>
-    private static bool WalkBatchPrologue(HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results)
+    private static bool WalkBatchPrologue(HostMemory memory, in WalkerConfig config, ulong rootHpa, ReadOnlySpan<ulong> rootHpas, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results)
     {
         if (results.Length < addresses.Length)
             throw new ArgumentException($"results holds {results.Length} entries for {addresses.Length} addresses.", nameof(results));
-        if ((uint)(levels - 2) > 3 || (rootHpa & (HostMemory.FrameSize - 1)) != 0 || config.RejectWriteOnly)
+        // With a root per address, a misaligned root is its own lane's scalar walk (the vector setup checks it).
+        if ((uint)(levels - 2) > 3 || (rootHpas.IsEmpty && (rootHpa & (HostMemory.FrameSize - 1)) != 0) || config.RejectWriteOnly)
         {
             // Unusual shapes and the CPU's EPT view take the scalar path; the batch serves the IOMMU's.
             for (int i = 0; i < addresses.Length; i++)
-                results[i] = Walk(memory, config, rootHpa, levels, addresses[i], access);
+                results[i] = Walk(memory, config, RootOf(rootHpa, rootHpas, i), levels, addresses[i], access);
             return true;
         }
         return false;
@@ -109,13 +163,13 @@ internal static unsafe partial class PageWalker
     /// the scalar walk. Out of line: the vector walkers send only unusual lanes here.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void FinishLanes(HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results, int first, uint lanes)
+    private static void FinishLanes(HostMemory memory, in WalkerConfig config, ulong rootHpa, ReadOnlySpan<ulong> rootHpas, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results, int first, uint lanes)
     {
         while (lanes != 0)
         {
             int i = first + BitOperations.TrailingZeroCount(lanes);
             lanes &= lanes - 1;
-            results[i] = Walk(memory, config, rootHpa, levels, addresses[i], access);
+            results[i] = Walk(memory, config, RootOf(rootHpa, rootHpas, i), levels, addresses[i], access);
         }
     }
 
@@ -155,15 +209,16 @@ internal static unsafe partial class PageWalker
         /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="addresses"/>.</exception>
         public static void WalkBatch(HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results)
         {
-            if (!WalkBatchPrologue(memory, config, rootHpa, levels, addresses, access, results))
-                WalkGroups(memory, config, rootHpa, levels, addresses, access, results);
+            if (!WalkBatchPrologue(memory, config, rootHpa, default, levels, addresses, access, results))
+                WalkGroups(memory, config, rootHpa, default, levels, addresses, access, results);
         }
 
         // AggressiveOptimization: full optimization from the first call, so the start-up measurement
         // times the same code a long run uses (tier 0 would be several times slower).
+        // rootHpas: one root per address, or empty for rootHpa throughout.
         [SkipLocalsInit]
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static void WalkGroups(HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results)
+        internal static void WalkGroups(HostMemory memory, in WalkerConfig config, ulong rootHpa, ReadOnlySpan<ulong> rootHpas, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results)
         {
             ulong required = RequiredPermissions(config, access);
             int width = PageSizes.WidthOfLevels(levels);
@@ -185,13 +240,14 @@ internal static unsafe partial class PageWalker
                 for (int i = 0; i < count; i++)
                 {
                     ulong address = addresses[start + i];
-                    if ((address >> width) != 0 || rootOffset >= limit)
+                    ulong laneRoot = rootHpas.IsEmpty ? rootOffset : rootHpas[start + i] - baseHpa;
+                    if ((address >> width) != 0 || laneRoot >= limit || (laneRoot & (HostMemory.FrameSize - 1)) != 0)
                     {
-                        results[start + i] = Walk(memory, config, rootHpa, levels, address, access);
+                        results[start + i] = Walk(memory, config, RootOf(rootHpa, rootHpas, start + i), levels, address, access);
                         continue;
                     }
                     lanes[active] = i;
-                    offsets[active] = rootOffset;
+                    offsets[active] = laneRoot;
                     permissions[active] = config.PermissionMask;
                     active++;
                 }
@@ -212,7 +268,7 @@ internal static unsafe partial class PageWalker
                         int lane = lanes[k];
                         if (offsets[k] >= limit || (e & present) == 0 || (e & divert) != 0)
                         {
-                            results[start + lane] = Walk(memory, config, rootHpa, levels, addresses[start + lane], access);
+                            results[start + lane] = Walk(memory, config, RootOf(rootHpa, rootHpas, start + lane), levels, addresses[start + lane], access);
                             continue;
                         }
                         ulong perms = permissions[k] & e;

@@ -163,14 +163,18 @@ internal static unsafe partial class PageWalker
         }
     }
 
-    /// <summary>The vector walk of every group of <paramref name="addresses"/>, with the width and loads the type arguments choose.</summary>
+    /// <summary>
+    /// The vector walk of every group of <paramref name="addresses"/>, with the width and loads the type
+    /// arguments choose: in the table at <paramref name="rootHpa"/>, or where <paramref name="rootHpas"/>
+    /// is not empty, each address in the table at its own root (the same length as <paramref name="addresses"/>).
+    /// </summary>
     /// <remarks>
     /// AggressiveOptimization: full optimization from the first call, so the start-up measurement
     /// times the same code a long run uses (tier 0 would be several times slower).
     /// </remarks>
     [SkipLocalsInit]
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void WalkVectorGroups<TVector, TOps, TLoads>(HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results)
+    private static void WalkVectorGroups<TVector, TOps, TLoads>(HostMemory memory, in WalkerConfig config, ulong rootHpa, ReadOnlySpan<ulong> rootHpas, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results)
         where TVector : unmanaged
         where TOps : struct, IVectorOps<TVector>
         where TLoads : struct, IEntryLoads<TVector>
@@ -182,8 +186,9 @@ internal static unsafe partial class PageWalker
         byte* region = memory.RegionPointer;
         ulong baseHpa = memory.BaseHpa;
         ulong limit = memory.Limit;
+        bool perAddress = !rootHpas.IsEmpty;
         ulong rootOffset = rootHpa - baseHpa;
-        if (rootOffset >= limit)
+        if (!perAddress && rootOffset >= limit)
         {
             // The root is outside Engine's region (embedder RAM, or memory being disposed): the scalar walk decides.
             for (int i = 0; i < addresses.Length; i++)
@@ -199,16 +204,20 @@ internal static unsafe partial class PageWalker
         TVector required = TOps.Create(RequiredPermissions(config, access));
         TVector levelMask = TOps.Create((ulong)PageSizes.LevelMask);
         TVector frameOffset = TOps.Create((ulong)(HostMemory.FrameSize - 1));
-        TVector roots = TOps.Create(rootOffset);
+        // With a root per address, `roots` is only the harmless offset a masked-off lane may read (0 lies
+        // inside memory whenever a lane loads at all: every lane's root was checked against the limit).
+        TVector roots = TOps.Create(perAddress ? 0 : rootOffset);
+        TVector misaligned = TOps.Create((ulong)(HostMemory.FrameSize - 1));
         TVector allPermissions = TOps.Create(config.PermissionMask);
         TVector laneIndex = TOps.LaneIndex;
 
         // The per-vector state in one block aligned to the vector size: stackalloc promises less, and
         // a vector that straddles two cache lines slows every load and store of it (the 8-lane walker's
         // time per walk varied with the process before this alignment).
-        // Six state arrays of `vectors`, the tail copy (BatchGroup words), three leaf vectors, the
-        // loads' scratch (two vectors per vector), and one vector of slack for the alignment.
-        byte* block = stackalloc byte[(6 * vectors + 3 + 2 * vectors + 1) * vectorBytes + BatchGroup * sizeof(ulong)];
+        // Six state arrays of `vectors`, the tail copy (BatchGroup words of addresses, then as many of
+        // roots), three leaf vectors, the loads' scratch (two vectors per vector), and one vector of
+        // slack for the alignment.
+        byte* block = stackalloc byte[(6 * vectors + 3 + 2 * vectors + 1) * vectorBytes + 2 * BatchGroup * sizeof(ulong)];
         TVector* address = (TVector*)(((nuint)block + (nuint)vectorBytes - 1) & ~(nuint)(vectorBytes - 1));
         TVector* offset = address + vectors;
         TVector* permissions = offset + vectors;
@@ -219,21 +228,29 @@ internal static unsafe partial class PageWalker
         ulong* leafEntry = leafHpa + lanes;
         ulong* leafPermissions = leafEntry + lanes;
         ulong* scratch = leafPermissions + lanes;     // 2 × lanes words per vector
-        ulong* tail = scratch + 2 * lanes * vectors;  // BatchGroup words
+        ulong* tail = scratch + 2 * lanes * vectors;  // 2 × BatchGroup words
 
         fixed (ulong* source = addresses)
+        fixed (ulong* rootSource = rootHpas)
         {
             for (int start = 0; start < addresses.Length; start += BatchGroup)
             {
                 int count = Math.Min(BatchGroup, addresses.Length - start);
                 int used = (count + lanes - 1) / lanes;
                 ulong* group = source + start;
+                ulong* groupRoots = rootSource + start;   // with a root per address
                 if (count < BatchGroup)
                 {
                     // The last, short group: its lanes from a zero-padded copy, the rest masked off.
                     new Span<ulong>(tail, BatchGroup).Clear();
                     new ReadOnlySpan<ulong>(group, count).CopyTo(new Span<ulong>(tail, count));
                     group = tail;
+                    if (perAddress)
+                    {
+                        // The roots after the addresses, in the second half of the copy's room (the lanes past count are masked off).
+                        new ReadOnlySpan<ulong>(groupRoots, count).CopyTo(new Span<ulong>(tail + BatchGroup, count));
+                        groupRoots = tail + BatchGroup;
+                    }
                 }
 
                 // Lanes that exist and fit the width walk; an address beyond the width is the scalar walk's fault.
@@ -243,14 +260,21 @@ internal static unsafe partial class PageWalker
                     TVector a = TOps.Load(group + v * lanes);
                     TVector exists = TOps.LessThan(laneIndex, TOps.Create((ulong)(count - v * lanes)));
                     TVector fits = TOps.Equal(TOps.ShiftRight(a, width), zero);
+                    TVector root = roots;
+                    if (perAddress)
+                    {
+                        // Each lane's own table: one outside Engine's region, or misaligned, is the scalar walk's.
+                        root = TOps.Subtract(TOps.Load(groupRoots + v * lanes), bases);
+                        fits = TOps.And(fits, TOps.And(TOps.LessThan(root, limits), TOps.Equal(TOps.And(root, misaligned), zero)));
+                    }
                     address[v] = a;
-                    offset[v] = roots;
+                    offset[v] = root;
                     permissions[v] = allPermissions;
                     active[v] = TOps.And(exists, fits);
                     beyond |= TOps.LaneMask(TOps.AndNot(exists, fits)) << (v * lanes);
                 }
                 if (beyond != 0)
-                    FinishLanes(memory, config, rootHpa, levels, addresses, access, results, start, beyond);
+                    FinishLanes(memory, config, rootHpa, rootHpas, levels, addresses, access, results, start, beyond);
 
                 for (int level = levels; level >= 1; level--)
                 {
@@ -293,7 +317,7 @@ internal static unsafe partial class PageWalker
                         walking |= TOps.LaneMask(usual);
                     }
                     if (unusual != 0)
-                        FinishLanes(memory, config, rootHpa, levels, addresses, access, results, start, unusual);
+                        FinishLanes(memory, config, rootHpa, rootHpas, levels, addresses, access, results, start, unusual);
                     if (walking == 0)
                         break;
                 }

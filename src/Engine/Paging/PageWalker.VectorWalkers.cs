@@ -31,7 +31,7 @@ internal static unsafe partial class PageWalker
         /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="addresses"/>.</exception>
         /// <exception cref="PlatformNotSupportedException"><see cref="IsSupported"/> is false.</exception>
         public static void WalkBatch(HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results) =>
-            RunVectorWalker<Vector256<ulong>, Lanes4, Gather4>(BatchWalkerKind.Avx2Gather, "AVX2", memory, config, rootHpa, levels, addresses, access, results);
+            RunVectorWalker<Vector256<ulong>, Lanes4, Gather4>(BatchWalkerKind.Avx2Gather, "AVX2", memory, config, rootHpa, default, levels, addresses, access, results);
     }
 
     /// <summary>
@@ -51,7 +51,7 @@ internal static unsafe partial class PageWalker
         /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="addresses"/>.</exception>
         /// <exception cref="PlatformNotSupportedException"><see cref="IsSupported"/> is false.</exception>
         public static void WalkBatch(HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results) =>
-            RunVectorWalker<Vector512<ulong>, Lanes8, Gather8>(BatchWalkerKind.Avx512Gather, "AVX-512F and AVX2", memory, config, rootHpa, levels, addresses, access, results);
+            RunVectorWalker<Vector512<ulong>, Lanes8, Gather8>(BatchWalkerKind.Avx512Gather, "AVX-512F and AVX2", memory, config, rootHpa, default, levels, addresses, access, results);
     }
 
     /// <summary>
@@ -72,18 +72,19 @@ internal static unsafe partial class PageWalker
         /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="addresses"/>.</exception>
         /// <exception cref="PlatformNotSupportedException"><see cref="IsSupported"/> is false.</exception>
         public static void WalkBatch(HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results) =>
-            RunVectorWalker<Vector512<ulong>, Lanes8, Loads8>(BatchWalkerKind.Avx512Loads, "AVX-512F", memory, config, rootHpa, levels, addresses, access, results);
+            RunVectorWalker<Vector512<ulong>, Lanes8, Loads8>(BatchWalkerKind.Avx512Loads, "AVX-512F", memory, config, rootHpa, default, levels, addresses, access, results);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void RunVectorWalker<TVector, TOps, TLoads>(BatchWalkerKind kind, string needs, HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results)
+    // rootHpas: one root per address, or empty for rootHpa throughout.
+    private static void RunVectorWalker<TVector, TOps, TLoads>(BatchWalkerKind kind, string needs, HostMemory memory, in WalkerConfig config, ulong rootHpa, ReadOnlySpan<ulong> rootHpas, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results)
         where TVector : unmanaged
         where TOps : struct, IVectorOps<TVector>
         where TLoads : struct, IEntryLoads<TVector>
     {
         if (!TLoads.IsSupported)
             throw new PlatformNotSupportedException($"The {kind.Name()} batch walker needs {needs}, which this CPU or the runtime (DOTNET_Enable*=0?) does not offer; supported here: {SupportedBatchWalkerNames}.");
-        if (!WalkBatchPrologue(memory, config, rootHpa, levels, addresses, access, results))
-            WalkVectorGroups<TVector, TOps, TLoads>(memory, config, rootHpa, levels, addresses, access, results);
+        if (!WalkBatchPrologue(memory, config, rootHpa, rootHpas, levels, addresses, access, results))
+            WalkVectorGroups<TVector, TOps, TLoads>(memory, config, rootHpa, rootHpas, levels, addresses, access, results);
     }
 }

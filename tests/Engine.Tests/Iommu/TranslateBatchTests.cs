@@ -41,6 +41,52 @@ public class TranslateBatchTests
     }
 
     [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void DomainsWhoseTablesDifferInLevelCountTranslateAsOneByOneInOneBatch(bool simd)
+    {
+        // Three devices: DID 5 in a 4-level table, DID 7 sharing that table, DID 9 in a 5-level table
+        // of another VM mapping the same pages elsewhere. The batch walks each miss in its own table,
+        // grouped by level count (a chunk's misses of one count walk together whatever their tables);
+        // every answer is the one-by-one answer, and every fill is under its own DID (a repeat hits).
+        using var f = new UnitFixture(scalable: false, levels: 4, simd: simd);
+        using var wide = new Engine.Kvm.Vm(f.Memory, new Engine.Kvm.VmOptions { TdpLevels = 5, MaxHugePageLevel = 3 });
+        wide.AddMemslot(0, 0, 64UL << 20, PageSize.Size2M);
+        f.Vm.Map(0, 4096, Access.All);
+        wide.Map(0, 4096, Access.Read);
+        wide.Zap(2000, 100);
+        ushort shared = TranslationRequest.Bdf(0x3A, 5, 0), fiveLevel = TranslationRequest.Bdf(0x3A, 6, 0);
+        f.Tables.SetContext(shared, ContextEntry.Create(f.Vm.Tdp.RootHpa, 2, 7));
+        f.Tables.SetContext(fiveLevel, ContextEntry.Create(wide.Tdp.RootHpa, 3, 9));
+        ushort[] sources = [UnitFixture.Sid, shared, fiveLevel];
+        var rng = new Random(11);
+        var requests = new TranslationRequest[300];
+        for (int i = 0; i < requests.Length; i++)
+            requests[i] = new TranslationRequest(sources[rng.Next(3)], ((ulong)rng.Next(4096) << 12) | (uint)rng.Next(4096), rng.Next(6) == 0 ? Access.Write : Access.Read);
+        var first = new TranslationResult[requests.Length];
+        var second = new TranslationResult[requests.Length];
+        f.Unit.TranslateBatch(requests, first);
+        f.Unit.TranslateBatch(requests, second);
+        int faults = 0;
+        for (int i = 0; i < requests.Length; i++)
+        {
+            TranslationResult one = f.Unit.Translate(requests[i]);
+            Assert.True(Same(one, first[i]), $"request {i} {requests[i]}: batch {first[i]}, one by one {one}");
+            Assert.True(Same(one, second[i]), $"request {i} {requests[i]}, again: batch {second[i]}, one by one {one}");
+            if (one.IsSuccess)
+            {
+                Assert.Equal(requests[i].SourceId == fiveLevel ? (ushort)9 : requests[i].SourceId == shared ? (ushort)7 : UnitFixture.Did, one.Did);
+                Assert.True(second[i].IotlbHit, $"request {i} ({requests[i]}) missed again: its fill was refused or never made");
+            }
+            else
+            {
+                faults++;
+            }
+        }
+        Assert.True(faults > 0, "no request faulted: the write-to-read-only and zapped cases are untested");
+    }
+
+    [Theory]
     [InlineData(true, true)]
     [InlineData(true, false)]
     [InlineData(false, true)]
