@@ -79,7 +79,7 @@ internal unsafe partial struct Translator
                 missIndex[misses++] = i;
             }
             if (misses != 0)
-                WalkAndFillMisses(chunk, chunkResults, missIndex[..misses], contexts, generation, walks);
+                WalkAndFillMisses(chunk, chunkResults, missIndex, misses, contexts, generation, walks);
         }
         GC.KeepAlive(_owner);   // as in Translate: the caches stay reachable until the last read
     }
@@ -107,14 +107,14 @@ internal unsafe partial struct Translator
     /// </remarks>
     [SkipLocalsInit]
     private void WalkAndFillMisses(ReadOnlySpan<TranslationRequest> requests, Span<TranslationResult> results,
-        ReadOnlySpan<int> missIndex, ReadOnlySpan<ResolvedContext> contextsByPosition, uint generation, Span<WalkResult> walks)
+        Span<int> missIndex, int misses, ReadOnlySpan<ResolvedContext> contextsByPosition, uint generation, Span<WalkResult> walks)
     {
-        int misses = missIndex.Length;
-        if (misses == 0 || misses > BatchChunk || requests.Length > BatchChunk || results.Length < requests.Length || contextsByPosition.Length < requests.Length
-            || walks.Length < ((misses + 7) & ~7))
+        int padded = (misses + 7) & ~7;
+        if (misses <= 0 || misses > BatchChunk || requests.Length > BatchChunk || results.Length < requests.Length || contextsByPosition.Length < requests.Length
+            || walks.Length < padded || missIndex.Length < padded)
             throw new ArgumentException("The batch's scratch is shorter than its chunk.");
         // The positions come from the bits of the chunk's request mask, so each is below its length.
-        Debug.Assert(!missIndex.ContainsAnyExceptInRange(0, requests.Length - 1), "A miss outside the chunk.");
+        Debug.Assert(!missIndex[..misses].ContainsAnyExceptInRange(0, requests.Length - 1), "A miss outside the chunk.");
         ref ulong contextWords = ref Unsafe.As<ResolvedContext, ulong>(ref MemoryMarshal.GetReference(contextsByPosition));   // root, tail per context
         ref readonly int indexes = ref MemoryMarshal.GetReference(missIndex);
         ref readonly TranslationRequest firstRequest = ref MemoryMarshal.GetReference(requests);
@@ -125,18 +125,28 @@ internal unsafe partial struct Translator
         // The rows in miss order, with the tickets: taken here, before any walk.
         int levels = ContextLevels(Unsafe.Add(ref contextWords, (2 * indexes) + 1));
         int otherLevels = 0;
-        for (int n = 0; n < misses; n++)
+        if (_useBatchVector)
         {
-            int index = Unsafe.Add(ref Unsafe.AsRef(in indexes), n);
-            ulong tail = Unsafe.Add(ref contextWords, (2 * index) + 1);
-            Iotlb.FillTicket ticket = Iotlb.BeginFill((ushort)tail);
-            address[n] = Unsafe.Add(ref Unsafe.AsRef(in firstRequest), index).Iova;
-            root[n] = Unsafe.Add(ref contextWords, 2 * index);
-            rows[(PositionRow * BatchChunk) + n] = (ulong)index;
-            rows[(ContextRow * BatchChunk) + n] = tail;
-            rows[(TicketGenerationRow * BatchChunk) + n] = ticket.Generation;
-            rows[(TicketSequenceRow * BatchChunk) + n] = ticket.PageSequence;
-            otherLevels |= ContextLevels(tail) ^ levels;
+            for (int n = misses; n < padded; n++)
+                missIndex[n] = indexes;   // a padded lane repeats the first miss: in bounds, the same level count; walked by no one
+            otherLevels = MissRowsEight(requests, (int*)Unsafe.AsPointer(ref Unsafe.AsRef(in indexes)), (ulong*)Unsafe.AsPointer(ref contextWords), padded, levels, rows);
+        }
+        else
+        {
+            // The scalar twin of MissRowsEight.
+            for (int n = 0; n < misses; n++)
+            {
+                int index = Unsafe.Add(ref Unsafe.AsRef(in indexes), n);
+                ulong tail = Unsafe.Add(ref contextWords, (2 * index) + 1);
+                Iotlb.FillTicket ticket = Iotlb.BeginFill((ushort)tail);
+                address[n] = Unsafe.Add(ref Unsafe.AsRef(in firstRequest), index).Iova;
+                root[n] = Unsafe.Add(ref contextWords, 2 * index);
+                rows[(PositionRow * BatchChunk) + n] = (ulong)index;
+                rows[(ContextRow * BatchChunk) + n] = tail;
+                rows[(TicketGenerationRow * BatchChunk) + n] = ticket.Generation;
+                rows[(TicketSequenceRow * BatchChunk) + n] = ticket.PageSequence;
+                otherLevels |= ContextLevels(tail) ^ levels;
+            }
         }
         int* levelEnds = stackalloc int[MaxLevels + 1];   // with several level counts: where each count's walks end
         if (otherLevels != 0)
@@ -175,6 +185,42 @@ internal unsafe partial struct Translator
         ref TranslationResult firstResult = ref MemoryMarshal.GetReference(results);
         for (int k = 0; k < misses; k++)
             AnswerOneByOne(ref firstResult, firstRequest, rows, Unsafe.Add(ref walked, k), k, generation);
+    }
+
+    /// <summary>
+    /// The input rows of <see cref="WalkAndFillMisses"/> eight misses at a time (AVX-512): each miss's
+    /// address, position, context words and fill ticket gathered by its position. Nonzero when some
+    /// miss's table has a level count other than <paramref name="levels"/>.
+    /// </summary>
+    /// <remarks>
+    /// Issue 14: one by one, these rows cost a batched miss about 47 instructions. The tickets are taken
+    /// here, before any walk, as <see cref="Iotlb.BeginFill"/> takes them. <paramref name="indexes"/>
+    /// holds <paramref name="padded"/> positions (a multiple of eight; the padding repeats a real miss);
+    /// <paramref name="contextWords"/>: the chunk's contexts by position, two words each, on the stack.
+    /// </remarks>
+    [SkipLocalsInit]
+    private int MissRowsEight(ReadOnlySpan<TranslationRequest> requests, int* indexes, ulong* contextWords, int padded, int levels, ulong* rows)
+    {
+        Vector512<ulong> sequence = Vector512.Create(Iotlb.PageSequenceForFill);
+        Vector512<ulong> levelCount = Vector512.Create((ulong)levels);
+        Vector512<ulong> differ = Vector512<ulong>.Zero;
+        fixed (TranslationRequest* pinnedRequests = requests)   // the caller's array may move: gathered from, so pinned
+        {
+            for (int n8 = 0; n8 < padded; n8 += 8)
+            {
+                Vector256<int> index = Vector256.Load(indexes + n8);
+                Vector256<int> twice = index + index;   // a context and a request are two words each
+                Vector512<ulong> tail = Gather8(contextWords + 1, twice);
+                Iotlb.BeginFillGenerations(Avx512F.ConvertToVector256Int32(tail & Vector512.Create(0xFFFFUL))).Store(rows + (TicketGenerationRow * BatchChunk) + n8);
+                sequence.Store(rows + (TicketSequenceRow * BatchChunk) + n8);
+                Gather8((ulong*)pinnedRequests, twice).Store(rows + (AddressRow * BatchChunk) + n8);
+                Gather8(contextWords, twice).Store(rows + (RootRow * BatchChunk) + n8);
+                Avx512F.ConvertToVector512Int64(index).AsUInt64().Store(rows + (PositionRow * BatchChunk) + n8);
+                tail.Store(rows + (ContextRow * BatchChunk) + n8);
+                differ |= ((tail >> 16) & Vector512.Create(0xFFUL)) ^ levelCount;
+            }
+        }
+        return differ == Vector512<ulong>.Zero ? 0 : 1;
     }
 
     /// <summary>The level count in a context's tail word (DID | levels &lt;&lt; 16 | width &lt;&lt; 24 | flags &lt;&lt; 32).</summary>
@@ -231,21 +277,10 @@ internal unsafe partial struct Translator
     }
 
     /// <summary>
-    /// Whether a <see cref="WalkResult"/> is the three 8-byte words <see cref="FillAndAnswerEight"/> gathers:
-    /// HPA, entry, then fault | level &lt;&lt; 8 | permissions &lt;&lt; 16. Checked from the layout itself, so a
-    /// reordered struct falls back to the one-by-one answer instead of reading the wrong bytes.
+    /// Whether a <see cref="WalkResult"/> is the three 8-byte words <see cref="FillAndAnswerEight"/> gathers
+    /// (<see cref="PageWalker.ResultsAreThreeWords"/>): a reordered struct falls back to the one-by-one answer.
     /// </summary>
-    internal static readonly bool WalksAreThreeWords = WalkResultLayoutIsThreeWords();
-
-    private static bool WalkResultLayoutIsThreeWords()
-    {
-        WalkResult walk = default;
-        return Unsafe.SizeOf<WalkResult>() == 24 && OffsetOf(walk, walk.Hpa) == 0 && OffsetOf(walk, walk.Entry) == 8
-            && OffsetOf(walk, walk.Fault) == 16 && OffsetOf(walk, walk.Level) == 17 && OffsetOf(walk, walk.Permissions) == 18;
-    }
-
-    private static nint OffsetOf<T>(in WalkResult walk, in T field) =>
-        Unsafe.ByteOffset(ref Unsafe.As<WalkResult, byte>(ref Unsafe.AsRef(in walk)), ref Unsafe.As<T, byte>(ref Unsafe.AsRef(in field)));
+    internal static bool WalksAreThreeWords => PageWalker.ResultsAreThreeWords;
 
     /// <summary>
     /// The end of <see cref="WalkAndFillMisses"/> with AVX-512: each walk's fill (tag, set, data word) and

@@ -148,6 +148,24 @@ internal static unsafe partial class PageWalker
         return false;
     }
 
+    /// <summary>
+    /// Whether a <see cref="WalkResult"/> is three 8-byte words: HPA, entry, then fault | level &lt;&lt; 8 |
+    /// permissions &lt;&lt; 16 (a successful walk's fault is 0). Checked from the layout itself, so a reordered
+    /// struct makes the vector code that writes and reads results whole fall back to field by field.
+    /// </summary>
+    internal static readonly bool ResultsAreThreeWords = ResultLayoutIsThreeWords();
+
+    private static bool ResultLayoutIsThreeWords()
+    {
+        WalkResult walk = default;
+        return Unsafe.SizeOf<WalkResult>() == 24 && OffsetOf(walk, walk.Hpa) == 0 && OffsetOf(walk, walk.Entry) == 8
+            && OffsetOf(walk, walk.Fault) == 16 && OffsetOf(walk, walk.Level) == 17 && OffsetOf(walk, walk.Permissions) == 18
+            && (byte)WalkFault.None == 0 && Unsafe.SizeOf<WalkFault>() == 1 && Unsafe.SizeOf<Access>() == 1;
+    }
+
+    private static nint OffsetOf<T>(in WalkResult walk, in T field) =>
+        Unsafe.ByteOffset(ref Unsafe.As<WalkResult, byte>(ref Unsafe.AsRef(in walk)), ref Unsafe.As<T, byte>(ref Unsafe.AsRef(in field)));
+
     /// <summary>The permission bits <paramref name="access"/> needs (without enforced execute, X is checked as R).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static ulong RequiredPermissions(in WalkerConfig config, Access access)

@@ -58,6 +58,13 @@ internal static unsafe partial class PageWalker
 
         /// <summary>Bit <c>i</c> = the top bit of lane <c>i</c>.</summary>
         static abstract uint LaneMask(TVector value);
+
+        /// <summary>
+        /// Stores one <see cref="WalkResult"/> per lane at <paramref name="destination"/>, as three words
+        /// each: <paramref name="hpa"/>, <paramref name="entry"/>, <paramref name="misc"/> (fault | level
+        /// &lt;&lt; 8 | permissions &lt;&lt; 16). Only where <see cref="ResultsAreThreeWords"/>.
+        /// </summary>
+        static abstract void StoreResults(TVector hpa, TVector entry, TVector misc, ref ulong destination);
     }
 
     /// <summary>How the entries of one vector of lanes are read at one level.</summary>
@@ -95,6 +102,18 @@ internal static unsafe partial class PageWalker
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<ulong> Equal(Vector256<ulong> left, Vector256<ulong> right) => Vector256.Equals(left, right);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool IsZero(Vector256<ulong> value) => value == Vector256<ulong>.Zero;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static uint LaneMask(Vector256<ulong> value) => value.ExtractMostSignificantBits();
+
+        // Lane by lane: interleaving three vectors of four takes two-source permutes, which need AVX-512VL.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void StoreResults(Vector256<ulong> hpa, Vector256<ulong> entry, Vector256<ulong> misc, ref ulong destination)
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                Unsafe.Add(ref destination, 3 * i) = hpa.GetElement(i);
+                Unsafe.Add(ref destination, (3 * i) + 1) = entry.GetElement(i);
+                Unsafe.Add(ref destination, (3 * i) + 2) = misc.GetElement(i);
+            }
+        }
     }
 
     private readonly struct Lanes8 : IVectorOps<Vector512<ulong>>
@@ -116,6 +135,19 @@ internal static unsafe partial class PageWalker
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<ulong> Equal(Vector512<ulong> left, Vector512<ulong> right) => Vector512.Equals(left, right);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool IsZero(Vector512<ulong> value) => value == Vector512<ulong>.Zero;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static uint LaneMask(Vector512<ulong> value) => (uint)value.ExtractMostSignificantBits();
+
+        // Eight results are 24 words, three vectors: each put together by two two-source permutes
+        // (hpa with entry, then misc into the gaps).
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void StoreResults(Vector512<ulong> hpa, Vector512<ulong> entry, Vector512<ulong> misc, ref ulong destination)
+        {
+            Vector512<ulong> low = Avx512F.PermuteVar8x64x2(hpa, Vector512.Create(0UL, 8, 0, 1, 9, 0, 2, 10), entry);
+            Avx512F.PermuteVar8x64x2(low, Vector512.Create(0UL, 1, 8, 3, 4, 9, 6, 7), misc).StoreUnsafe(ref destination);
+            Vector512<ulong> middle = Avx512F.PermuteVar8x64x2(hpa, Vector512.Create(0UL, 3, 11, 0, 4, 12, 0, 5), entry);
+            Avx512F.PermuteVar8x64x2(middle, Vector512.Create(10UL, 1, 2, 11, 4, 5, 12, 7), misc).StoreUnsafe(ref destination, 8);
+            Vector512<ulong> high = Avx512F.PermuteVar8x64x2(hpa, Vector512.Create(13UL, 0, 6, 14, 0, 7, 15, 0), entry);
+            Avx512F.PermuteVar8x64x2(high, Vector512.Create(0UL, 13, 2, 3, 14, 5, 6, 15), misc).StoreUnsafe(ref destination, 16);
+        }
     }
 
     /// <summary>One masked 4-lane AVX2 gather (<c>vpgatherqq ymm</c>).</summary>
@@ -210,6 +242,9 @@ internal static unsafe partial class PageWalker
         TVector misaligned = TOps.Create((ulong)(HostMemory.FrameSize - 1));
         TVector allPermissions = TOps.Create(config.PermissionMask);
         TVector laneIndex = TOps.LaneIndex;
+        TVector levelOne = TOps.Create(1UL << 8);   // a result's third word: no fault, level 1
+        TVector byteMask = TOps.Create(0xFFUL);
+        uint allLanes = (1u << lanes) - 1;
 
         // The per-vector state in one block aligned to the vector size: stackalloc promises less, and
         // a vector that straddles two cache lines slows every load and store of it (the 8-lane walker's
@@ -305,10 +340,19 @@ internal static unsafe partial class PageWalker
                             if (leaves == 0)
                                 continue;
                             uint denied = ~TOps.LaneMask(TOps.Equal(TOps.AndNot(required, p), zero)) & leaves;
-                            TOps.Store(TOps.Or(TOps.And(e, addressMask), TOps.And(address[v], frameOffset)), leafHpa);
+                            TVector hpa = TOps.Or(TOps.And(e, addressMask), TOps.And(address[v], frameOffset));
+                            int first = start + (v * lanes);
+                            if (leaves == allLanes && denied == 0 && ResultsAreThreeWords && first + lanes <= results.Length)
+                            {
+                                // The usual vector: every lane a 4 KiB translation, stored whole.
+                                TOps.StoreResults(hpa, e, TOps.Or(levelOne, TOps.ShiftLeft(TOps.And(p, byteMask), 16)),
+                                    ref Unsafe.As<WalkResult, ulong>(ref results[first]));
+                                continue;
+                            }
+                            TOps.Store(hpa, leafHpa);
                             TOps.Store(e, leafEntry);
                             TOps.Store(p, leafPermissions);
-                            WriteLeaves(results, start + v * lanes, leaves, denied, leafHpa, leafEntry, leafPermissions);
+                            WriteLeaves(results, first, leaves, denied, leafHpa, leafEntry, leafPermissions);
                             continue;
                         }
                         offset[v] = TOps.Subtract(TOps.And(e, addressMask), bases);
