@@ -350,14 +350,17 @@ internal unsafe partial struct Translator
                 AnswerOneByOne(ref firstResult, firstRequest, rows, walks[k], k, generation);
                 continue;
             }
-            ulong tail = rows[(TailRow * BatchChunk) + k];
+            // Walk k's column: one pointer, each row at a constant offset from it (indexed by k, every
+            // row cost a sign extension and an add).
+            ulong* column = rows + k;
+            ulong tail = column[TailRow * BatchChunk];
             // Fill only under a context still current (see ResultOfWalk).
             if (_contextCache.Generation == generation)
             {
-                Iotlb.TryFillPrepared((ulong*)rows[(SetRow * BatchChunk) + k], rows[(TagRow * BatchChunk) + k], rows[(DataRow * BatchChunk) + k], (ushort)tail,
-                    (int)(tail >> 24) & 0xFF, new Iotlb.FillTicket((uint)rows[(TicketGenerationRow * BatchChunk) + k], rows[(TicketSequenceRow * BatchChunk) + k]));
+                Iotlb.TryFillPrepared((ulong*)column[SetRow * BatchChunk], column[TagRow * BatchChunk], column[DataRow * BatchChunk], (ushort)tail,
+                    (int)(tail >> 24) & 0xFF, new Iotlb.FillTicket((uint)column[TicketGenerationRow * BatchChunk], column[TicketSequenceRow * BatchChunk]));
             }
-            Unsafe.Add(ref firstResult, (nint)rows[(PositionRow * BatchChunk) + k]) = TranslationResult.FromWords(rows[(HpaRow * BatchChunk) + k], tail);
+            Unsafe.Add(ref firstResult, (nint)column[PositionRow * BatchChunk]) = TranslationResult.FromWords(column[HpaRow * BatchChunk], tail);
         }
     }
 
