@@ -250,8 +250,8 @@ public sealed class TranslateMissWorkload : HitSetupWorkload
 
 /// <summary>
 /// translate-miss-batch: the misses of translate-miss through <see cref="DmarUnit.TranslateBatch"/> —
-/// the IOTLB invalidated, then every page of the working set once, each chunk's misses grouped by
-/// domain, walked together by the batch walker and then filled.
+/// the IOTLB invalidated, then every page of the working set once, each chunk's misses walked together
+/// by the batch walker (each in its own domain's table) and then filled.
 /// </summary>
 public sealed class TranslateMissBatchWorkload : HitSetupWorkload
 {
@@ -259,7 +259,7 @@ public sealed class TranslateMissBatchWorkload : HitSetupWorkload
 
     public override string Name => "translate-miss-batch";
 
-    public override string Description => "TranslateBatch with the IOTLB invalidated before each pass: 2048 walks, walked together per domain, then filled";
+    public override string Description => "TranslateBatch with the IOTLB invalidated before each pass: 2048 walks, each chunk's walked together across domains, then filled";
 
     public override long OperationsPerPass => HitWorkingSet.Keys;
 

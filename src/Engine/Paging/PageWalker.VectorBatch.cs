@@ -9,7 +9,10 @@ namespace Engine.Paging;
 // BatchGroup / Lanes vectors and walked level by level: per level, every vector's entries are loaded
 // first (independent loads, in flight together), then checked with vector compares — pointer inside
 // memory, present, none of the level's reserved bits nor PS. A lane that fails a check leaves its
-// vector for the scalar walk (FinishLanes), so the results are Walk's, bit for bit.
+// vector for the scalar walk (FinishLanes), so the results are Walk's, bit for bit. Each lane carries
+// its own table offset from the root down, so the lanes may start in different tables of one level
+// count (WalkBatchPerRoot: the translator's batch walks the misses of several domains as one group).
+// Where all eight lanes of a vector end in 4 KiB translations, the vector is stored as eight results at once.
 //
 // What varies is policy, in operator structs as TensorPrimitives does it: the vector width (IVectorOps:
 // 4 lanes of Vector256, 8 of Vector512) and how one vector's entries are read (IEntryLoads: one AVX2
