@@ -258,8 +258,9 @@ internal static unsafe partial class PageWalker
                 for (int i = 0; i < count; i++)
                 {
                     ulong address = addresses[start + i];
-                    ulong laneRoot = rootHpas.IsEmpty ? rootOffset : rootHpas[start + i] - baseHpa;
-                    if ((address >> width) != 0 || laneRoot >= limit || (laneRoot & (HostMemory.FrameSize - 1)) != 0)
+                    ulong laneRootHpa = RootOf(rootHpa, rootHpas, start + i);
+                    ulong laneRoot = laneRootHpa - baseHpa;
+                    if ((address >> width) != 0 || laneRoot >= limit || (laneRootHpa & (HostMemory.FrameSize - 1)) != 0)
                     {
                         results[start + i] = Walk(memory, config, RootOf(rootHpa, rootHpas, start + i), levels, address, access);
                         continue;

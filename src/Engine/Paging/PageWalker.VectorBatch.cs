@@ -302,8 +302,9 @@ internal static unsafe partial class PageWalker
                     if (perAddress)
                     {
                         // Each lane's own table: one outside Engine's region, or misaligned, is the scalar walk's.
-                        root = TOps.Subtract(TOps.Load(groupRoots + v * lanes), bases);
-                        fits = TOps.And(fits, TOps.And(TOps.LessThan(root, limits), TOps.Equal(TOps.And(root, misaligned), zero)));
+                        TVector laneRootHpas = TOps.Load(groupRoots + v * lanes);
+                        root = TOps.Subtract(laneRootHpas, bases);
+                        fits = TOps.And(fits, TOps.And(TOps.LessThan(root, limits), TOps.Equal(TOps.And(laneRootHpas, misaligned), zero)));
                     }
                     address[v] = a;
                     offset[v] = root;
