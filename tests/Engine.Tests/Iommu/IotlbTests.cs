@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Engine.Iommu;
 using Engine.Paging;
 
@@ -222,5 +224,36 @@ public class IotlbTests
         ulong total = 0;
         SteadyStateAllocation.AssertSomeRoundAllocatesNothing(() => total += Pass(), "1,000,000 lookups");
         Assert.NotEqual(0UL, total);
+    }
+
+    [Fact]
+    public void EightTicketsAtOnceAreTheTicketsBeginFillTakes()
+    {
+        // The batch takes its misses' tickets eight at a time (BeginFillGenerations, PageSequenceForFill):
+        // each lane must be what BeginFill takes for that DID, through domain and global invalidations,
+        // past the generation's wrap, for the lowest and highest DIDs.
+        Assert.SkipUnless(Avx512F.IsSupported && Avx2.IsSupported, "eight tickets at once need AVX-512F and AVX2");
+        using var tlb = new Iotlb(64);
+        var rng = new Random(29);
+        ushort[] busy = [0, 1, 7, 300, 65535];
+        for (int round = 0; round < 300; round++)
+        {
+            for (int k = 0; k < 7; k++)
+                tlb.InvalidateDomain(busy[rng.Next(busy.Length)]);   // 2100 in all: generations wrap
+            if (round % 4 == 0)
+                tlb.InvalidateAll();
+            if (round % 5 == 0)
+                tlb.InvalidatePages((ushort)rng.Next(65536), (ulong)rng.Next(1 << 20) << 12, 0);
+            var dids = new int[8];
+            for (int i = 0; i < 8; i++)
+                dids[i] = rng.Next(3) == 0 ? rng.Next(65536) : busy[rng.Next(busy.Length)];
+            Vector512<ulong> generations = tlb.BeginFillGenerations(Vector256.Create(dids));
+            for (int i = 0; i < 8; i++)
+            {
+                Iotlb.FillTicket ticket = tlb.BeginFill((ushort)dids[i]);
+                Assert.Equal(ticket.Generation, generations[i]);
+                Assert.Equal(ticket.PageSequence, tlb.PageSequenceForFill);
+            }
+        }
     }
 }
