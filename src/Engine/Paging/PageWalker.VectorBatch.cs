@@ -198,6 +198,10 @@ internal static unsafe partial class PageWalker
         }
     }
 
+    // WalkVectorGroups's record per vector of lanes: its addresses, table offsets, permissions so far,
+    // lanes still walking, lanes loaded at this level, their entries, and the loads' scratch (two vectors).
+    private const int AddressField = 0, OffsetField = 1, PermissionsField = 2, ActiveField = 3, LoadedField = 4, EntryField = 5, ScratchField = 6, StateVectors = 8;
+
     /// <summary>
     /// The vector walk of every group of <paramref name="addresses"/>, with the width and loads the type
     /// arguments choose: in the table at <paramref name="rootHpa"/>, or where <paramref name="rootHpas"/>
@@ -242,7 +246,6 @@ internal static unsafe partial class PageWalker
         // With a root per address, `roots` is only the harmless offset a masked-off lane may read (0 lies
         // inside memory whenever a lane loads at all: every lane's root was checked against the limit).
         TVector roots = TOps.Create(perAddress ? 0 : rootOffset);
-        TVector misaligned = TOps.Create((ulong)(HostMemory.FrameSize - 1));
         TVector allPermissions = TOps.Create(config.PermissionMask);
         TVector laneIndex = TOps.LaneIndex;
         TVector levelOne = TOps.Create(1UL << 8);   // a result's third word: no fault, level 1
@@ -252,21 +255,16 @@ internal static unsafe partial class PageWalker
         // The per-vector state in one block aligned to the vector size: stackalloc promises less, and
         // a vector that straddles two cache lines slows every load and store of it (the 8-lane walker's
         // time per walk varied with the process before this alignment).
-        // Six state arrays of `vectors`, the tail copy (BatchGroup words of addresses, then as many of
-        // roots), three leaf vectors, the loads' scratch (two vectors per vector), and one vector of
-        // slack for the alignment.
-        byte* block = stackalloc byte[(6 * vectors + 3 + 2 * vectors + 1) * vectorBytes + 2 * BatchGroup * sizeof(ulong)];
-        TVector* address = (TVector*)(((nuint)block + (nuint)vectorBytes - 1) & ~(nuint)(vectorBytes - 1));
-        TVector* offset = address + vectors;
-        TVector* permissions = offset + vectors;
-        TVector* active = permissions + vectors;
-        TVector* loaded = active + vectors;
-        TVector* entry = loaded + vectors;
-        ulong* leafHpa = (ulong*)(entry + vectors);   // one vector each
+        // One record of StateVectors vectors per vector of lanes (its fields at constant offsets from
+        // one pointer: as six arrays, each array's pointer was a register or a spill, issue 14), three
+        // leaf vectors, the tail copy (BatchGroup words of addresses, then as many of roots), and one
+        // vector of slack for the alignment.
+        byte* block = stackalloc byte[(StateVectors * vectors + 3 + 1) * vectorBytes + 2 * BatchGroup * sizeof(ulong)];
+        TVector* state = (TVector*)(((nuint)block + (nuint)vectorBytes - 1) & ~(nuint)(vectorBytes - 1));
+        ulong* leafHpa = (ulong*)(state + StateVectors * vectors);   // one vector each
         ulong* leafEntry = leafHpa + lanes;
         ulong* leafPermissions = leafEntry + lanes;
-        ulong* scratch = leafPermissions + lanes;     // 2 × lanes words per vector
-        ulong* tail = scratch + 2 * lanes * vectors;  // 2 × BatchGroup words
+        ulong* tail = leafPermissions + lanes;        // 2 × BatchGroup words
 
         fixed (ulong* source = addresses)
         fixed (ulong* rootSource = rootHpas)
@@ -304,12 +302,13 @@ internal static unsafe partial class PageWalker
                         // Each lane's own table: one outside Engine's region, or misaligned, is the scalar walk's.
                         TVector laneRootHpas = TOps.Load(groupRoots + v * lanes);
                         root = TOps.Subtract(laneRootHpas, bases);
-                        fits = TOps.And(fits, TOps.And(TOps.LessThan(root, limits), TOps.Equal(TOps.And(laneRootHpas, misaligned), zero)));
+                        fits = TOps.And(fits, TOps.And(TOps.LessThan(root, limits), TOps.Equal(TOps.And(laneRootHpas, frameOffset), zero)));
                     }
-                    address[v] = a;
-                    offset[v] = root;
-                    permissions[v] = allPermissions;
-                    active[v] = TOps.And(exists, fits);
+                    TVector* record = state + (v * StateVectors);
+                    record[AddressField] = a;
+                    record[OffsetField] = root;
+                    record[PermissionsField] = allPermissions;
+                    record[ActiveField] = TOps.And(exists, fits);
                     beyond |= TOps.LaneMask(TOps.AndNot(exists, fits)) << (v * lanes);
                 }
                 if (beyond != 0)
@@ -323,28 +322,31 @@ internal static unsafe partial class PageWalker
                     // All loads of this level first: independent, so they overlap.
                     for (int v = 0; v < used; v++)
                     {
-                        TVector load = TOps.And(active[v], TOps.LessThan(offset[v], limits));
-                        TVector at = TOps.Add(offset[v], TOps.ShiftLeft(TOps.And(TOps.ShiftRight(address[v], shift), levelMask), 3));
-                        loaded[v] = load;
-                        entry[v] = TOps.IsZero(load) ? zero : TLoads.Load(region, at, load, roots, scratch + v * 2 * lanes);
+                        TVector* record = state + (v * StateVectors);
+                        TVector offset = record[OffsetField];
+                        TVector load = TOps.And(record[ActiveField], TOps.LessThan(offset, limits));
+                        TVector at = TOps.Add(offset, TOps.ShiftLeft(TOps.And(TOps.ShiftRight(record[AddressField], shift), levelMask), 3));
+                        record[LoadedField] = load;
+                        record[EntryField] = TOps.IsZero(load) ? zero : TLoads.Load(region, at, load, roots, (ulong*)(record + ScratchField));
                     }
 
                     uint unusual = 0;
                     uint walking = 0;
                     for (int v = 0; v < used; v++)
                     {
-                        TVector e = entry[v];
+                        TVector* record = state + (v * StateVectors);
+                        TVector e = record[EntryField];
                         // Usual: loaded (inside memory), present, and none of this level's reserved bits nor PS.
-                        TVector usual = TOps.And(TOps.AndNot(loaded[v], TOps.Equal(TOps.And(e, present), zero)), TOps.Equal(TOps.And(e, divert), zero));
-                        unusual |= TOps.LaneMask(TOps.AndNot(active[v], usual)) << (v * lanes);
-                        TVector p = TOps.And(permissions[v], e);
+                        TVector usual = TOps.And(TOps.AndNot(record[LoadedField], TOps.Equal(TOps.And(e, present), zero)), TOps.Equal(TOps.And(e, divert), zero));
+                        unusual |= TOps.LaneMask(TOps.AndNot(record[ActiveField], usual)) << (v * lanes);
+                        TVector p = TOps.And(record[PermissionsField], e);
                         if (level == 1)
                         {
                             uint leaves = TOps.LaneMask(usual);
                             if (leaves == 0)
                                 continue;
                             uint denied = ~TOps.LaneMask(TOps.Equal(TOps.AndNot(required, p), zero)) & leaves;
-                            TVector hpa = TOps.Or(TOps.And(e, addressMask), TOps.And(address[v], frameOffset));
+                            TVector hpa = TOps.Or(TOps.And(e, addressMask), TOps.And(record[AddressField], frameOffset));
                             int first = start + (v * lanes);
                             if (leaves == allLanes && denied == 0 && ResultsAreThreeWords && first + lanes <= results.Length)
                             {
@@ -359,9 +361,9 @@ internal static unsafe partial class PageWalker
                             WriteLeaves(results, first, leaves, denied, leafHpa, leafEntry, leafPermissions);
                             continue;
                         }
-                        offset[v] = TOps.Subtract(TOps.And(e, addressMask), bases);
-                        permissions[v] = p;
-                        active[v] = usual;
+                        record[OffsetField] = TOps.Subtract(TOps.And(e, addressMask), bases);
+                        record[PermissionsField] = p;
+                        record[ActiveField] = usual;
                         walking |= TOps.LaneMask(usual);
                     }
                     if (unusual != 0)
