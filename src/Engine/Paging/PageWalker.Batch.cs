@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using Engine.Memory;
 
 namespace Engine.Paging;
@@ -54,21 +55,26 @@ internal static unsafe partial class PageWalker
     /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="addresses"/>.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="kind"/> is not a batch walker.</exception>
     /// <exception cref="PlatformNotSupportedException">This CPU or runtime cannot run <paramref name="kind"/>.</exception>
-    public static void WalkBatchWith(BatchWalkerKind kind, HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results)
+    public static void WalkBatchWith(BatchWalkerKind kind, HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results) =>
+        Dispatch(kind, memory, config, rootHpa, default, levels, addresses, access, results);
+
+    // The walker `kind`, over one table (rootHpas empty) or a table per address (rootHpas[i], rootHpa its first).
+    private static void Dispatch(BatchWalkerKind kind, HostMemory memory, in WalkerConfig config, ulong rootHpa, ReadOnlySpan<ulong> rootHpas, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results)
     {
         switch (kind)
         {
             case BatchWalkerKind.Interleaved:
-                InterleavedBatch.WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
+                if (!WalkBatchPrologue(memory, config, rootHpa, rootHpas, levels, addresses, access, results))
+                    InterleavedBatch.WalkGroups(memory, config, rootHpa, rootHpas, levels, addresses, access, results);
                 return;
             case BatchWalkerKind.Avx2Gather:
-                Gather4Batch.WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
+                RunVectorWalker<Vector256<ulong>, Lanes4, Gather4>(kind, Gather4Batch.Needs, memory, config, rootHpa, rootHpas, levels, addresses, access, results);
                 return;
             case BatchWalkerKind.Avx512Gather:
-                Gather8Batch.WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
+                RunVectorWalker<Vector512<ulong>, Lanes8, Gather8>(kind, Gather8Batch.Needs, memory, config, rootHpa, rootHpas, levels, addresses, access, results);
                 return;
             case BatchWalkerKind.Avx512Loads:
-                Loads8Batch.WalkBatch(memory, config, rootHpa, levels, addresses, access, results);
+                RunVectorWalker<Vector512<ulong>, Lanes8, Loads8>(kind, Loads8Batch.Needs, memory, config, rootHpa, rootHpas, levels, addresses, access, results);
                 return;
             default:
                 throw new ArgumentOutOfRangeException(nameof(kind), kind, $"Not a batch walker; known: {BatchWalkerKinds.Names}.");
@@ -104,24 +110,7 @@ internal static unsafe partial class PageWalker
         if (kind > BatchWalkerKind.Interleaved && addresses.Length < GatherMinimumBatch)
             kind = BatchWalkerKind.Interleaved;
         rootHpas = rootHpas[..addresses.Length];
-        switch (kind)
-        {
-            case BatchWalkerKind.Interleaved:
-                if (!WalkBatchPrologue(memory, config, rootHpas[0], rootHpas, levels, addresses, access, results))
-                    InterleavedBatch.WalkGroups(memory, config, rootHpas[0], rootHpas, levels, addresses, access, results);
-                return;
-            case BatchWalkerKind.Avx2Gather:
-                RunVectorWalker<System.Runtime.Intrinsics.Vector256<ulong>, Lanes4, Gather4>(kind, "AVX2", memory, config, rootHpas[0], rootHpas, levels, addresses, access, results);
-                return;
-            case BatchWalkerKind.Avx512Gather:
-                RunVectorWalker<System.Runtime.Intrinsics.Vector512<ulong>, Lanes8, Gather8>(kind, "AVX-512F and AVX2", memory, config, rootHpas[0], rootHpas, levels, addresses, access, results);
-                return;
-            case BatchWalkerKind.Avx512Loads:
-                RunVectorWalker<System.Runtime.Intrinsics.Vector512<ulong>, Lanes8, Loads8>(kind, "AVX-512F", memory, config, rootHpas[0], rootHpas, levels, addresses, access, results);
-                return;
-            default:
-                throw new ArgumentOutOfRangeException(nameof(kind), kind, $"Not a batch walker; known: {BatchWalkerKinds.Names}.");
-        }
+        Dispatch(kind, memory, config, rootHpas[0], rootHpas, levels, addresses, access, results);
     }
 
     /// <summary>The table address <c>i</c> walks: its own root where <paramref name="rootHpas"/> has one per address, else <paramref name="rootHpa"/>.</summary>
@@ -227,8 +216,7 @@ internal static unsafe partial class PageWalker
         /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="addresses"/>.</exception>
         public static void WalkBatch(HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results)
         {
-            if (!WalkBatchPrologue(memory, config, rootHpa, default, levels, addresses, access, results))
-                WalkGroups(memory, config, rootHpa, default, levels, addresses, access, results);
+            Dispatch(BatchWalkerKind.Interleaved, memory, config, rootHpa, default, levels, addresses, access, results);
         }
 
         // AggressiveOptimization: full optimization from the first call, so the start-up measurement

@@ -31,7 +31,10 @@ internal static unsafe partial class PageWalker
         /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="addresses"/>.</exception>
         /// <exception cref="PlatformNotSupportedException"><see cref="IsSupported"/> is false.</exception>
         public static void WalkBatch(HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results) =>
-            RunVectorWalker<Vector256<ulong>, Lanes4, Gather4>(BatchWalkerKind.Avx2Gather, "AVX2", memory, config, rootHpa, default, levels, addresses, access, results);
+            Dispatch(BatchWalkerKind.Avx2Gather, memory, config, rootHpa, default, levels, addresses, access, results);
+
+        /// <summary>What this walker needs, for the message when it is not supported.</summary>
+        internal const string Needs = "AVX2";
     }
 
     /// <summary>
@@ -51,7 +54,10 @@ internal static unsafe partial class PageWalker
         /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="addresses"/>.</exception>
         /// <exception cref="PlatformNotSupportedException"><see cref="IsSupported"/> is false.</exception>
         public static void WalkBatch(HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results) =>
-            RunVectorWalker<Vector512<ulong>, Lanes8, Gather8>(BatchWalkerKind.Avx512Gather, "AVX-512F and AVX2", memory, config, rootHpa, default, levels, addresses, access, results);
+            Dispatch(BatchWalkerKind.Avx512Gather, memory, config, rootHpa, default, levels, addresses, access, results);
+
+        /// <summary>What this walker needs, for the message when it is not supported.</summary>
+        internal const string Needs = "AVX-512F and AVX2";
     }
 
     /// <summary>
@@ -72,7 +78,10 @@ internal static unsafe partial class PageWalker
         /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="addresses"/>.</exception>
         /// <exception cref="PlatformNotSupportedException"><see cref="IsSupported"/> is false.</exception>
         public static void WalkBatch(HostMemory memory, in WalkerConfig config, ulong rootHpa, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results) =>
-            RunVectorWalker<Vector512<ulong>, Lanes8, Loads8>(BatchWalkerKind.Avx512Loads, "AVX-512F", memory, config, rootHpa, default, levels, addresses, access, results);
+            Dispatch(BatchWalkerKind.Avx512Loads, memory, config, rootHpa, default, levels, addresses, access, results);
+
+        /// <summary>What this walker needs, for the message when it is not supported.</summary>
+        internal const string Needs = "AVX-512F";
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
