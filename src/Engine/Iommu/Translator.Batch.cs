@@ -9,9 +9,9 @@ using Engine.Paging;
 
 namespace Engine.Iommu;
 
-// Batch translation: IOTLB probes for the whole batch, then the misses of each domain walked
-// together by the batch walker (their loads overlap), then filled. Zero allocation: the per-chunk
-// bookkeeping lives on the stack.
+// Batch translation: IOTLB probes for the whole batch, then each chunk's misses walked together by
+// the batch walker, each in its own domain's table (their loads overlap), then filled. Zero
+// allocation: the per-chunk bookkeeping lives on the stack.
 internal unsafe partial struct Translator
 {
     private const int BatchChunk = 64;   // TranslateHits answers with a 64-bit mask
