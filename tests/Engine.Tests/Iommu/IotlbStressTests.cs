@@ -60,16 +60,25 @@ public class IotlbStressTests
                     lock (failures)
                         failures.Add($"page {page}: got page {gotPage} version {gotVersion}, invalidation of version {floor} had returned");
                 }
-                n++;
+                // Published every 256 lookups: the writer stops on them.
+                if ((++n & 255) == 0)
+                {
+                    Interlocked.Add(ref lookups, 256);
+                    Interlocked.Add(ref hits, h);
+                    h = 0;
+                }
             }
-            Interlocked.Add(ref lookups, n);
+            Interlocked.Add(ref lookups, n & 255);
             Interlocked.Add(ref hits, h);
         })).ToList();
         readers.ForEach(r => r.Start());
 
+        // The writer runs for a second and until the readers have hit enough (not for a fixed time
+        // alone: CI is loaded), with a generous cap so starved readers fail the test instead of hanging it.
         var writer = new Random(99);
         var deadline = DateTime.UtcNow.AddSeconds(1);
-        while (DateTime.UtcNow < deadline)
+        var cap = DateTime.UtcNow.AddSeconds(60);
+        while ((DateTime.UtcNow < deadline || Volatile.Read(ref hits) <= 1000) && DateTime.UtcNow < cap)
         {
             ulong page = (ulong)writer.Next(Pages);
             ulong version = table[page] + 1;

@@ -45,6 +45,7 @@ public class MissPathReclamationStressTests
         long missesBefore = unit.IotlbMisses, faultsBefore = unit.Faults;
         var failures = new List<string>();
         long walked = 0, faulted = 0, translated = 0;
+        long progress = 0, walkProgress = 0;   // published as the readers go: the writer stops on them
         bool stop = false;
         var readers = Enumerable.Range(0, 3).Select(seed => new Thread(() =>
         {
@@ -52,9 +53,16 @@ public class MissPathReclamationStressTests
             int width = batch ? 24 : 1;
             var requests = new TranslationRequest[width];
             var results = new TranslationResult[width];
-            long myWalked = 0, myFaulted = 0, mine = 0;
+            long myWalked = 0, myFaulted = 0, mine = 0, published = 0, walksPublished = 0;
             while (!Volatile.Read(ref stop))
             {
+                if (mine - published >= 256)
+                {
+                    Interlocked.Add(ref progress, mine - published);
+                    Interlocked.Add(ref walkProgress, myWalked - walksPublished);
+                    published = mine;
+                    walksPublished = myWalked;
+                }
                 for (int k = 0; k < width; k++)
                 {
                     bool small = (rng.Next() & 1) == 0;
@@ -114,10 +122,15 @@ public class MissPathReclamationStressTests
         exiting.Join();
         idleStarted.Wait(TestContext.Current.CancellationToken);
 
+        // The writer runs for 2 s and until the readers and the reclaimer have done enough (not for a
+        // fixed time alone: CI is loaded), with a generous cap so a starved thread fails the test
+        // instead of hanging it.
         var writerRng = new Random(42);
         var deadline = DateTime.UtcNow.AddSeconds(2);
+        var cap = DateTime.UtcNow.AddSeconds(60);
         int cycles = 0;
-        while (DateTime.UtcNow < deadline)
+        while ((DateTime.UtcNow < deadline || Volatile.Read(ref progress) <= 10_000 || Volatile.Read(ref walkProgress) <= 1000
+                || memory.Statistics.ReclaimedFrames <= 100) && DateTime.UtcNow < cap)
         {
             ulong region = (ulong)writerRng.Next(8) * 512;
             vm.Zap(region, 512);                                       // unlinks that 2 MiB's page table

@@ -81,7 +81,7 @@ public class EpochReclamationStressTests
         var readers = Enumerable.Range(0, 3).Select(seed => new Thread(() =>
         {
             var rng = new Random(seed);
-            long myWalks = 0, myHits = 0;
+            long myHits = 0;
             while (!Volatile.Read(ref stop))
             {
                 using (memory.Epochs.Enter())
@@ -101,17 +101,23 @@ public class EpochReclamationStressTests
                         myHits += r.IsSuccess ? 1 : 0;
                     }
                 }
-                myWalks += 256;
+                // Published per round of 256: the writer stops on them.
+                Interlocked.Add(ref walks, 256);
+                Interlocked.Add(ref hits, myHits);
+                myHits = 0;
             }
-            Interlocked.Add(ref walks, myWalks);
-            Interlocked.Add(ref hits, myHits);
         })).ToList();
         readers.ForEach(r => r.Start());
 
+        // The writer runs for 2 s and until the readers and the reclaimer have done enough (not for a
+        // fixed time alone: CI is loaded), with a generous cap so a starved thread fails the test
+        // instead of hanging it.
         var writerRng = new Random(42);
         var deadline = DateTime.UtcNow.AddSeconds(2);
+        var cap = DateTime.UtcNow.AddSeconds(60);
         int cycles = 0;
-        while (DateTime.UtcNow < deadline)
+        while ((DateTime.UtcNow < deadline || Volatile.Read(ref walks) <= 10_000 || Volatile.Read(ref hits) == 0 || memory.Statistics.ReclaimedFrames <= 100)
+            && DateTime.UtcNow < cap)
         {
             ulong region = (ulong)writerRng.Next(8) * 512;
             vm.Zap(region, 512);                 // unlinks that 2 MiB's page table
