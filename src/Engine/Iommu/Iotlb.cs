@@ -104,12 +104,18 @@ internal sealed unsafe class Iotlb : IDisposable
     /// The page sequence, the same for every DID, is <see cref="PageSequenceForFill"/>. Call before walking.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal Vector512<ulong> BeginFillGenerations(Vector256<int> did)
-    {
-        Vector512<ulong> state = Vector512.Create(
-            Avx2.GatherVector256(_domainStates, did.GetLower(), sizeof(ulong)), Avx2.GatherVector256(_domainStates, did.GetUpper(), sizeof(ulong)));
-        return ((state + Vector512.Create((ulong)Volatile.Read(ref _globalGeneration))) & Vector512.Create((ulong)GenerationMask)) | Vector512.Create((ulong)StampPresent);
-    }
+    internal Vector512<ulong> BeginFillGenerations(Vector512<ulong> did) => StampsOf(DomainStatesOf(did));
+
+    /// <summary>The state words of eight DIDs (bits 15:0 of each lane), with two AVX2 gathers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private Vector512<ulong> DomainStatesOf(Vector512<ulong> did) => Vector512.Create(
+        Avx2.GatherVector256(_domainStates, did.GetLower().AsInt64(), sizeof(ulong)),
+        Avx2.GatherVector256(_domainStates, did.GetUpper().AsInt64(), sizeof(ulong)));
+
+    /// <summary><see cref="StampOf"/> for eight domain states.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private Vector512<ulong> StampsOf(Vector512<ulong> state) =>
+        ((state + Vector512.Create((ulong)Volatile.Read(ref _globalGeneration))) & Vector512.Create((ulong)GenerationMask)) | Vector512.Create((ulong)StampPresent);
 
     /// <summary>The page sequence <see cref="BeginFill"/> captures, for <see cref="BeginFillGenerations"/>'s tickets.</summary>
     internal ulong PageSequenceForFill => Volatile.Read(ref _pageInvalidationSequence);
@@ -393,11 +399,8 @@ internal sealed unsafe class Iotlb : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal Vector512<ulong> LookupDataSmallest(Vector512<ulong> did, Vector512<ulong> iova, Vector512<ulong> active, ulong* scratch, out Vector512<ulong> sizes)
     {
-        Vector512<ulong> state = Vector512.Create(
-            Avx2.GatherVector256(_domainStates, did.GetLower().AsInt64(), sizeof(ulong)),
-            Avx2.GatherVector256(_domainStates, did.GetUpper().AsInt64(), sizeof(ulong)));
-        Vector512<ulong> stamp = ((state + Vector512.Create((ulong)Volatile.Read(ref _globalGeneration))) & Vector512.Create((ulong)GenerationMask))
-            | Vector512.Create((ulong)StampPresent);
+        Vector512<ulong> state = DomainStatesOf(did);
+        Vector512<ulong> stamp = StampsOf(state);
         sizes = (state >> SizeHintShift) & Vector512.Create(7UL);
         active &= ~Vector512.Equals(sizes, Vector512<ulong>.Zero);
         Vector512<ulong> tag, index;

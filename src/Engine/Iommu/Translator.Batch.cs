@@ -246,7 +246,7 @@ internal unsafe partial struct Translator
                 Vector256<int> index = Vector256.Load(indexes + n8);
                 Vector256<int> twice = index + index;   // a context and a request are two words each
                 Vector512<ulong> tail = Gather8(contextWords + 1, twice);
-                Iotlb.BeginFillGenerations(Avx512F.ConvertToVector256Int32(tail & Vector512.Create(0xFFFFUL))).Store(rows + (TicketGenerationRow * BatchChunk) + n8);
+                Iotlb.BeginFillGenerations(tail & Vector512.Create(0xFFFFUL)).Store(rows + (TicketGenerationRow * BatchChunk) + n8);
                 sequence.Store(rows + (TicketSequenceRow * BatchChunk) + n8);
                 Gather8((ulong*)pinnedRequests, twice).Store(rows + (AddressRow * BatchChunk) + n8);
                 Gather8(contextWords, twice).Store(rows + (RootRow * BatchChunk) + n8);

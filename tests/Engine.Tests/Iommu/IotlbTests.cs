@@ -247,7 +247,7 @@ public class IotlbTests
             var dids = new int[8];
             for (int i = 0; i < 8; i++)
                 dids[i] = rng.Next(3) == 0 ? rng.Next(65536) : busy[rng.Next(busy.Length)];
-            Vector512<ulong> generations = tlb.BeginFillGenerations(Vector256.Create(dids));
+            Vector512<ulong> generations = tlb.BeginFillGenerations(Vector512.Create([.. dids.Select(d => (ulong)d)]));
             for (int i = 0; i < 8; i++)
             {
                 Iotlb.FillTicket ticket = tlb.BeginFill((ushort)dids[i]);
