@@ -104,7 +104,20 @@ internal sealed unsafe class Iotlb : IDisposable
     /// The page sequence, the same for every DID, is <see cref="PageSequenceForFill"/>. Call before walking.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal Vector512<ulong> BeginFillGenerations(Vector512<ulong> did) => StampsOf(DomainStatesOf(did));
+    internal Vector512<ulong> BeginFillGenerations(Vector512<ulong> did) => BeginFillGenerations(did, out _);
+
+    /// <summary>
+    /// <see cref="BeginFillGenerations(Vector512{ulong})"/>, with each lane's DID's cached sizes as they
+    /// were then (bit 0 = 4K, 1 = 2M, 2 = 1G, as in <see cref="LookupData"/>). Sizes are only ever added, so
+    /// a size present then is present at the fill: such a fill needs no <see cref="NoteCachedSize"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal Vector512<ulong> BeginFillGenerations(Vector512<ulong> did, out Vector512<ulong> cachedSizes)
+    {
+        Vector512<ulong> state = DomainStatesOf(did);
+        cachedSizes = (state >> SizeHintShift) & Vector512.Create(7UL);
+        return StampsOf(state);
+    }
 
     /// <summary>The state words of eight DIDs (bits 15:0 of each lane), with two AVX2 gathers.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -117,7 +130,7 @@ internal sealed unsafe class Iotlb : IDisposable
     private Vector512<ulong> StampsOf(Vector512<ulong> state) =>
         ((state + Vector512.Create((ulong)Volatile.Read(ref _globalGeneration))) & Vector512.Create((ulong)GenerationMask)) | Vector512.Create((ulong)StampPresent);
 
-    /// <summary>The page sequence <see cref="BeginFill"/> captures, for <see cref="BeginFillGenerations"/>'s tickets.</summary>
+    /// <summary>The page sequence <see cref="BeginFill"/> captures, for <see cref="BeginFillGenerations(Vector512{ulong})"/>'s tickets.</summary>
     internal ulong PageSequenceForFill => Volatile.Read(ref _pageInvalidationSequence);
 
     /// <summary>
@@ -207,7 +220,7 @@ internal sealed unsafe class Iotlb : IDisposable
     /// <summary>
     /// The batch's fills, eight at a time: for each lane the tag, the set and the data word
     /// <see cref="TryFill(ushort, ulong, int, ulong, Access, bool, FillTicket)"/> would compute, for
-    /// <see cref="TryFillPrepared"/> to write. Levels 1–3, addresses below 2^57; lanes the caller does not fill may hold anything.
+    /// <see cref="TryFillPrepared(ulong*, ulong, ulong, ushort, int, FillTicket)"/> to write. Levels 1–3, addresses below 2^57; lanes the caller does not fill may hold anything.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void PrepareFills(Vector512<ulong> did, Vector512<ulong> iova, Vector512<ulong> level, Vector512<ulong> hpa, Vector512<ulong> permissions,
@@ -228,7 +241,17 @@ internal sealed unsafe class Iotlb : IDisposable
     /// under the same lock and checks as <see cref="TryFill(ushort, ulong, int, ulong, Access, bool, FillTicket)"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal bool TryFillPrepared(ulong* set, ulong tag, ulong data, ushort did, int level, FillTicket ticket)
+    internal bool TryFillPrepared(ulong* set, ulong tag, ulong data, ushort did, int level, FillTicket ticket) =>
+        TryFillPrepared(set, tag, data, did, level, ticket, sizeNoted: false);
+
+    /// <summary>
+    /// <see cref="TryFillPrepared(ulong*, ulong, ulong, ushort, int, FillTicket)"/>; with <paramref name="sizeNoted"/>,
+    /// the caller has made sure the domain's state already holds the page size of <paramref name="level"/>
+    /// (its ticket saw it, see <see cref="BeginFillGenerations(Vector512{ulong}, out Vector512{ulong})"/>, or
+    /// it called <see cref="NoteCachedSize"/>), and the fill skips that check.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool TryFillPrepared(ulong* set, ulong tag, ulong data, ushort did, int level, FillTicket ticket, bool sizeNoted)
     {
         ulong version = Volatile.Read(ref set[0]);
         if ((version & 1) != 0 || Interlocked.CompareExchange(ref set[0], version + 1, version) != version)
@@ -236,9 +259,8 @@ internal sealed unsafe class Iotlb : IDisposable
         bool filled = false;
         if (!Volatile.Read(ref _disposed) && CurrentStamp(did) == ticket.Generation && Volatile.Read(ref _pageInvalidationSequence) == ticket.PageSequence)
         {
-            ulong hint = 1UL << (SizeHintShift + level - 1);
-            if ((Volatile.Read(ref _domainStates[did]) & hint) == 0)
-                Interlocked.Or(ref _domainStates[did], hint);   // before the entry can be seen
+            if (!sizeNoted)
+                NoteSize(did, level);
             ulong* way = set + 1 + 2 * ChooseWay(set, tag);
             Volatile.Write(ref way[0], tag);
             Volatile.Write(ref way[1], data);
@@ -246,6 +268,26 @@ internal sealed unsafe class Iotlb : IDisposable
         }
         Volatile.Write(ref set[0], version + 2);
         return filled;
+    }
+
+    /// <summary>
+    /// Adds the page size of <paramref name="level"/> (1 = 4K, 2 = 2M, 3 = 1G) to what domain
+    /// <paramref name="did"/> has cached, so lookups probe it: before a fill of that size can be seen.
+    /// A size noted for a fill that is then refused costs lookups a probe, never a wrong answer.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)] // once per domain and size: out of the fill loops
+    internal void NoteCachedSize(ushort did, int level)
+    {
+        if (!Volatile.Read(ref _disposed))   // a disposed cache's domains stay without sizes (see Dispose)
+            NoteSize(did, level);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void NoteSize(ushort did, int level)
+    {
+        ulong hint = 1UL << (SizeHintShift + level - 1);
+        if ((Volatile.Read(ref _domainStates[did]) & hint) == 0)
+            Interlocked.Or(ref _domainStates[did], hint);   // before the entry can be seen
     }
 
     /// <summary>Global invalidations so far (read-only; for metrics: the generation counter the lookup already uses).</summary>

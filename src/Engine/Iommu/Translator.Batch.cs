@@ -246,7 +246,8 @@ internal unsafe partial struct Translator
                 Vector256<int> index = Vector256.Load(indexes + n8);
                 Vector256<int> twice = index + index;   // a context and a request are two words each
                 Vector512<ulong> tail = Gather8(contextWords + 1, twice);
-                Iotlb.BeginFillGenerations(tail & Vector512.Create(0xFFFFUL)).Store(rows + (TicketGenerationRow * BatchChunk) + n8);
+                Iotlb.BeginFillGenerations(tail & Vector512.Create(0xFFFFUL), out Vector512<ulong> cachedSizes).Store(rows + (TicketGenerationRow * BatchChunk) + n8);
+                cachedSizes.Store(rows + (CachedSizesRow * BatchChunk) + n8);
                 sequence.Store(rows + (TicketSequenceRow * BatchChunk) + n8);
                 Gather8((ulong*)pinnedRequests, twice).Store(rows + (AddressRow * BatchChunk) + n8);
                 Gather8(contextWords, twice).Store(rows + (RootRow * BatchChunk) + n8);
@@ -319,14 +320,17 @@ internal unsafe partial struct Translator
 
     /// <summary>
     /// The end of <see cref="WalkAndFillMisses"/> with AVX-512: each walk's fill (tag, set, data word) and
-    /// result words worked out eight at a time, then one pass that takes each set, writes the fill and
-    /// stores the result. A walk that faulted, or whose permissions the request lacks, is answered by
-    /// <see cref="ResultOfBatchedWalk"/> as before (its fault recorded, the fill made as the one-by-one path makes it).
+    /// result words worked out eight at a time; then the walks that faulted, or whose permissions the
+    /// request lacks, answered by <see cref="ResultOfBatchedWalk"/> as before (the fault recorded, the fill
+    /// made as the one-by-one path makes it); then one pass that takes each set and writes its fill, and
+    /// one that stores the results.
     /// </summary>
     /// <remarks>
     /// The same fills and results as <see cref="ResultOfWalk(in TranslationRequest, ushort, ContextFlags, in WalkResult, Iotlb.FillTicket, uint)"/>,
     /// request by request (issue 14: that call was ~185 executed instructions a batched miss, with the
-    /// fill's tag, set and data worked out one by one). The scalar twin is the loop it replaces
+    /// fill's tag, set and data worked out one by one). Split into passes, each keeps its values in
+    /// registers; the fill pass checks the context once and skips the size check for a size the DID had
+    /// cached when its ticket was taken. The scalar twin is the loop it replaces
     /// (<see cref="AnswerOneByOne"/>), which runs without AVX-512 (and with <c>UseSimd = false</c>);
     /// <c>TranslateBatchTests</c> run both. <paramref name="rows"/>: <see cref="WalkAndFillMisses"/>'s, whose
     /// input rows hold <paramref name="misses"/> walks and have room for a whole last vector (its lanes
@@ -339,6 +343,7 @@ internal unsafe partial struct Translator
         for (int k = misses; k < padded; k++)
             rows[(PositionRow * BatchChunk) + k] = 0;   // a padded lane gathers request 0, in bounds; its answer is dropped
         ulong answerable = 0;   // walks that translated and grant what their request asks
+        ulong unnoted = 0;      // walks whose page size their DID's state may not hold yet
         Vector256<int> threeWords = Vector256.Create(0, 3, 6, 9, 12, 15, 18, 21);
         Vector512<ulong> byteMask = Vector512.Create(0xFFUL);
         Vector512<ulong> one = Vector512<ulong>.One;
@@ -375,27 +380,44 @@ internal unsafe partial struct Translator
             Vector512<ulong> need = Avx512F.ShiftRightLogicalVariable(Vector512.Create((ulong)RequiredBitsByAccess), ((info >> 48) & Vector512.Create(7UL)) << 2) & Vector512.Create(7UL);
             answerable |= (Vector512.Equals(misc & byteMask, Vector512<ulong>.Zero) & Vector512.Equals(Vector512.AndNot(need, permissions), Vector512<ulong>.Zero))
                 .ExtractMostSignificantBits() << k8;
+            // The fills whose size the DID had not cached when its ticket was taken (sizes are only added).
+            Vector512<ulong> sizes = Vector512.Load(rows + (CachedSizesRow * BatchChunk) + k8);
+            unnoted |= Vector512.Equals(Avx512F.ShiftRightLogicalVariable(sizes, level - one) & one, Vector512<ulong>.Zero).ExtractMostSignificantBits() << k8;
         }
         ref TranslationResult firstResult = ref MemoryMarshal.GetReference(results);
-        for (int k = 0; k < misses; k++)
+        ulong walked = misses == BatchChunk ? ulong.MaxValue : (1UL << misses) - 1;
+        answerable &= walked;   // not the padding
+        // A fault, or a grant short of the request: the one-by-one answer records the fault (in walk
+        // order, as before) and makes the fill a single miss makes.
+        for (ulong other = walked & ~answerable; other != 0; other &= other - 1)
         {
-            if ((answerable >> k & 1) == 0)
+            int k = BitOperations.TrailingZeroCount(other);
+            AnswerOneByOne(ref firstResult, firstRequest, rows, walks[k], k, generation);
+        }
+        // The fills, only under a context still current (see ResultOfWalk). Checked once, after the
+        // walks: as for a single miss, a context invalidation after the check is caught by the DID
+        // flush that must follow it, through each fill's ticket.
+        if (_contextCache.Generation == generation)
+        {
+            Iotlb iotlb = Iotlb;   // once: a field read and null check per fill otherwise
+            for (ulong fill = answerable; fill != 0; fill &= fill - 1)
             {
-                // A fault, or a grant short of the request: the one-by-one answer records the fault.
-                AnswerOneByOne(ref firstResult, firstRequest, rows, walks[k], k, generation);
-                continue;
+                int k = BitOperations.TrailingZeroCount(fill);
+                // Walk k's column: one pointer, each row at a constant offset from it (indexed by k, every
+                // row cost a sign extension and an add).
+                ulong* column = rows + k;
+                ulong tail = column[TailRow * BatchChunk];
+                int level = (int)(tail >> 24) & 0xFF;
+                if ((unnoted >> k & 1) != 0)
+                    iotlb.NoteCachedSize((ushort)tail, level);
+                iotlb.TryFillPrepared((ulong*)column[SetRow * BatchChunk], column[TagRow * BatchChunk], column[DataRow * BatchChunk], (ushort)tail, level,
+                    new Iotlb.FillTicket((uint)column[TicketGenerationRow * BatchChunk], column[TicketSequenceRow * BatchChunk]), sizeNoted: true);
             }
-            // Walk k's column: one pointer, each row at a constant offset from it (indexed by k, every
-            // row cost a sign extension and an add).
-            ulong* column = rows + k;
-            ulong tail = column[TailRow * BatchChunk];
-            // Fill only under a context still current (see ResultOfWalk).
-            if (_contextCache.Generation == generation)
-            {
-                Iotlb.TryFillPrepared((ulong*)column[SetRow * BatchChunk], column[TagRow * BatchChunk], column[DataRow * BatchChunk], (ushort)tail,
-                    (int)(tail >> 24) & 0xFF, new Iotlb.FillTicket((uint)column[TicketGenerationRow * BatchChunk], column[TicketSequenceRow * BatchChunk]));
-            }
-            Unsafe.Add(ref firstResult, (nint)column[PositionRow * BatchChunk]) = TranslationResult.FromWords(column[HpaRow * BatchChunk], tail);
+        }
+        for (ulong answer = answerable; answer != 0; answer &= answer - 1)
+        {
+            ulong* column = rows + BitOperations.TrailingZeroCount(answer);
+            Unsafe.Add(ref firstResult, (nint)column[PositionRow * BatchChunk]) = TranslationResult.FromWords(column[HpaRow * BatchChunk], column[TailRow * BatchChunk]);
         }
     }
 
@@ -403,11 +425,12 @@ internal unsafe partial struct Translator
     // walks): the request's address and position in the chunk, its context's root and tail words, its
     // fill ticket. Output (FillAndAnswerEight's, after the walks): the fill's set, tag and data word,
     // the result's two words.
+    // CachedSizesRow (MissRowsEight's only): the sizes the ticket's DID had cached when it was taken.
     private const int AddressRow = 0, PositionRow = 1, RootRow = 2, ContextRow = 3, TicketGenerationRow = 4, TicketSequenceRow = 5,
-        SetRow = 6, TagRow = 7, DataRow = 8, TailRow = 9, HpaRow = 10, Rows = 11;
+        CachedSizesRow = 6, SetRow = 7, TagRow = 8, DataRow = 9, TailRow = 10, HpaRow = 11, Rows = 12;
 
     // The rows SortRowsByLevels reorders.
-    private static ReadOnlySpan<int> InputRows => [AddressRow, PositionRow, RootRow, ContextRow, TicketGenerationRow, TicketSequenceRow];
+    private static ReadOnlySpan<int> InputRows => [AddressRow, PositionRow, RootRow, ContextRow, TicketGenerationRow, TicketSequenceRow, CachedSizesRow];
 
     /// <summary>Eight words at <paramref name="words"/>[<paramref name="index"/>] (two AVX2 gathers).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

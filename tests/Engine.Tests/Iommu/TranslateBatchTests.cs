@@ -213,6 +213,49 @@ public class TranslateBatchTests
         // Four domains: 4K only, 2M only, 1G only, and 4K + 2M; the vector pass probes each lane at
         // its domain's smallest cached size, and a batch mixes all four in every group of eight.
         using var platform = new Engine.Control.Platform(new Engine.Control.PlatformOptions { Memory = new Engine.Memory.HostMemoryOptions { Size = 4UL << 30 } });
+        (DmarUnit unit, TranslationRequest[] requests) = DomainsOfEveryPageSize(platform, simd);
+        var batch = new TranslationResult[requests.Length];
+        for (int round = 0; round < 3; round++)   // cold (walks), then warm twice
+        {
+            unit.TranslateBatch(requests, batch);
+            for (int i = 0; i < requests.Length; i++)
+            {
+                TranslationResult one = unit.Translate(requests[i]);
+                Assert.True(one.IsSuccess, one.ToString());
+                Assert.True(Same(one, batch[i]), $"round {round}, request {i} {requests[i]}: batch {batch[i]}, one by one {one}");
+                if (round > 0)
+                    Assert.True(batch[i].IotlbHit, $"round {round}, request {i}: a warm batch answers from the IOTLB");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ABatchsFillsOfEveryPageSizeAreTheNextBatchsHits(bool simd)
+    {
+        // Fresh domains have cached no page size, and a lookup probes only the sizes its domain has
+        // cached: each fill must note its size before it can be seen. A cold batch, then the same
+        // batch again with nothing in between: the second is all hits, and walks nothing.
+        using var platform = new Engine.Control.Platform(new Engine.Control.PlatformOptions { Memory = new Engine.Memory.HostMemoryOptions { Size = 4UL << 30 } });
+        (DmarUnit unit, TranslationRequest[] requests) = DomainsOfEveryPageSize(platform, simd);
+        var cold = new TranslationResult[requests.Length];
+        var warm = new TranslationResult[requests.Length];
+        unit.TranslateBatch(requests, cold);
+        long misses = unit.IotlbMisses;
+        unit.TranslateBatch(requests, warm);
+        for (int i = 0; i < requests.Length; i++)
+        {
+            Assert.True(cold[i].IsSuccess, cold[i].ToString());
+            Assert.True(Same(cold[i], warm[i]), $"request {i} {requests[i]}: cold {cold[i]}, warm {warm[i]}");
+            Assert.True(warm[i].IotlbHit, $"request {i} ({requests[i]}, a {cold[i].Size} page) missed again: its fill cannot be found");
+        }
+        Assert.Equal(misses, unit.IotlbMisses);
+    }
+
+    /// <summary>Four domains (4K only, 2M only, 1G only, 4K + 2M) and 200 requests mixing them at random, reads and writes.</summary>
+    private static (DmarUnit Unit, TranslationRequest[] Requests) DomainsOfEveryPageSize(Engine.Control.Platform platform, bool simd)
+    {
         IommuPreset preset = IommuPresets.GraniteRapidsServer;
         var iommu = platform.AddIommu("dmar0", new DmarUnitOptions { Cap = preset.Cap, Ecap = preset.Ecap, UseSimd = simd });
         var sids = new ushort[4];
@@ -240,19 +283,7 @@ public class TranslateBatchTests
             ulong span = size == PageSize.Size1G ? 1UL << 30 : 64 * size.Bytes();
             requests[i] = new TranslationRequest(sids[d], at + (ulong)rng.NextInt64((long)span), rng.Next(5) == 0 ? Access.Write : Access.Read);
         }
-        var batch = new TranslationResult[requests.Length];
-        for (int round = 0; round < 3; round++)   // cold (walks), then warm twice
-        {
-            iommu.Unit.TranslateBatch(requests, batch);
-            for (int i = 0; i < requests.Length; i++)
-            {
-                TranslationResult one = iommu.Unit.Translate(requests[i]);
-                Assert.True(one.IsSuccess, one.ToString());
-                Assert.True(Same(one, batch[i]), $"round {round}, request {i} {requests[i]}: batch {batch[i]}, one by one {one}");
-                if (round > 0)
-                    Assert.True(batch[i].IotlbHit, $"round {round}, request {i}: a warm batch answers from the IOTLB");
-            }
-        }
+        return (iommu.Unit, requests);
     }
 
     [Fact]
