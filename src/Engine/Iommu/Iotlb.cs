@@ -112,12 +112,26 @@ internal sealed unsafe class Iotlb : IDisposable
     /// a size present then is present at the fill: such a fill needs no <see cref="NoteCachedSize"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal Vector512<ulong> BeginFillGenerations(Vector512<ulong> did, out Vector512<ulong> cachedSizes)
+    internal Vector512<ulong> BeginFillGenerations(Vector512<ulong> did, out Vector512<ulong> cachedSizes) =>
+        BeginFillGenerationsOfStates(DomainStatesOf(did), out cachedSizes);
+
+    /// <summary>
+    /// <see cref="BeginFillGenerations(Vector512{ulong}, out Vector512{ulong})"/> from eight DIDs' state words,
+    /// read by the caller from <see cref="DomainStateWords"/> just before.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal Vector512<ulong> BeginFillGenerationsOfStates(Vector512<ulong> state, out Vector512<ulong> cachedSizes)
     {
-        Vector512<ulong> state = DomainStatesOf(did);
         cachedSizes = (state >> SizeHintShift) & Vector512.Create(7UL);
         return StampsOf(state);
     }
+
+    /// <summary>
+    /// The state word of each DID (indexed by DID; generation and cached sizes), for callers that read
+    /// eight at a time with plain loads rather than gathers (see <see cref="BeginFillGenerationsOfStates"/>).
+    /// Read only; valid as long as this cache is reachable.
+    /// </summary>
+    internal ulong* DomainStateWords => _domainStates;
 
     /// <summary>The state words of eight DIDs (bits 15:0 of each lane), with two AVX2 gathers.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
