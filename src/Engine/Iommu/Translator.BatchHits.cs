@@ -65,10 +65,7 @@ internal unsafe partial struct Translator
             Vector512<ulong> back = Vector512.LoadUnsafe(ref requestWords, (nuint)(2 * i8 + 8));
             Vector512<ulong> iova = Avx512F.PermuteVar8x64x2(front, evens, back);
             Vector512<ulong> info = Avx512F.PermuteVar8x64x2(front, odds, back);
-            Vector512<ulong> source = (info >> 32) & Vector512.Create(0xFFFFUL);
-            Vector512<ulong> word = Vector512.Create(
-                Avx2.GatherVector256(fastWords, source.GetLower().AsInt64(), sizeof(ulong)),
-                Avx2.GatherVector256(fastWords, source.GetUpper().AsInt64(), sizeof(ulong)));
+            Vector512<ulong> word = SourceWords(fastWords, ref Unsafe.As<ulong, ushort>(ref Unsafe.Add(ref requestWords, 2 * i8)));
             Vector512<ulong> straight = Vector512.Equals(info & plainMask, plain) & Vector512.Equals(word >> FastContextWord.StampShift, stamp)
                 & Vector512.Equals(Avx512F.ShiftRightLogicalVariable(iova, (word >> FastContextWord.WidthShift) & Vector512.Create(FastContextWord.WidthMask)), Vector512<ulong>.Zero);
             Vector512<ulong> d = iotlb.LookupDataSmallest(word & Vector512.Create(0xFFFFUL), iova, straight, scratch, out Vector512<ulong> sizes);
@@ -121,7 +118,6 @@ internal unsafe partial struct Translator
         ref ulong requestWords = ref Unsafe.As<TranslationRequest, ulong>(ref MemoryMarshal.GetReference(requests));
         Vector512<ulong> stamp = Vector512.Create(FastContextWord.StampOf(contextGeneration));
         Vector512<ulong> evens = Vector512.Create(0UL, 2, 4, 6, 8, 10, 12, 14);
-        Vector512<ulong> odds = Vector512.Create(1UL, 3, 5, 7, 9, 11, 13, 15);
         ulong* fastWords = _fastWords;
         ulong* rootWords = _rootWords;
         ulong ready = 0;
@@ -133,13 +129,10 @@ internal unsafe partial struct Translator
             Vector512<ulong> front = Vector512.LoadUnsafe(ref requestWords, (nuint)(2 * i8));
             Vector512<ulong> back = Vector512.LoadUnsafe(ref requestWords, (nuint)(2 * i8 + 8));
             Vector512<ulong> iova = Avx512F.PermuteVar8x64x2(front, evens, back);
-            Vector512<ulong> source = (Avx512F.PermuteVar8x64x2(front, odds, back) >> 32) & Vector512.Create(0xFFFFUL);
-            Vector512<ulong> word = Vector512.Create(
-                Avx2.GatherVector256(fastWords, source.GetLower().AsInt64(), sizeof(ulong)),
-                Avx2.GatherVector256(fastWords, source.GetUpper().AsInt64(), sizeof(ulong)));
-            Vector512<ulong> rootWord = Vector512.Create(
-                Avx2.GatherVector256(rootWords, source.GetLower().AsInt64(), sizeof(ulong)),
-                Avx2.GatherVector256(rootWords, source.GetUpper().AsInt64(), sizeof(ulong)));
+            // Each request's words by its source id, eight plain loads each (see SourceWords).
+            ref ushort sources = ref Unsafe.As<ulong, ushort>(ref Unsafe.Add(ref requestWords, 2 * i8));
+            Vector512<ulong> word = SourceWords(fastWords, ref sources);
+            Vector512<ulong> rootWord = SourceWords(rootWords, ref sources);
             Vector512<ulong> did = word & Vector512.Create(0xFFFFUL);
             // The word current and covering the address; FastRootWord.Matches as one compare (valid and DID).
             Vector512<ulong> matches = Vector512.Equals(word >> FastContextWord.StampShift, stamp)
@@ -156,6 +149,23 @@ internal unsafe partial struct Translator
             ready |= (matches.ExtractMostSignificantBits() & eight) << i8;
         }
         return ready;
+    }
+
+    /// <summary>
+    /// <paramref name="words"/>[source id] of eight consecutive requests, the first at <paramref name="requests"/>
+    /// (read as ushorts): eight plain loads, not AVX2 gathers, which on Zen 4 cost about twice as much
+    /// (a gather of four words 1.7–2.0 ns, four loads and inserts 0.8 ns, throughput).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<ulong> SourceWords(ulong* words, ref ushort requests)
+    {
+        // A request is eight ushorts; its source id is the seventh (bytes 12-13).
+        const int Stride = 8, SourceAt = 6;
+        return Vector512.Create(
+            Volatile.Read(ref words[Unsafe.Add(ref requests, SourceAt)]), Volatile.Read(ref words[Unsafe.Add(ref requests, Stride + SourceAt)]),
+            Volatile.Read(ref words[Unsafe.Add(ref requests, (2 * Stride) + SourceAt)]), Volatile.Read(ref words[Unsafe.Add(ref requests, (3 * Stride) + SourceAt)]),
+            Volatile.Read(ref words[Unsafe.Add(ref requests, (4 * Stride) + SourceAt)]), Volatile.Read(ref words[Unsafe.Add(ref requests, (5 * Stride) + SourceAt)]),
+            Volatile.Read(ref words[Unsafe.Add(ref requests, (6 * Stride) + SourceAt)]), Volatile.Read(ref words[Unsafe.Add(ref requests, (7 * Stride) + SourceAt)]));
     }
 
     // The scalar twin of TranslateHits (and its path without AVX-512): the straight line for every
