@@ -100,24 +100,13 @@ internal sealed unsafe class Iotlb : IDisposable
         new(CurrentStamp(did), Volatile.Read(ref _pageInvalidationSequence));
 
     /// <summary>
-    /// <see cref="BeginFill"/> for eight DIDs at once (AVX-512 and AVX2): each lane's ticket generation.
+    /// <see cref="BeginFill"/> for eight DIDs at once (AVX-512): each lane's ticket generation, from the
+    /// DID's state word in <paramref name="state"/>, read by the caller from <see cref="DomainStateWords"/>
+    /// just before (eight plain loads: on Zen 4 an AVX2 gather of four words costs about twice four loads).
     /// The page sequence, the same for every DID, is <see cref="PageSequenceForFill"/>. Call before walking.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal Vector512<ulong> BeginFillGenerations(Vector512<ulong> did) => BeginFillGenerations(did, out _);
-
-    /// <summary>
-    /// <see cref="BeginFillGenerations(Vector512{ulong})"/>, with each lane's DID's cached sizes as they
-    /// were then (bit 0 = 4K, 1 = 2M, 2 = 1G, as in <see cref="LookupData"/>). Sizes are only ever added, so
-    /// a size present then is present at the fill: such a fill needs no <see cref="NoteCachedSize"/>.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal Vector512<ulong> BeginFillGenerations(Vector512<ulong> did, out Vector512<ulong> cachedSizes) =>
-        BeginFillGenerationsOfStates(DomainStatesOf(did), out cachedSizes);
-
-    /// <summary>
-    /// <see cref="BeginFillGenerations(Vector512{ulong}, out Vector512{ulong})"/> from eight DIDs' state words,
-    /// read by the caller from <see cref="DomainStateWords"/> just before.
+    /// <paramref name="cachedSizes"/>: each DID's cached sizes then (bit 0 = 4K, 1 = 2M, 2 = 1G, as in
+    /// <see cref="LookupData"/>). Sizes are only ever added, so a size present then is present at the
+    /// fill: such a fill needs no <see cref="NoteCachedSize"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal Vector512<ulong> BeginFillGenerationsOfStates(Vector512<ulong> state, out Vector512<ulong> cachedSizes)
@@ -128,23 +117,17 @@ internal sealed unsafe class Iotlb : IDisposable
 
     /// <summary>
     /// The state word of each DID (indexed by DID; generation and cached sizes), for callers that read
-    /// eight at a time with plain loads rather than gathers (see <see cref="BeginFillGenerationsOfStates"/>).
-    /// Read only; valid as long as this cache is reachable.
+    /// eight at a time (see <see cref="BeginFillGenerationsOfStates"/>). Read only; valid as long as this
+    /// cache is reachable.
     /// </summary>
     internal ulong* DomainStateWords => _domainStates;
-
-    /// <summary>The state words of eight DIDs (bits 15:0 of each lane), with two AVX2 gathers.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private Vector512<ulong> DomainStatesOf(Vector512<ulong> did) => Vector512.Create(
-        Avx2.GatherVector256(_domainStates, did.GetLower().AsInt64(), sizeof(ulong)),
-        Avx2.GatherVector256(_domainStates, did.GetUpper().AsInt64(), sizeof(ulong)));
 
     /// <summary><see cref="StampOf"/> for eight domain states.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private Vector512<ulong> StampsOf(Vector512<ulong> state) =>
         ((state + Vector512.Create((ulong)Volatile.Read(ref _globalGeneration))) & Vector512.Create((ulong)GenerationMask)) | Vector512.Create((ulong)StampPresent);
 
-    /// <summary>The page sequence <see cref="BeginFill"/> captures, for <see cref="BeginFillGenerations(Vector512{ulong})"/>'s tickets.</summary>
+    /// <summary>The page sequence <see cref="BeginFill"/> captures, for <see cref="BeginFillGenerationsOfStates"/>'s tickets.</summary>
     internal ulong PageSequenceForFill => Volatile.Read(ref _pageInvalidationSequence);
 
     /// <summary>
@@ -261,7 +244,7 @@ internal sealed unsafe class Iotlb : IDisposable
     /// <summary>
     /// <see cref="TryFillPrepared(ulong*, ulong, ulong, ushort, int, FillTicket)"/>; with <paramref name="sizeNoted"/>,
     /// the caller has made sure the domain's state already holds the page size of <paramref name="level"/>
-    /// (its ticket saw it, see <see cref="BeginFillGenerations(Vector512{ulong}, out Vector512{ulong})"/>, or
+    /// (its ticket saw it, see <see cref="BeginFillGenerationsOfStates"/>, or
     /// it called <see cref="NoteCachedSize"/>), and the fill skips that check.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -229,13 +229,16 @@ public class IotlbTests
     [Fact]
     public void EightTicketsAtOnceAreTheTicketsBeginFillTakes()
     {
-        // The batch takes its misses' tickets eight at a time (BeginFillGenerations, PageSequenceForFill):
+        // The batch takes its misses' tickets eight at a time (BeginFillGenerationsOfStates, PageSequenceForFill):
         // each lane must be what BeginFill takes for that DID, through domain and global invalidations,
         // past the generation's wrap, for the lowest and highest DIDs.
         Assert.SkipUnless(Avx512F.IsSupported && Avx2.IsSupported, "eight tickets at once need AVX-512F and AVX2");
         using var tlb = new Iotlb(64);
         var rng = new Random(29);
         ushort[] busy = [0, 1, 7, 300, 65535];
+        // DID 1 has cached a 4K page, DID 7 a 2M page; no other DID has cached anything.
+        Assert.True(tlb.TryFill(1, 0x1000, new IotlbEntry(0x5000, PageSize.Size4K, Access.Read, false), tlb.BeginFill(1)));
+        Assert.True(tlb.TryFill(7, 0x20_0000, new IotlbEntry(0x40_0000, PageSize.Size2M, Access.Read, false), tlb.BeginFill(7)));
         for (int round = 0; round < 300; round++)
         {
             for (int k = 0; k < 7; k++)
@@ -247,13 +250,21 @@ public class IotlbTests
             var dids = new int[8];
             for (int i = 0; i < 8; i++)
                 dids[i] = rng.Next(3) == 0 ? rng.Next(65536) : busy[rng.Next(busy.Length)];
-            Vector512<ulong> generations = tlb.BeginFillGenerations(Vector512.Create([.. dids.Select(d => (ulong)d)]));
+            Vector512<ulong> generations = tlb.BeginFillGenerationsOfStates(StatesOf(tlb, dids), out Vector512<ulong> sizes);
             for (int i = 0; i < 8; i++)
             {
                 Iotlb.FillTicket ticket = tlb.BeginFill((ushort)dids[i]);
                 Assert.Equal(ticket.Generation, generations[i]);
                 Assert.Equal(ticket.PageSequence, tlb.PageSequenceForFill);
+                Assert.Equal(dids[i] switch { 1 => 1UL, 7 => 2UL, _ => 0UL }, sizes[i]);   // the sizes each DID has cached
             }
         }
+    }
+
+    /// <summary>The state words of eight DIDs, read as the batch reads them.</summary>
+    private static unsafe Vector512<ulong> StatesOf(Iotlb tlb, int[] dids)
+    {
+        ulong* states = tlb.DomainStateWords;
+        return Vector512.Create([.. dids.Select(d => states[d])]);
     }
 }
