@@ -16,11 +16,12 @@ internal static unsafe partial class PageWalker
 {
     /// <summary>Addresses walked together per group (every batch walker).</summary>
     /// <remarks>
-    /// 32, not the C anchors' 16: the C walk is leaner, so 16 of its walks fill the core's window;
-    /// ours need twice as many in flight (the measurements are in bench/Engine.Benchmarks/RESULTS.md,
-    /// "Figures behind constants"). Lane masks are 32-bit: 32 is the most.
+    /// 64, not the C anchors' 16: the C walk is leaner, so 16 of its walks fill the core's window;
+    /// ours need more in flight. 32 beat 16, and 64 beat 32 again (a batch chunk's 64 misses then walk
+    /// as one group, each level's 64 loads together; the measurements are in
+    /// bench/Engine.Benchmarks/RESULTS.md, "Figures behind constants"). Lane masks are 64-bit: 64 is the most.
     /// </remarks>
-    public const int BatchGroup = 32;
+    public const int BatchGroup = 64;
 
     /// <summary>The shortest batch <see cref="WalkBatch"/> gives to a selected gather walker; shorter ones go to the interleaved walker.</summary>
     /// <remarks>
@@ -170,7 +171,7 @@ internal static unsafe partial class PageWalker
     /// the scalar walk. Out of line: the vector walkers send only unusual lanes here.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void FinishLanes(HostMemory memory, in WalkerConfig config, ulong rootHpa, ReadOnlySpan<ulong> rootHpas, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results, int first, uint lanes)
+    private static void FinishLanes(HostMemory memory, in WalkerConfig config, ulong rootHpa, ReadOnlySpan<ulong> rootHpas, int levels, ReadOnlySpan<ulong> addresses, Access access, Span<WalkResult> results, int first, ulong lanes)
     {
         while (lanes != 0)
         {

@@ -290,7 +290,7 @@ internal static unsafe partial class PageWalker
                 }
 
                 // Lanes that exist and fit the width walk; an address beyond the width is the scalar walk's fault.
-                uint beyond = 0;
+                ulong beyond = 0;
                 for (int v = 0; v < used; v++)
                 {
                     TVector a = TOps.Load(group + v * lanes);
@@ -309,7 +309,7 @@ internal static unsafe partial class PageWalker
                     record[OffsetField] = root;
                     record[PermissionsField] = allPermissions;
                     record[ActiveField] = TOps.And(exists, fits);
-                    beyond |= TOps.LaneMask(TOps.AndNot(exists, fits)) << (v * lanes);
+                    beyond |= (ulong)TOps.LaneMask(TOps.AndNot(exists, fits)) << (v * lanes);
                 }
                 if (beyond != 0)
                     FinishLanes(memory, config, rootHpa, rootHpas, levels, addresses, access, results, start, beyond);
@@ -330,15 +330,15 @@ internal static unsafe partial class PageWalker
                         record[EntryField] = TOps.IsZero(load) ? zero : TLoads.Load(region, at, load, roots, (ulong*)(record + ScratchField));
                     }
 
-                    uint unusual = 0;
-                    uint walking = 0;
+                    ulong unusual = 0;
+                    ulong walking = 0;
                     for (int v = 0; v < used; v++)
                     {
                         TVector* record = state + (v * StateVectors);
                         TVector e = record[EntryField];
                         // Usual: loaded (inside memory), present, and none of this level's reserved bits nor PS.
                         TVector usual = TOps.And(TOps.AndNot(record[LoadedField], TOps.Equal(TOps.And(e, present), zero)), TOps.Equal(TOps.And(e, divert), zero));
-                        unusual |= TOps.LaneMask(TOps.AndNot(record[ActiveField], usual)) << (v * lanes);
+                        unusual |= (ulong)TOps.LaneMask(TOps.AndNot(record[ActiveField], usual)) << (v * lanes);
                         TVector p = TOps.And(record[PermissionsField], e);
                         if (level == 1)
                         {
