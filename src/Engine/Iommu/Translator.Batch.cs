@@ -414,17 +414,20 @@ internal unsafe partial struct Translator
         if (_contextCache.Generation == generation)
         {
             Iotlb iotlb = Iotlb;   // once: a field read and null check per fill otherwise
+            // A size the DID had not cached when its ticket was taken is noted before any fill (rare:
+            // once per domain and size), so the fills skip that check.
+            for (ulong note = unnoted & answerable; note != 0; note &= note - 1)
+            {
+                ulong tail = rows[(TailRow * BatchChunk) + BitOperations.TrailingZeroCount(note)];
+                iotlb.NoteCachedSize((ushort)tail, (int)(tail >> 24) & 0xFF);
+            }
             for (ulong fill = answerable; fill != 0; fill &= fill - 1)
             {
-                int k = BitOperations.TrailingZeroCount(fill);
                 // Walk k's column: one pointer, each row at a constant offset from it (indexed by k, every
                 // row cost a sign extension and an add).
-                ulong* column = rows + k;
+                ulong* column = rows + BitOperations.TrailingZeroCount(fill);
                 ulong tail = column[TailRow * BatchChunk];
-                int level = (int)(tail >> 24) & 0xFF;
-                if ((unnoted >> k & 1) != 0)
-                    iotlb.NoteCachedSize((ushort)tail, level);
-                iotlb.TryFillPrepared((ulong*)column[SetRow * BatchChunk], column[TagRow * BatchChunk], column[DataRow * BatchChunk], (ushort)tail, level,
+                iotlb.TryFillPrepared((ulong*)column[SetRow * BatchChunk], column[TagRow * BatchChunk], column[DataRow * BatchChunk], (ushort)tail, (int)(tail >> 24) & 0xFF,
                     new Iotlb.FillTicket((uint)column[TicketGenerationRow * BatchChunk], column[TicketSequenceRow * BatchChunk]), sizeNoted: true);
             }
         }
