@@ -10,7 +10,7 @@ namespace Engine.Paging;
 public enum BatchWalkerKind
 {
     /// <summary>
-    /// Interleaved scalar walks (<see cref="PageWalker.InterleavedBatch"/>): a group of 32 addresses
+    /// Interleaved scalar walks (<see cref="PageWalker.InterleavedBatch"/>): a group of 64 addresses
     /// walked level by level with independent scalar loads. Runs everywhere.
     /// </summary>
     Interleaved = 0,
