@@ -331,9 +331,27 @@ internal sealed unsafe class Iotlb : IDisposable
         {
             if (_disposed)
                 return;
-            uint g = (uint)Interlocked.Increment(ref _domainStates[did]);
+            uint g = NextDomainGeneration(did);
             if (g % SweepInterval == 0)
                 Sweep();
+        }
+    }
+
+    /// <summary>
+    /// Adds one to the domain-selective count in bits 31:0 of <paramref name="did"/>'s state, wrapping
+    /// within them: an increment of the whole word carried into the cached sizes after 2^32
+    /// invalidations of one DID (about an hour of a driver flushing a domain a million times a second).
+    /// A CAS, not a plain add: fills set size bits with <see cref="Interlocked.Or(ref ulong, ulong)"/> meanwhile.
+    /// </summary>
+    private uint NextDomainGeneration(ushort did)
+    {
+        ref ulong state = ref _domainStates[did];
+        while (true)
+        {
+            ulong old = Volatile.Read(ref state);
+            ulong next = (old & ~(ulong)uint.MaxValue) | (uint)(old + 1);
+            if (Interlocked.CompareExchange(ref state, next, old) == old)
+                return (uint)next;
         }
     }
 

@@ -261,6 +261,26 @@ public class IotlbTests
         }
     }
 
+    [Fact]
+    public unsafe void ADomainsInvalidationCountWrapsWithoutTouchingItsCachedSizes()
+    {
+        // The domain-selective count is bits 31:0 of a DID's state, the cached sizes bits 34:32. After
+        // 2^32 invalidations of one DID the count wraps: the sizes must stay as they were, and the
+        // entries filled before the wrap must be gone, the ones filled after it found.
+        using var tlb = new Iotlb(64);
+        Assert.True(tlb.TryFill(5, 0x1000, new IotlbEntry(0x5000, PageSize.Size4K, Access.Read, false), tlb.BeginFill(5)));
+        tlb.DomainStateWords[5] |= uint.MaxValue;   // the count at its last value, as after 2^32 - 1 invalidations
+        Assert.True(tlb.TryFill(5, 0x2000, new IotlbEntry(0x6000, PageSize.Size4K, Access.Read, false), tlb.BeginFill(5)));
+        Assert.True(tlb.TryLookup(5, 0x2000, 2, out _));
+        tlb.InvalidateDomain(5);
+        Assert.Equal(1UL, tlb.DomainStateWords[5] >> 32);   // 4K only, as before the wrap
+        Assert.Equal(0U, (uint)tlb.DomainStateWords[5]);
+        Assert.False(tlb.TryLookup(5, 0x2000, 2, out _));
+        Assert.True(tlb.TryFill(5, 0x3000, new IotlbEntry(0x7000, PageSize.Size4K, Access.Read, false), tlb.BeginFill(5)));
+        Assert.True(tlb.TryLookup(5, 0x3000, 2, out IotlbEntry entry));
+        Assert.Equal(0x7000UL, entry.PageHpa);
+    }
+
     /// <summary>The state words of eight DIDs, read as the batch reads them.</summary>
     private static unsafe Vector512<ulong> StatesOf(Iotlb tlb, int[] dids)
     {
