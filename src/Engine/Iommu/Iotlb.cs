@@ -101,8 +101,8 @@ internal sealed unsafe class Iotlb : IDisposable
 
     /// <summary>
     /// <see cref="BeginFill"/> for eight DIDs at once (AVX-512): each lane's ticket generation, from the
-    /// DID's state word in <paramref name="state"/>, read by the caller from <see cref="DomainStateWords"/>
-    /// just before (eight plain loads: on Zen 4 an AVX2 gather of four words costs about twice four loads).
+    /// DID's state word in <paramref name="state"/>, read by the caller with <see cref="DomainStatesAt"/>
+    /// just before.
     /// The page sequence, the same for every DID, is <see cref="PageSequenceForFill"/>. Call before walking.
     /// <paramref name="cachedSizes"/>: each DID's cached sizes then (bit 0 = 4K, 1 = 2M, 2 = 1G, as in
     /// <see cref="LookupData"/>). Sizes are only ever added, so a size present then is present at the
@@ -116,11 +116,26 @@ internal sealed unsafe class Iotlb : IDisposable
     }
 
     /// <summary>
-    /// The state word of each DID (indexed by DID; generation and cached sizes), for callers that read
-    /// eight at a time (see <see cref="BeginFillGenerationsOfStates"/>). Read only; valid as long as this
-    /// cache is reachable.
+    /// The state word of each DID (indexed by DID; generation and cached sizes). Read only; valid as
+    /// long as this cache is reachable.
     /// </summary>
     internal ulong* DomainStateWords => _domainStates;
+
+    /// <summary>
+    /// The state words of the eight DIDs in bits 15:0 of <paramref name="didWords"/>[0..7], with plain
+    /// loads: on Zen 4 an AVX2 gather of four words costs about twice four loads and inserts. The DIDs
+    /// may have just been stored there as one vector (a wide store forwards to narrow loads).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal Vector512<ulong> DomainStatesAt(ulong* didWords)
+    {
+        ulong* states = _domainStates;
+        return Vector512.Create(
+            Volatile.Read(ref states[(ushort)didWords[0]]), Volatile.Read(ref states[(ushort)didWords[1]]),
+            Volatile.Read(ref states[(ushort)didWords[2]]), Volatile.Read(ref states[(ushort)didWords[3]]),
+            Volatile.Read(ref states[(ushort)didWords[4]]), Volatile.Read(ref states[(ushort)didWords[5]]),
+            Volatile.Read(ref states[(ushort)didWords[6]]), Volatile.Read(ref states[(ushort)didWords[7]]));
+    }
 
     /// <summary><see cref="StampOf"/> for eight domain states.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -459,12 +474,7 @@ internal sealed unsafe class Iotlb : IDisposable
         // The states with plain loads, not AVX2 gathers (on Zen 4 a gather of four words costs about
         // twice four loads): the DIDs go out through the scratch (a wide store forwards to narrow loads).
         did.Store(scratch);
-        ulong* states = _domainStates;
-        Vector512<ulong> state = Vector512.Create(
-            Volatile.Read(ref states[(ushort)scratch[0]]), Volatile.Read(ref states[(ushort)scratch[1]]),
-            Volatile.Read(ref states[(ushort)scratch[2]]), Volatile.Read(ref states[(ushort)scratch[3]]),
-            Volatile.Read(ref states[(ushort)scratch[4]]), Volatile.Read(ref states[(ushort)scratch[5]]),
-            Volatile.Read(ref states[(ushort)scratch[6]]), Volatile.Read(ref states[(ushort)scratch[7]]));
+        Vector512<ulong> state = DomainStatesAt(scratch);
         Vector512<ulong> stamp = StampsOf(state);
         sizes = (state >> SizeHintShift) & Vector512.Create(7UL);
         active &= ~Vector512.Equals(sizes, Vector512<ulong>.Zero);

@@ -240,7 +240,6 @@ internal unsafe partial struct Translator
         Vector512<ulong> levelCount = Vector512.Create((ulong)levels);
         Vector512<ulong> differ = Vector512<ulong>.Zero;
         Iotlb iotlb = Iotlb;
-        ulong* states = iotlb.DomainStateWords;
         fixed (TranslationRequest* pinnedRequests = requests)   // the caller's array may move: read through a pointer, so pinned
         {
             ulong* requestWords = (ulong*)pinnedRequests;
@@ -249,18 +248,15 @@ internal unsafe partial struct Translator
                 // Eight loads per row, not AVX2 gathers: on Zen 4 a gather of four words costs about
                 // twice four loads and inserts. A context and a request are two words each.
                 int* at = indexes + n8;
-                ulong t0 = contextWords[(2 * (nint)at[0]) + 1], t1 = contextWords[(2 * (nint)at[1]) + 1], t2 = contextWords[(2 * (nint)at[2]) + 1], t3 = contextWords[(2 * (nint)at[3]) + 1];
-                ulong t4 = contextWords[(2 * (nint)at[4]) + 1], t5 = contextWords[(2 * (nint)at[5]) + 1], t6 = contextWords[(2 * (nint)at[6]) + 1], t7 = contextWords[(2 * (nint)at[7]) + 1];
-                Vector512<ulong> tail = Vector512.Create(t0, t1, t2, t3, t4, t5, t6, t7);
-                Vector512<ulong> state = Vector512.Create(Volatile.Read(ref states[(ushort)t0]), Volatile.Read(ref states[(ushort)t1]), Volatile.Read(ref states[(ushort)t2]), Volatile.Read(ref states[(ushort)t3]),
-                    Volatile.Read(ref states[(ushort)t4]), Volatile.Read(ref states[(ushort)t5]), Volatile.Read(ref states[(ushort)t6]), Volatile.Read(ref states[(ushort)t7]));
-                iotlb.BeginFillGenerationsOfStates(state, out Vector512<ulong> cachedSizes).Store(rows + (TicketGenerationRow * BatchChunk) + n8);
+                Vector512<ulong> tail = PairWords(contextWords + 1, at);
+                ulong* tailRow = rows + (ContextRow * BatchChunk) + n8;
+                tail.Store(tailRow);   // the DIDs, for the domain states' loads
+                iotlb.BeginFillGenerationsOfStates(iotlb.DomainStatesAt(tailRow), out Vector512<ulong> cachedSizes).Store(rows + (TicketGenerationRow * BatchChunk) + n8);
                 cachedSizes.Store(rows + (CachedSizesRow * BatchChunk) + n8);
                 sequence.Store(rows + (TicketSequenceRow * BatchChunk) + n8);
                 PairWords(requestWords, at).Store(rows + (AddressRow * BatchChunk) + n8);
                 PairWords(contextWords, at).Store(rows + (RootRow * BatchChunk) + n8);
                 Avx512F.ConvertToVector512Int64(Vector256.Load(at)).AsUInt64().Store(rows + (PositionRow * BatchChunk) + n8);
-                tail.Store(rows + (ContextRow * BatchChunk) + n8);
                 differ |= ((tail >> 16) & Vector512.Create(0xFFUL)) ^ levelCount;
             }
         }
@@ -449,7 +445,7 @@ internal unsafe partial struct Translator
     // The rows SortRowsByLevels reorders.
     private static ReadOnlySpan<int> InputRows => [AddressRow, PositionRow, RootRow, ContextRow, TicketGenerationRow, TicketSequenceRow, CachedSizesRow];
 
-    /// <summary>Word 0 of the two-word items <paramref name="words"/>[<paramref name="index"/>[j]], eight loads.</summary>
+    /// <summary>Word 0 of the two-word items <paramref name="words"/>[<paramref name="index"/>[j]] (word 1: pass <c>words + 1</c>), eight loads.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<ulong> PairWords(ulong* words, int* index) => Vector512.Create(
         words[2 * (nint)index[0]], words[2 * (nint)index[1]], words[2 * (nint)index[2]], words[2 * (nint)index[3]],
